@@ -1,0 +1,236 @@
+"""Find recipes in a recipes tree.
+
+A recipe is one ``DynamoGraphDeployment`` manifest file plus what belongs to it: the model
+folder's model-cache manifests (``model-cache/`` or ``model_cache/``), its perf manifest
+(``perf.yaml`` beside it, or a model-level ``perf/`` folder), its ``thresholds.yaml`` and the
+READMEs from the recipe folder up to the model folder. Works on the seed layout
+``<model>/<backend>/<mode>/deploy.yaml``, on nested modes (``deepseek-r1/trtllm/disagg/wide_ep/gb200``)
+and on trees with several DGD files in one folder (each its own recipe, the id gets the file stem).
+
+Symlinks are never followed outside the root; they are reported.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .findings import Finding
+from .manifests import mentions_dgd
+
+RULE_SYMLINK = "RH010"
+RULE_NO_RECIPES = "RH011"
+RULE_ROOT = "RH012"
+
+YAML_SUFFIXES = (".yaml", ".yml")
+MODEL_CACHE_DIRS = ("model-cache", "model_cache")
+PERF_DIRS = ("perf",)
+DEPLOY_STEMS = ("deploy",)
+SKIP_DIRS = {".git", "__pycache__", "node_modules", ".venv"}
+THRESHOLDS_NAMES = ("thresholds.yaml", "thresholds.yml")
+SUPPRESSIONS_NAME = ".recipe-harness.yaml"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One recipe: a DGD manifest and the files that belong to it."""
+
+    id: str
+    root: Path
+    deploy_file: Path
+    model: str
+    model_dir: Path
+    model_cache_files: tuple[Path, ...] = ()
+    perf_files: tuple[Path, ...] = ()
+    readmes: tuple[Path, ...] = ()
+    thresholds_file: Path | None = None
+    kustomization: Path | None = None
+    suppressions_file: Path | None = None
+
+    @property
+    def dir(self) -> Path:
+        return self.deploy_file.parent
+
+    @property
+    def backend(self) -> str:
+        parts = self.id.split("/")
+        return parts[1] if len(parts) > 2 else ""
+
+    @property
+    def mode(self) -> str:
+        parts = self.id.split("/")
+        return "/".join(parts[2:]) if len(parts) > 2 else (parts[1] if len(parts) > 1 else "")
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every manifest of the recipe (DGD first)."""
+        return (self.deploy_file, *self.model_cache_files, *self.perf_files)
+
+
+@dataclass
+class Discovery:
+    root: Path
+    recipes: list[Recipe] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if p.suffix in YAML_SUFFIXES and p.is_file())
+    except OSError:
+        return []
+
+
+def _walk(root: Path, findings: list[Finding]) -> list[Path]:
+    """All YAML files under ``root``; symlinks leaving the root (or looping) are reported, not followed."""
+    real_root = root.resolve()
+    out: list[Path] = []
+    stack = [root]
+    seen_dirs: set[Path] = set()
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            findings.append(Finding(str(folder), 0, 0, RULE_ROOT, f"cannot list folder: {exc.strerror or exc}"))
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.is_symlink():
+                try:
+                    target = path.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    findings.append(Finding(str(path), 0, 0, RULE_SYMLINK,
+                                            "broken or looping symlink, not followed",
+                                            hint="remove the link or point it at a file inside the recipes tree"))
+                    continue
+                if not _inside(target, real_root):
+                    findings.append(Finding(str(path), 0, 0, RULE_SYMLINK,
+                                            f"symlink leaves the recipes root (-> {target}), not followed",
+                                            hint="copy the file into the recipes tree instead of linking outside it"))
+                    continue
+                if target.is_dir():
+                    if target in seen_dirs:
+                        continue
+                    seen_dirs.add(target)
+                    stack.append(path)
+                elif path.suffix in YAML_SUFFIXES:
+                    out.append(path)
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name in SKIP_DIRS or entry.name.startswith("."):
+                    continue
+                real = path.resolve()
+                if real in seen_dirs:
+                    continue
+                seen_dirs.add(real)
+                stack.append(path)
+            elif entry.is_file(follow_symlinks=False) and path.suffix in YAML_SUFFIXES:
+                out.append(path)
+    return sorted(out)
+
+
+def _model_cache_files(model_dir: Path) -> tuple[Path, ...]:
+    files: list[Path] = []
+    for name in MODEL_CACHE_DIRS:
+        files.extend(_yaml_files(model_dir / name))
+    return tuple(files)
+
+
+def _perf_files(recipe_dir: Path, stem: str, model_dir: Path, root: Path, single: bool) -> tuple[Path, ...]:
+    candidates = [recipe_dir / f"perf{s}" for s in YAML_SUFFIXES]
+    if not single:
+        candidates = [recipe_dir / f"perf-{stem}{s}" for s in YAML_SUFFIXES] + [recipe_dir / f"{stem}-perf{s}" for s in YAML_SUFFIXES] + candidates
+    for c in candidates:
+        if c.is_file() and _inside(c.resolve(), root.resolve()):
+            return (c,)
+    # a perf/ folder in the recipe folder or any ancestor up to the model folder
+    folder = recipe_dir
+    while True:
+        for name in PERF_DIRS:
+            found = _yaml_files(folder / name)
+            if found:
+                return tuple(found)
+        if folder == model_dir or folder == folder.parent:
+            break
+        folder = folder.parent
+    return ()
+
+
+def _upwards(recipe_dir: Path, model_dir: Path, names: tuple[str, ...]) -> list[Path]:
+    out: list[Path] = []
+    folder = recipe_dir
+    while True:
+        for n in names:
+            if (folder / n).is_file():
+                out.append(folder / n)
+        if folder == model_dir or folder == folder.parent:
+            break
+        folder = folder.parent
+    return out
+
+
+def _is_model_cache(path: Path, root: Path) -> bool:
+    return any(part in MODEL_CACHE_DIRS for part in path.relative_to(root).parts[:-1])
+
+
+def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...] = ()) -> Discovery:
+    """Find every recipe under ``root``; ``patterns`` are globs on recipe ids (any may match)."""
+    root_path = Path(root)
+    result = Discovery(root_path)
+    if not root_path.is_dir():
+        result.findings.append(Finding(str(root_path), 0, 0, RULE_ROOT,
+                                       "recipes root is not a folder",
+                                       hint="pass --recipes-root DIR pointing at the folder that holds <model>/ folders"))
+        return result
+    dgd_files = [p for p in _walk(root_path, result.findings)
+                 if not _is_model_cache(p, root_path) and mentions_dgd(p)]
+    by_dir: dict[Path, list[Path]] = {}
+    for p in dgd_files:
+        by_dir.setdefault(p.parent, []).append(p)
+    for folder, files in sorted(by_dir.items()):
+        rel_dir = folder.relative_to(root_path)
+        single = len(files) == 1 and files[0].stem in DEPLOY_STEMS
+        model = rel_dir.parts[0] if rel_dir.parts else files[0].stem
+        model_dir = root_path / model if rel_dir.parts else root_path
+        for file in files:
+            rid = rel_dir.as_posix() if single else (rel_dir / file.stem).as_posix().lstrip("./")
+            if rid in ("", "."):
+                rid = file.stem
+            thresholds = next((folder / n for n in THRESHOLDS_NAMES if (folder / n).is_file()), None)
+            kustom = next((folder / n for n in ("kustomization.yaml", "kustomization.yml", "Kustomization") if (folder / n).is_file()), None)
+            supp = _upwards(folder, model_dir, (SUPPRESSIONS_NAME,))
+            readmes = list(reversed(_upwards(folder, model_dir, ("README.md", "README.rst", "README"))))
+            recipe = Recipe(
+                id=rid,
+                root=root_path,
+                deploy_file=file,
+                model=model,
+                model_dir=model_dir,
+                model_cache_files=_model_cache_files(model_dir),
+                perf_files=_perf_files(folder, file.stem, model_dir, root_path, single),
+                readmes=tuple(readmes),
+                thresholds_file=thresholds,
+                kustomization=kustom,
+                suppressions_file=supp[0] if supp else None,
+            )
+            result.recipes.append(recipe)
+    result.recipes.sort(key=lambda r: r.id)
+    if patterns:
+        result.recipes = [r for r in result.recipes if any(_match(r.id, pat) for pat in patterns)]
+    return result
+
+
+def _match(recipe_id: str, pattern: str) -> bool:
+    pattern = pattern.strip("/")
+    return fnmatch.fnmatchcase(recipe_id, pattern) or recipe_id.startswith(pattern + "/") or recipe_id == pattern

@@ -1,0 +1,65 @@
+"""The one currency of static checks: a :class:`Finding` at a file position."""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+class Severity(str, enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.value
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One problem found in a recipe.
+
+    ``line`` and ``col`` are 1-based; 0 means "the whole file".
+    """
+
+    file: str
+    line: int
+    col: int
+    rule: str
+    message: str
+    severity: Severity = Severity.ERROR
+    hint: str = ""
+    recipe: str = field(default="", compare=False)
+
+    def format(self, relative_to: str | os.PathLike[str] | None = None) -> str:
+        """``path:line:col: RULE-ID message`` -- the stable text form."""
+        path = display_path(self.file, relative_to)
+        text = f"{path}:{self.line}:{self.col}: {self.rule} {self.message}"
+        if self.severity is Severity.WARNING:
+            text += " [warning]"
+        return text
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["severity"] = self.severity.value
+        return data
+
+
+def display_path(file: str | os.PathLike[str], relative_to: str | os.PathLike[str] | None = None) -> str:
+    base = Path(relative_to) if relative_to is not None else Path.cwd()
+    try:
+        return os.path.relpath(file, base) if Path(file).is_absolute() else str(file)
+    except ValueError:  # pragma: no cover - other drive on Windows
+        return str(file)
+
+
+def findings_to_json(findings: list[Finding]) -> str:
+    return json.dumps([f.to_dict() for f in findings], indent=2)
+
+
+def has_errors(findings: list[Finding], *, strict: bool = False) -> bool:
+    failing = {Severity.ERROR, Severity.WARNING} if strict else {Severity.ERROR}
+    return any(f.severity in failing for f in findings)
