@@ -49,10 +49,12 @@ class Finding:
 
 
 def display_path(file: str | os.PathLike[str], relative_to: str | os.PathLike[str] | None = None) -> str:
+    """``file`` relative to ``relative_to`` (default: the working directory) when it lies below it."""
     base = Path(relative_to) if relative_to is not None else Path.cwd()
+    absolute = Path(file).absolute()
     try:
-        return os.path.relpath(file, base) if Path(file).is_absolute() else str(file)
-    except ValueError:  # pragma: no cover - other drive on Windows
+        return absolute.relative_to(base.absolute()).as_posix()
+    except ValueError:
         return str(file)
 
 

@@ -1,0 +1,20 @@
+"""The recipe-harness pytest plugin (entry point ``recipe_harness``).
+
+One concern a module, options declared beside the hooks that use them:
+
+- :mod:`.options`  recipes selection and the shared ``harness`` session object
+- :mod:`.static`   static checks, one test per (recipe, check)
+- :mod:`.deploy`   deploy targets (local, kubernetes) and the smoke suite's fixtures
+- :mod:`.perf`     the performance suite's fixtures
+- :mod:`.kube`     Kubernetes target options and preflight
+- :mod:`.report`   junit.xml, report.html, summary.json and summary.md in ``--report-dir``
+"""
+
+pytest_plugins = [
+    "recipe_harness.plugin.options",
+    "recipe_harness.plugin.static",
+    "recipe_harness.plugin.deploy",
+    "recipe_harness.plugin.perf",
+    "recipe_harness.plugin.kube",
+    "recipe_harness.plugin.report",
+]

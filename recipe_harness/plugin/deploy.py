@@ -1,0 +1,1 @@
+"""deploy part of the recipe-harness pytest plugin."""

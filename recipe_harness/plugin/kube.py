@@ -1,0 +1,1 @@
+"""kube part of the recipe-harness pytest plugin."""

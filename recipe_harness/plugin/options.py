@@ -1,0 +1,86 @@
+"""Recipe selection options, markers, and the per-session :class:`Harness`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from ..bundle import LoadedRecipe
+from ..discovery import Discovery, Recipe, discover
+from ..manifests import LoadResult
+
+MARKERS = {
+    "static": "static checks: YAML, schema, structure and cross-file rules (no deployment)",
+    "smoke": "deploys the recipe on the target and smoke-tests its OpenAI API",
+    "perf": "deploys the recipe and runs aiperf against its thresholds and baselines",
+    "kubernetes": "needs a Kubernetes cluster (--target kubernetes)",
+    "preflight": "checks a cluster can run the recipe before deploying it",
+}
+
+HARNESS_KEY = pytest.StashKey["Harness"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("recipe-harness", "recipe-harness: recipe selection")
+    group.addoption("--recipes-root", metavar="DIR", default=None,
+                    help="folder holding <model>/<backend>/<mode>/ recipes (default: ./recipes)")
+    group.addoption("--recipe", metavar="GLOB", action="append", default=[],
+                    help="only recipes whose id matches GLOB (repeatable), e.g. 'qwen3-32b/*'")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, doc in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {doc}")
+    harness_of(config)
+
+
+@dataclass
+class Harness:
+    """What the suites share in one session: the discovered recipes and their loaded files."""
+
+    recipes_root: Path
+    patterns: tuple[str, ...] = ()
+    _discovery: Discovery | None = None
+    _loaded: dict[str, LoadedRecipe] = field(default_factory=dict)
+    _file_cache: dict[Path, LoadResult] = field(default_factory=dict)
+
+    @property
+    def discovery(self) -> Discovery:
+        if self._discovery is None:
+            self._discovery = discover(self.recipes_root, self.patterns)
+        return self._discovery
+
+    @property
+    def recipes(self) -> list[Recipe]:
+        return self.discovery.recipes
+
+    def loaded(self, recipe: Recipe) -> LoadedRecipe:
+        if recipe.id not in self._loaded:
+            self._loaded[recipe.id] = LoadedRecipe.load(recipe, self._file_cache)
+        return self._loaded[recipe.id]
+
+
+def harness_of(config: pytest.Config) -> Harness:
+    if HARNESS_KEY not in config.stash:
+        root = config.getoption("--recipes-root", default=None)
+        config.stash[HARNESS_KEY] = Harness(
+            recipes_root=Path(root) if root else Path.cwd() / "recipes",
+            patterns=tuple(config.getoption("--recipe", default=[]) or ()),
+        )
+    return config.stash[HARNESS_KEY]
+
+
+@pytest.fixture(scope="session")
+def harness(pytestconfig: pytest.Config) -> Harness:
+    return harness_of(pytestconfig)
+
+
+def recipe_params(config: pytest.Config) -> list:
+    """``pytest.param(recipe, id=recipe.id)`` for every selected recipe (a skip when there are none)."""
+    h = harness_of(config)
+    if not h.recipes:
+        reason = "; ".join(f.message for f in h.discovery.findings) or f"no recipes found under {h.recipes_root}"
+        return [pytest.param(None, id="no-recipes", marks=pytest.mark.skip(reason=reason))]
+    return [pytest.param(r, id=r.id) for r in h.recipes]

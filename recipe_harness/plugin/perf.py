@@ -1,0 +1,1 @@
+"""perf part of the recipe-harness pytest plugin."""

@@ -1,0 +1,1 @@
+"""The conformance suites (``pytest suites`` or ``recipe-harness test``)."""

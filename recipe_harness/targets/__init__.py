@@ -1,0 +1,58 @@
+"""Deploy targets: put a recipe somewhere it serves requests, hand back an :class:`Endpoint`,
+and always clean up.
+
+- ``local``       the embedded default: the real Dynamo frontend + mocker processes in the
+                  recipe's topology (no GPU, no cluster)
+- ``kubernetes``  a real or kind cluster
+
+A target is used as a context manager so teardown is guaranteed::
+
+    with target.deploy(loaded_recipe, workdir) as endpoint:
+        smoke(endpoint)
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+class DeployError(Exception):
+    """The recipe could not be brought up; the message says which component failed and why
+    (with its last log lines)."""
+
+
+@dataclass
+class Component:
+    """One running piece of the deployment (a process or a pod)."""
+
+    name: str                  # e.g. "Frontend", "VllmDecodeWorker-0"
+    role: str                  # frontend | worker | prefill | decode | ...
+    service: str = ""          # the DGD service it realises
+    metrics_url: str | None = None
+    log_file: Path | None = None
+
+
+@dataclass
+class Endpoint:
+    """Where a deployed recipe answers OpenAI API requests."""
+
+    base_url: str                       # e.g. http://127.0.0.1:38123 (no trailing /v1)
+    model: str                          # served model name clients must use
+    target: str                         # "local" | "kubernetes"
+    recipe_id: str
+    components: list[Component] = field(default_factory=list)
+    logs_dir: Path | None = None
+    router_mode: str = "round-robin"    # frontend router mode (kv, round-robin, random)
+    disaggregated: bool = False
+    tokenizer_dir: Path | None = None   # a local tokenizer matching what the workers use, if any
+    notes: list[str] = field(default_factory=list)
+
+
+class Target(Protocol):
+    name: str
+
+    def deploy(self, recipe, workdir: Path) -> AbstractContextManager[Endpoint]:  # recipe: LoadedRecipe
+        ...
