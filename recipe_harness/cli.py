@@ -1,0 +1,309 @@
+"""``recipe-harness``: check, test, list and document Dynamo deployment recipes.
+
+Exit codes: 0 clean, 1 findings or failed tests, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .findings import Finding, Severity
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="recipe-harness", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"recipe-harness {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def selection(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--recipes-root", metavar="DIR", help="folder holding <model>/ recipe folders (default: ./recipes)")
+        sp.add_argument("--recipe", metavar="GLOB", action="append", default=[],
+                        help="only recipes whose id matches GLOB (repeatable)")
+
+    c = sub.add_parser("check", help="static checks; prints path:line:col: RULE-ID message")
+    c.add_argument("paths", nargs="*", metavar="PATH", help="recipes root, recipe folder or deploy file (default: ./recipes)")
+    selection(c)
+    c.add_argument("--format", choices=("text", "json"), default="text")
+    c.add_argument("--crd", metavar="FILE", action="append", default=[], help="validate custom resources against this CRD")
+    c.add_argument("--strict-kinds", action="store_true", help="kinds with no schema are errors")
+    c.add_argument("--strict", action="store_true", help="warnings fail too")
+    c.add_argument("--kubernetes-version", metavar="X.Y", help="Kubernetes version of the core schemas")
+    c.add_argument("--no-hints", action="store_true", help="do not print fix hints under findings")
+    c.add_argument("-v", "--verbose", action="store_true", help="also print notes (kinds not validated ...)")
+
+    t = sub.add_parser("test", help="run the conformance suites with pytest (extra args after -- go to pytest)")
+    selection(t)
+    t.add_argument("--target", choices=("local", "kubernetes"), default="local")
+    t.add_argument("--report-dir", metavar="DIR", default="reports", help="where reports go (default: ./reports)")
+    t.add_argument("--suite", action="append", choices=("static", "smoke", "perf", "preflight"), default=[],
+                   help="suites to run (repeatable; default: static and smoke)")
+    t.add_argument("--strict", action="store_true", help="warnings fail too")
+    t.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then arguments for pytest")
+
+    ls = sub.add_parser("list", help="list the recipes found")
+    selection(ls)
+    ls.add_argument("--format", choices=("text", "json"), default="text")
+
+    r = sub.add_parser("rules", help="list the conformance rules")
+    r.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+
+    s = sub.add_parser("setup", help="create the Dynamo and aiperf side environments")
+    s.add_argument("--prefix", metavar="DIR", default=".", help="where .venv-dynamo and .venv-aiperf go (default: .)")
+    s.add_argument("--only", choices=("dynamo", "aiperf"), action="append", default=[])
+
+    cl = sub.add_parser("clean", help="delete namespaces left by interrupted Kubernetes runs", add_help=False)
+    cl.add_argument("clean_args", nargs=argparse.REMAINDER)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "check":
+            return cmd_check(args)
+        if args.command == "test":
+            return cmd_test(args)
+        if args.command == "list":
+            return cmd_list(args)
+        if args.command == "rules":
+            return cmd_rules(args)
+        if args.command == "setup":
+            return cmd_setup(args)
+        if args.command == "clean":
+            return cmd_clean(args)
+    except UsageError as exc:
+        print(f"recipe-harness: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("recipe-harness: interrupted", file=sys.stderr)
+        return 130
+    parser.print_help()
+    return EXIT_USAGE
+
+
+# --- check --------------------------------------------------------------------------------------
+
+
+def _find_root(path: Path) -> Path:
+    """The recipes root a path belongs to: an ancestor named ``recipes``, else the parent of the
+    model folder (the one with model-cache/), else the path itself."""
+    path = path.absolute()
+    folder = path if path.is_dir() else path.parent
+    for anc in [folder, *folder.parents]:
+        if anc.name == "recipes":
+            return anc
+    for anc in [folder, *folder.parents]:
+        if (anc / "model-cache").is_dir() or (anc / "model_cache").is_dir():
+            return anc.parent
+    return folder
+
+
+def select_recipes(paths: list[str], recipes_root: str | None, patterns: list[str]):
+    from .discovery import discover
+
+    if not paths:
+        root = Path(recipes_root) if recipes_root else Path("recipes")
+        if not root.exists():
+            raise UsageError(f"recipes root {root} does not exist; pass PATH or --recipes-root DIR")
+        d = discover(root, patterns)
+        return [d]
+    out = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            raise UsageError(f"{raw}: no such file or folder")
+        root = Path(recipes_root) if recipes_root else _find_root(p)
+        d = discover(root, patterns)
+        target = p.absolute()
+        d.recipes = [r for r in d.recipes
+                     if r.deploy_file.absolute() == target or _is_below(r.deploy_file.absolute(), target)]
+        d.findings = [f for f in d.findings if _is_below(Path(f.file).absolute(), target) or Path(f.file).absolute() == target]
+        out.append(d)
+    return out
+
+
+def _is_below(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def run_checks(discoveries, options) -> tuple[list[str], list[Finding]]:
+    from .bundle import LoadedRecipe
+    from .checks import StaticChecker, static_checks
+
+    ids: list[str] = []
+    findings: list[Finding] = []
+    seen: set[tuple] = set()
+    cache: dict = {}
+    for d in discoveries:
+        checker = StaticChecker(options, discovery=d)
+        if not d.recipes:
+            findings.extend(d.findings)
+            findings.append(Finding(str(d.root), 0, 0, "RH011", f"no recipes found under {d.root}",
+                                    hint="a recipe is a folder with a deploy.yaml holding a DynamoGraphDeployment"))
+            continue
+        for recipe in d.recipes:
+            ids.append(recipe.id)
+            loaded = LoadedRecipe.load(recipe, cache)
+            for check in static_checks():
+                for f in checker.run(loaded, check):
+                    key = (f.file, f.line, f.col, f.rule, f.message)
+                    if key not in seen:
+                        seen.add(key)
+                        findings.append(f)
+    return ids, findings
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .checks import CheckOptions
+
+    for crd in args.crd:
+        if not Path(crd).is_file():
+            raise UsageError(f"--crd {crd}: no such file")
+    options = CheckOptions(kubernetes_version=args.kubernetes_version, crd_files=tuple(Path(c) for c in args.crd),
+                           strict_kinds=args.strict_kinds, strict=args.strict)
+    discoveries = select_recipes(args.paths, args.recipes_root, args.recipe)
+    try:
+        ids, findings = run_checks(discoveries, options)
+    except Exception as exc:  # a bad --crd file is a usage error, never a traceback
+        if type(exc).__name__ == "SchemaConfigError":
+            raise UsageError(str(exc)) from None
+        raise
+    findings.sort(key=lambda f: (f.file, f.line, f.col, f.rule))
+    errors = [f for f in findings if f.severity is Severity.ERROR]
+    warnings = [f for f in findings if f.severity is Severity.WARNING]
+    failing = errors + (warnings if args.strict else [])
+    if args.format == "json":
+        print(json.dumps({
+            "recipes": ids,
+            "findings": [f.to_dict() for f in findings],
+            "summary": {"recipes": len(ids), "errors": len(errors), "warnings": len(warnings),
+                        "notes": len(findings) - len(errors) - len(warnings)},
+        }, indent=2))
+    else:
+        for f in findings:
+            if f.severity is Severity.INFO and not args.verbose:
+                continue
+            print(f.format())
+            if f.hint and not args.no_hints:
+                print(f"    hint: {f.hint}")
+        print(f"{len(ids)} recipes checked: {len(errors)} errors, {len(warnings)} warnings", file=sys.stderr)
+    return EXIT_FINDINGS if failing else EXIT_OK
+
+
+# --- test ---------------------------------------------------------------------------------------
+
+
+def pytest_args(args: argparse.Namespace) -> list[str]:
+    suites = args.suite or ["static", "smoke"]
+    extra = list(args.pytest_args or [])
+    if extra and extra[0] == "--":
+        extra = extra[1:]
+    out = ["--pyargs", "recipe_harness.suites", "-m", " or ".join(suites), "--report-dir", args.report_dir,
+           "-p", "no:cacheprovider", "--target", args.target]
+    if args.recipes_root:
+        out += ["--recipes-root", args.recipes_root]
+    for pat in args.recipe:
+        out += ["--recipe", pat]
+    if args.strict:
+        out.append("--strict-rules")
+    return out + extra
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    import pytest
+
+    root = Path(args.recipes_root) if args.recipes_root else Path("recipes")
+    if not root.is_dir():
+        raise UsageError(f"recipes root {root} does not exist; pass --recipes-root DIR")
+    code = int(pytest.main(pytest_args(args)))
+    if code == 5:  # no tests collected: a selection that matched nothing
+        print("recipe-harness: no tests matched the selection", file=sys.stderr)
+        return EXIT_FINDINGS
+    return EXIT_OK if code == 0 else (EXIT_USAGE if code in (3, 4) else EXIT_FINDINGS)
+
+
+# --- list / rules / setup / clean ---------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    (d,) = select_recipes([], args.recipes_root, args.recipe)
+    rows = [{"id": r.id, "deploy": str(r.deploy_file), "model": r.model, "perf": [str(p) for p in r.perf_files],
+             "thresholds": str(r.thresholds_file) if r.thresholds_file else None} for r in d.recipes]
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(row["id"])
+    for f in d.findings:
+        print(f.format(), file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from .rules import all_rules
+
+    rules = all_rules()
+    try:
+        from .schema import RULES as SCHEMA_RULES  # documented by the schema stage
+    except ImportError:
+        SCHEMA_RULES = {}
+    rows = [{"id": r.id, "check": r.check, "severity": r.severity.value, "doc": r.doc, "hint": r.hint}
+            for r in rules.values()]
+    known = {r["id"] for r in rows}
+    rows += [{"id": rid, "check": "schema", "severity": "error", "doc": doc, "hint": ""}
+             for rid, doc in SCHEMA_RULES.items() if rid not in known]
+    rows.sort(key=lambda r: r["id"])
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+    elif args.format == "markdown":
+        print("| Rule | Check | Severity | Requires |\n|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['id']} | {r['check']} | {r['severity']} | {r['doc']} |")
+    else:
+        for r in rows:
+            print(f"{r['id']}  {r['check']:<12} {r['severity']:<8} {r['doc']}")
+    return EXIT_OK
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from . import envs
+
+    prefix = Path(args.prefix)
+    chosen = [e for e in envs.ALL if not args.only or e.name.removeprefix(".venv-") in args.only]
+    try:
+        for env in chosen:
+            envs.ensure(env, prefix)
+    except subprocess.CalledProcessError as exc:
+        print(f"recipe-harness: setup failed: {exc}", file=sys.stderr)
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    try:
+        from .cli_clean import clean
+    except ImportError:
+        raise UsageError("the Kubernetes target is not available in this installation") from None
+    return clean(list(args.clean_args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
