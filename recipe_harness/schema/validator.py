@@ -1,0 +1,338 @@
+"""Validate manifest documents: core kinds, DynamoGraphDeployment, and kinds of ``--crd`` files."""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import referencing
+import referencing.jsonschema
+
+from ..findings import Finding, Severity
+from ..manifests import DGD_KIND, Document
+from .compiler import (
+    JSON,
+    STRUCTURAL,
+    Check,
+    Compiler,
+    SchemaCompileError,
+    Violation,
+    format_path,
+    suggest,
+)
+from .crd import CRDKind, SchemaConfigError, load_crd_file
+from .k8s import (
+    DERIVED_URI,
+    K8S_DEFS_URI,
+    KubeCatalog,
+    UnknownKubernetesVersion,
+    derived_document,
+    load_definitions,
+    normalise_version,
+)
+
+DEFAULT_K8S_VERSION = "1.33"
+"""Kubernetes version whose OpenAPI schemas validate core kinds unless another is selected."""
+
+RULE_CORE = "RH201"
+RULE_DGD = "RH202"
+RULE_UNKNOWN_FIELD = "RH203"
+RULE_NOT_VALIDATED = "RH204"
+RULE_API_VERSION = "RH205"
+RULE_SHAPE = "RH206"
+RULE_CRD = "RH207"
+
+RULES: dict[str, str] = {
+    RULE_CORE: "Kubernetes object violates the OpenAPI schema of its kind (pinned Kubernetes version, or its --crd)",
+    RULE_DGD: "DynamoGraphDeployment violates the nvidia.com/v1alpha1 or v1beta1 schema",
+    RULE_UNKNOWN_FIELD: "unknown field: the apiserver prunes it silently, so the setting does nothing",
+    RULE_NOT_VALIDATED: "kind not validated: no schema is known for it (info; an error with strict kinds)",
+    RULE_API_VERSION: "wrong or unknown apiVersion for a known kind (e.g. apps/v1 Job, nvidia.com/v1 DGD)",
+    RULE_SHAPE: "document is not a map, or its apiVersion/kind is missing or invalid",
+    RULE_CRD: "part of a --crd schema cannot be checked offline (x-kubernetes-validations CEL rules)",
+}
+
+DGD_GROUP = "nvidia.com"
+DGD_VERSIONS = ("v1alpha1", "v1beta1")
+DGD_API_VERSIONS = tuple(f"{DGD_GROUP}/{v}" for v in DGD_VERSIONS)
+DGD_SCHEMA_URIS = {f"{DGD_GROUP}/{v}": f"https://recipe-harness.local/schemas/dgd-{v}.schema.json"
+                   for v in DGD_VERSIONS}
+_OBJECT_META = K8S_DEFS_URI + "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+
+
+@dataclass(frozen=True)
+class SchemaOptions:
+    kubernetes_version: str = DEFAULT_K8S_VERSION
+    crd_files: tuple[Path, ...] = ()
+    strict_kinds: bool = False
+
+
+def load_dgd_schema(version: str) -> dict[str, Any]:
+    """This project's JSON Schema of a DGD version (``"v1alpha1"`` or ``"v1beta1"``)."""
+    ref = importlib.resources.files("recipe_harness").joinpath("data", "schemas", f"dgd-{version}.schema.json")
+    with ref.open("rb") as fh:
+        return json.load(fh)
+
+
+def _resource(contents: dict[str, Any]) -> referencing.Resource:
+    return referencing.Resource.from_contents(contents, default_specification=referencing.jsonschema.DRAFT202012)
+
+
+@functools.cache
+def registry_for(kubernetes_version: str) -> referencing.Registry:
+    """Every schema this module uses, registered locally (no retrieval: an unknown URI is an error)."""
+    version = normalise_version(kubernetes_version)
+    resources = [(K8S_DEFS_URI, _resource(load_definitions(version))),
+                 (DERIVED_URI, _resource(derived_document(version)))]
+    for api, uri in DGD_SCHEMA_URIS.items():
+        resources.append((uri, _resource(load_dgd_schema(api.split("/")[1]))))
+    return referencing.Registry().with_resources(resources)
+
+
+@functools.cache
+def _builtins(kubernetes_version: str) -> tuple[KubeCatalog, Compiler]:
+    version = normalise_version(kubernetes_version)
+    return KubeCatalog.build(version), Compiler(registry_for(version))
+
+
+def bundled_schema(api_version: str, kind: str, kubernetes_version: str = DEFAULT_K8S_VERSION) -> dict[str, Any]:
+    """A self-contained JSON Schema (draft 2020-12) for a built-in kind or a DGD version.
+
+    Every referenced definition is inlined under ``$defs``, so any JSON Schema tool can use the
+    file offline (the benchmark feeds it to check-jsonschema).
+    """
+    version = normalise_version(kubernetes_version)
+    k8s_defs = load_definitions(version)["$defs"]
+    derived = derived_document(version)["$defs"]
+
+    def rewrite(node: Any, local_prefix: str) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                if k == "$ref" and isinstance(v, str):
+                    if v.startswith(K8S_DEFS_URI + "#/$defs/"):
+                        v = "#/$defs/" + v.split("#/$defs/", 1)[1]
+                    elif v.startswith(DERIVED_URI + "#/$defs/"):
+                        v = "#/$defs/rh.derived." + v.split("#/$defs/", 1)[1]
+                    elif v.startswith("#/$defs/") and local_prefix:
+                        v = "#/$defs/" + local_prefix + v[len("#/$defs/"):]
+                    out[k] = v
+                elif k in ("$id", "$schema") and local_prefix:
+                    continue
+                else:
+                    out[k] = rewrite(v, local_prefix)
+            return out
+        if isinstance(node, list):
+            return [rewrite(v, local_prefix) for v in node]
+        return node
+
+    defs: dict[str, Any] = dict(k8s_defs)
+    for name, sub in derived.items():
+        defs["rh.derived." + name] = rewrite(sub, "rh.derived.")
+    if kind == DGD_KIND and api_version in DGD_SCHEMA_URIS:
+        schema = load_dgd_schema(api_version.split("/")[1])
+        for name, sub in schema.pop("$defs").items():
+            defs["rh.dgd." + name] = rewrite(sub, "rh.dgd.")
+        root = rewrite(schema, "rh.dgd.")
+        root["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    else:
+        catalog, _ = _builtins(version)
+        name = catalog.definition(api_version, kind)
+        if name is None:
+            raise KeyError(f"no built-in schema for {kind} {api_version} in Kubernetes {version}")
+        root = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$ref": f"#/$defs/{name}"}
+    root["$defs"] = defs
+    return root
+
+
+@dataclass
+class _Target:
+    """What a document is validated against."""
+
+    check: Check
+    rule: str
+    label: str
+    crd: CRDKind | None = None
+    version: str = ""
+
+
+class Validator:
+    """Validates documents; build once per run (compiled checks are cached per (apiVersion, kind))."""
+
+    def __init__(self, options: SchemaOptions = SchemaOptions()) -> None:
+        self.options = options
+        try:
+            self.kubernetes_version = normalise_version(options.kubernetes_version)
+        except UnknownKubernetesVersion as exc:
+            raise SchemaConfigError(str(exc)) from None
+        self.catalog, self._compiler = _builtins(self.kubernetes_version)
+        self._crds: dict[tuple[str, str], CRDKind] = {}
+        self._crd_checks: dict[tuple[str, str, str], Check] = {}
+        for path in options.crd_files:
+            for crd in load_crd_file(path):
+                self._crds[(crd.group, crd.kind)] = crd
+                for ver in crd.versions.values():
+                    self._crd_checks[(crd.group, crd.kind, ver.name)] = self._compile_crd(crd, ver.name)
+        self._targets: dict[tuple[str, str], _Target] = {}
+        self._cel_noted: set[tuple[str, str, str]] = set()
+
+    # -- compilation --------------------------------------------------------------------------
+    def _compile_crd(self, crd: CRDKind, version: str) -> Check:
+        schema = dict(crd.versions[version].schema)
+        props = dict(schema.get("properties") or {})
+        props.setdefault("apiVersion", {"type": "string"})
+        props.setdefault("kind", {"type": "string"})
+        schema["properties"] = props
+        meta = self._compiler.compile({"$ref": _OBJECT_META}, self._compiler.registry.resolver(), JSON, ())
+        props_no_meta = {k: v for k, v in props.items() if k != "metadata"}
+        schema["properties"] = props_no_meta
+        try:
+            body = self._compiler.compile(schema, self._compiler.registry.resolver(), STRUCTURAL, ())
+        except SchemaCompileError as exc:
+            shown = format_path(exc.where) or "openAPIV3Schema"
+            raise SchemaConfigError(f"{crd.file}:{crd.line}: {crd.kind} {version}: schema at {shown}: {exc.message}") from None
+
+        def root_check(value: Any, path: tuple, out: list[Violation]) -> None:
+            if isinstance(value, dict) and "metadata" in value:
+                meta(value["metadata"], path + ("metadata",), out)
+                value = {k: v for k, v in value.items() if k != "metadata"}
+            body(value, path, out)
+        return root_check
+
+    def _target(self, api_version: str, kind: str, group: str) -> _Target | None:
+        key = (api_version, kind)
+        hit = self._targets.get(key)
+        if hit is not None:
+            return hit
+        version = api_version.split("/", 1)[1] if "/" in api_version else api_version
+        crd = self._crds.get((group, kind))
+        target: _Target | None = None
+        if crd is not None:
+            check = self._crd_checks.get((group, kind, version))
+            if check is not None and version in crd.served:
+                rule = RULE_DGD if kind == DGD_KIND and group == DGD_GROUP else RULE_CORE
+                target = _Target(check, rule, f"CRD {Path(crd.file).name}", crd, version)
+        elif kind == DGD_KIND and api_version in DGD_SCHEMA_URIS:
+            target = _Target(self._compiler.compile_uri(DGD_SCHEMA_URIS[api_version]), RULE_DGD, "built-in")
+        else:
+            name = self.catalog.definition(api_version, kind)
+            if name is not None:
+                check = self._compiler.compile_uri(f"{K8S_DEFS_URI}#/$defs/{name}")
+                target = _Target(check, RULE_CORE, f"Kubernetes {self.kubernetes_version}")
+        if target is not None:
+            self._targets[key] = target
+        return target
+
+    # -- validation ---------------------------------------------------------------------------
+    def validate(self, doc: Document) -> list[Finding]:
+        body = doc.body
+        if body is None:
+            return []  # an empty document (e.g. a trailing '---') is skipped by kubectl too
+        if not isinstance(body, dict):
+            shape = "a list" if isinstance(body, list) else f"a scalar ({json.dumps(body, default=str)[:40]})"
+            return [doc.finding(RULE_SHAPE, f"document is {shape}, not a map with apiVersion and kind",
+                                hint="each YAML document must be one Kubernetes object; separate objects with '---'")]
+        api_version, kind = body.get("apiVersion"), body.get("kind")
+        missing = self._missing_type_meta(doc, api_version, kind)
+        if missing:
+            return missing
+        assert isinstance(api_version, str) and isinstance(kind, str)
+        group = api_version.split("/", 1)[0] if "/" in api_version else ""
+        target = self._target(api_version, kind, group)
+        if target is None:
+            return self._no_schema(doc, api_version, kind, group)
+        out: list[Violation] = []
+        target.check(body, (), out)
+        findings = [self._to_finding(doc, v, target.rule) for v in out]
+        findings += self._name_check(doc, target.rule)
+        if target.crd is not None and target.crd.versions[target.version].has_cel:
+            key = (target.crd.group, target.crd.kind, target.version)
+            if key not in self._cel_noted:
+                self._cel_noted.add(key)
+                findings.append(doc.finding(
+                    RULE_CRD, f"x-kubernetes-validations (CEL) rules of {kind} {target.version} in "
+                              f"{Path(target.crd.file).name} are not evaluated offline", severity=Severity.INFO,
+                    hint="the apiserver evaluates them at admission; this note is given once per run"))
+        return findings
+
+    def _missing_type_meta(self, doc: Document, api_version: Any, kind: Any) -> list[Finding]:
+        findings = []
+        keys = [k for k in doc.body if isinstance(k, str)]
+        for field_name, value in (("apiVersion", api_version), ("kind", kind)):
+            if value is None:
+                typo = next((k for k in keys if k != field_name and suggest(k, [field_name]) == field_name), None)
+                if typo is not None:
+                    findings.append(doc.finding(RULE_SHAPE, f'missing {field_name}: found "{typo}" (did you mean "{field_name}"?)',
+                                                (typo,), key=True))
+                    continue
+                hint = ""
+                if field_name == "apiVersion" and isinstance(kind, str):
+                    apis = self._known_api_versions(kind)
+                    if apis:
+                        hint = f"{kind} is served as {' or '.join(apis)}: add 'apiVersion: {apis[0]}'"
+                findings.append(doc.finding(RULE_SHAPE, f"missing {field_name}", hint=hint or
+                                            f"every Kubernetes object needs '{field_name}:' at the top level"))
+            elif not isinstance(value, str) or not value:
+                findings.append(doc.finding(RULE_SHAPE, f"{field_name} must be a non-empty string, got {json.dumps(value, default=str)}",
+                                            (field_name,)))
+        return findings
+
+    def _known_api_versions(self, kind: str) -> list[str]:
+        crds = [c for (g, k), c in self._crds.items() if k == kind]
+        if crds:
+            return crds[0].api_versions()
+        if kind == DGD_KIND:
+            return list(DGD_API_VERSIONS)
+        return self.catalog.api_versions(kind)
+
+    def _no_schema(self, doc: Document, api_version: str, kind: str, group: str) -> list[Finding]:
+        crd = self._crds.get((group, kind))
+        if crd is not None:
+            served = ", ".join(crd.served) or "none"
+            return [doc.finding(RULE_API_VERSION,
+                                f'version "{api_version.split("/", 1)[-1]}" of {kind} is not served by its CRD '
+                                f'({Path(crd.file).name}); served versions: {served}', ("apiVersion",),
+                                hint=f"use apiVersion: {crd.api_versions()[0]}" if crd.served else "")]
+        apis = self._known_api_versions(kind)
+        if apis:
+            return [doc.finding(RULE_API_VERSION,
+                                f'apiVersion "{api_version}" does not serve {kind}; use {" or ".join(apis)}',
+                                ("apiVersion",), hint=f"apiVersion: {apis[0]}")]
+        known_api = api_version in self.catalog.api_version_set or api_version in DGD_API_VERSIONS
+        if known_api:
+            kinds = self.catalog.kinds_for(api_version) if api_version not in DGD_API_VERSIONS else [DGD_KIND]
+            close = suggest(kind, kinds)
+            return [doc.finding(RULE_SHAPE, f'kind "{kind}" does not exist in {api_version}'
+                                + (f' (did you mean "{close}"?)' if close else ""), ("kind",))]
+        close_kind = suggest(kind, list(self.catalog.by_kind) + [DGD_KIND])
+        if close_kind is not None and close_kind != kind and close_kind.lower() == kind.lower():
+            return [doc.finding(RULE_SHAPE, f'kind "{kind}" is not a known kind (did you mean "{close_kind}"?)', ("kind",))]
+        severity = Severity.ERROR if self.options.strict_kinds else Severity.INFO
+        return [doc.finding(RULE_NOT_VALIDATED, f"{kind} ({api_version}) is not validated: no schema is known for it",
+                            ("kind",), severity=severity,
+                            hint="pass its CustomResourceDefinition with --crd FILE to validate it")]
+
+    @staticmethod
+    def _name_check(doc: Document, rule: str) -> list[Finding]:
+        meta = doc.body.get("metadata")
+        if isinstance(meta, dict) and (meta.get("name") or meta.get("generateName")):
+            return []
+        path: tuple = ("metadata",) if isinstance(meta, dict) else ()
+        return [doc.finding(rule, "metadata.name is required", path, key=bool(path),
+                            hint="kubectl apply needs a name for every object")]
+
+    @staticmethod
+    def _to_finding(doc: Document, v: Violation, rule: str) -> Finding:
+        if v.code in ("unknown", "null"):
+            rule = RULE_UNKNOWN_FIELD
+        shown = format_path(v.path)
+        message = v.message if v.code == "unknown" else (f"{shown}: {v.message}" if shown else v.message)
+        if v.code == "null":
+            message = f"{shown}: null value for a non-nullable field; the apiserver would silently drop it"
+        severity = Severity.WARNING if v.code == "null" else Severity.ERROR
+        key = v.key or (v.code == "required" and bool(v.path))
+        return doc.finding(rule, message, v.path, key=key, hint=v.hint, severity=severity)
