@@ -1,0 +1,96 @@
+"""The recipe-harness CLI: output format, exit codes, never a traceback on user input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recipe_harness.cli import _find_root, main
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+CORPUS = FIXTURES / "bad-input"
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "recipe_harness.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=60)
+
+
+def test_structure_finding_is_printed_as_path_line_col_rule(capsys, monkeypatch):
+    monkeypatch.chdir(FIXTURES.parent)
+    code = main(["check", "fixtures/structure/RH104/recipes", "--no-hints"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 1
+    assert ("fixtures/structure/RH104/recipes/tiny/vllm/agg/deploy.yaml:1:1: "
+            "RH104 no model-download Job in the model-cache folder") in out
+
+
+def test_json_format(capsys):
+    tree = FIXTURES / "structure" / "RH107" / "recipes"
+    assert main(["check", str(tree), "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["recipes"] == ["tiny/vllm/agg"]
+    rh107 = [f for f in data["findings"] if f["rule"] == "RH107"]
+    assert rh107 and rh107[0]["file"].endswith("tiny/README.md") and rh107[0]["line"] == 1
+    assert data["summary"]["errors"] >= 1
+
+
+def test_usage_errors_exit_2():
+    assert run_cli("check", "/no/such/path").returncode == 2
+    assert run_cli("check", "--format", "yaml").returncode == 2
+    assert run_cli("frobnicate").returncode == 2
+    result = run_cli("check", "--crd", "/no/such/crd.yaml", str(FIXTURES / "structure" / "good" / "recipes"))
+    assert result.returncode == 2 and "no such file" in result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.glob("*.yaml") if p.name != "expected.yaml"))
+def test_bad_input_never_crashes(tmp_path, name):
+    """Every corpus file, as a recipe's deploy.yaml, gives findings or a clean result, never a traceback."""
+    recipe = tmp_path / "recipes" / "bad" / "vllm" / "agg"
+    recipe.mkdir(parents=True)
+    shutil.copy(CORPUS / name, recipe / "deploy.yaml")
+    result = run_cli("check", str(tmp_path / "recipes"))
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode in (0, 1), result.stderr
+    if name != "empty.yaml":
+        assert result.returncode == 1
+
+
+def test_symlink_loop_and_huge_file_in_a_tree(tmp_path):
+    root = tmp_path / "recipes"
+    recipe = root / "m" / "vllm" / "agg"
+    recipe.mkdir(parents=True)
+    shutil.copy(FIXTURES / "structure/good/recipes/tiny/vllm/agg/deploy.yaml", recipe / "deploy.yaml")
+    (root / "m" / "loop").symlink_to(root / "m")
+    with (recipe / "perf.yaml").open("wb") as fh:
+        fh.truncate(50 * 1024 * 1024)
+    result = run_cli("check", str(root), "--no-hints")
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1
+    assert "RH004 file is 50.0 MiB" in result.stdout
+
+
+def test_find_root_of_a_recipe_folder_and_file():
+    tree = FIXTURES / "structure" / "good" / "recipes"
+    assert _find_root(tree / "tiny" / "vllm" / "agg") == tree.absolute()
+    assert _find_root(tree / "tiny" / "vllm" / "agg" / "deploy.yaml") == tree.absolute()
+
+
+def test_check_a_single_recipe_file_selects_only_it(capsys):
+    tree = FIXTURES / "structure" / "RH105" / "recipes"
+    assert main(["check", str(tree / "tiny/vllm/agg/deploy.yaml"), "--format", "json"]) == 1
+    assert json.loads(capsys.readouterr().out)["recipes"] == ["tiny/vllm/agg"]
+
+
+def test_list_and_rules(capsys):
+    assert main(["list", "--recipes-root", str(FIXTURES / "structure" / "good" / "recipes")]) == 0
+    assert capsys.readouterr().out.split() == ["tiny/vllm/agg"]
+    assert main(["rules", "--format", "json"]) == 0
+    rules = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {"RH002", "RH003", "RH101", "RH106"} <= set(rules)
+    assert all(r["doc"] for r in rules.values())
