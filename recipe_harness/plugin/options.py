@@ -77,10 +77,15 @@ def harness(pytestconfig: pytest.Config) -> Harness:
     return harness_of(pytestconfig)
 
 
-def recipe_params(config: pytest.Config) -> list:
-    """``pytest.param(recipe, id=recipe.id)`` for every selected recipe (a skip when there are none)."""
+def selected_recipes(config: pytest.Config) -> list[Recipe]:
+    """The recipes the run is about; a usage error when there are none (a typo in --recipes-root
+    or --recipe must never turn into a green run)."""
     h = harness_of(config)
     if not h.recipes:
-        reason = "; ".join(f.message for f in h.discovery.findings) or f"no recipes found under {h.recipes_root}"
-        return [pytest.param(None, id="no-recipes", marks=pytest.mark.skip(reason=reason))]
-    return [pytest.param(r, id=r.id) for r in h.recipes]
+        problems = "; ".join(f.message for f in h.discovery.findings)
+        where = f"--recipes-root {h.recipes_root}"
+        if h.patterns:
+            where += " with --recipe " + " --recipe ".join(h.patterns)
+        raise pytest.UsageError(f"no recipes selected ({where})" + (f": {problems}" if problems else "")
+                                + "; pass --recipes-root DIR holding <model>/<backend>/<mode>/deploy.yaml")
+    return h.recipes

@@ -92,6 +92,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         _attach_images(item, report, rec)
     summary = item.config.stash[SUMMARY_KEY]
     recipe_id, check = ids
+    if summary.target is None and {"deployed", "endpoint"} & set(getattr(item, "fixturenames", ())):
+        summary.target = item.config.getoption("--target", default=None)
     if report.when == "setup" and report.passed:
         return
     if report.when == "teardown" and report.passed:

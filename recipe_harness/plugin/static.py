@@ -10,7 +10,7 @@ import pytest
 from ..bundle import LoadedRecipe
 from ..checks import CheckOptions, StaticChecker, static_checks
 from ..discovery import Recipe
-from .options import harness_of
+from .options import harness_of, selected_recipes
 
 CHECKER_KEY = pytest.StashKey[StaticChecker]()
 
@@ -53,13 +53,8 @@ class StaticCase:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "static_case" not in metafunc.fixturenames:
         return
-    config = metafunc.config
-    harness = harness_of(config)
     params = []
-    if not harness.recipes:
-        reason = "; ".join(f.message for f in harness.discovery.findings) or f"no recipes under {harness.recipes_root}"
-        params.append(pytest.param(None, id="no-recipes", marks=pytest.mark.skip(reason=reason)))
-    for recipe in harness.recipes:
+    for recipe in selected_recipes(metafunc.config):
         for check in static_checks():
             params.append(pytest.param((recipe, check), id=f"{recipe.id}::{check}"))
     metafunc.parametrize("static_case", params, indirect=True)
