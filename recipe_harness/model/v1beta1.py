@@ -1,22 +1,52 @@
-"""``nvidia.com/v1beta1`` DynamoGraphDeployment: ``spec.components`` is a list with ``name``,
-``type`` and a Kubernetes ``podTemplate``."""
+"""``nvidia.com/v1beta1`` DynamoGraphDeployment: ``spec.components`` is a list of components, each
+with a ``name``, a ``type`` and a Kubernetes ``podTemplate`` whose container named ``main`` runs
+the engine. Graph-level environment is ``spec.env``; there is no ``spec.pvcs`` (claims are pod
+volumes) and no component-level ``resources``/``envs`` (they live on the main container)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..manifests import Document
-from . import PVC, Deployment, Service, as_int
+from . import PVC, Deployment, Mount, Service, as_int
 from .v1alpha1 import container_into, env_list, gpu_count, pod_volumes_into, role_of
+
+MAIN_CONTAINER = "main"
+
+
+def _pod_template(raw: dict, base: tuple) -> tuple[dict, tuple]:
+    """The component's pod template, or (multinode roles) the leader role's."""
+    template = raw.get("podTemplate")
+    if isinstance(template, dict):
+        return template, base + ("podTemplate",)
+    roles = raw.get("roles") if isinstance(raw.get("roles"), list) else []
+    ordered = sorted(range(len(roles)), key=lambda i: 0 if isinstance(roles[i], dict) and roles[i].get("name") == "leader" else 1)
+    for i in ordered:
+        role = roles[i]
+        if isinstance(role, dict) and isinstance(role.get("podTemplate"), dict):
+            return role["podTemplate"], base + ("roles", i, "podTemplate")
+    return {}, base + ("podTemplate",)
 
 
 def _main_container(pod_spec: dict) -> tuple[int, dict] | tuple[None, None]:
     containers = pod_spec.get("containers") if isinstance(pod_spec.get("containers"), list) else []
     for i, c in enumerate(containers):
-        if isinstance(c, dict) and c.get("name") == "main":
+        if isinstance(c, dict) and c.get("name") == MAIN_CONTAINER:
             return i, c
     for i, c in enumerate(containers):
         if isinstance(c, dict):
             return i, c
     return None, None
+
+
+def _claims(pod_spec: dict, base: tuple) -> list[tuple[str, tuple]]:
+    out = []
+    for i, vol in enumerate(pod_spec.get("volumes") or []):
+        if isinstance(vol, dict) and isinstance(vol.get("persistentVolumeClaim"), dict):
+            claim = vol["persistentVolumeClaim"].get("claimName")
+            if isinstance(claim, str) and claim:
+                out.append((claim, base + ("volumes", i)))
+    return out
 
 
 def normalise(doc: Document) -> Deployment:
@@ -30,37 +60,52 @@ def normalise(doc: Document) -> Deployment:
         namespace=meta.get("namespace"),
         framework=spec.get("backendFramework"),
         annotations=meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {},
-        env=env_list(spec.get("envs") or spec.get("env"), ("spec", "envs" if "envs" in spec else "env")),
+        env=env_list(spec.get("env"), ("spec", "env")),
     )
-    for i, pvc in enumerate(spec.get("pvcs") or []):
-        if isinstance(pvc, dict) and isinstance(pvc.get("name"), str):
-            dep.pvcs.append(PVC(name=pvc["name"], create=bool(pvc.get("create", False)), size=pvc.get("size"),
-                                storage_class=pvc.get("storageClass"), access_mode=pvc.get("volumeAccessMode"),
-                                path=("spec", "pvcs", i)))
     components = spec.get("components")
     if not isinstance(components, list):
         return dep
+    claims_seen: set[str] = set()
     for idx, raw in enumerate(components):
         if not isinstance(raw, dict):
             continue
         name = str(raw.get("name") or f"component-{idx}")
         base = ("spec", "components", idx)
-        ctype = str(raw.get("type") or raw.get("componentType") or "")
-        sub = str(raw.get("subComponentType") or "")
-        svc = Service(name=name, role=role_of(ctype, sub, name), component_type=ctype, sub_component_type=sub,
+        ctype = str(raw.get("type") or "")
+        svc = Service(name=name, role=role_of(ctype, "", name), component_type=ctype,
                       replicas=as_int(raw.get("replicas"), 1) if raw.get("replicas") is not None else 1,
-                      resources=raw.get("resources") if isinstance(raw.get("resources"), dict) else {},
                       path=base, raw=raw)
         multinode = raw.get("multinode")
         if isinstance(multinode, dict):
-            svc.node_count = max(1, as_int(multinode.get("nodeCount"), 1))
+            svc.node_count = max(1, as_int(multinode.get("nodeCount"), 2))
+        shm = raw.get("sharedMemorySize")
+        if shm is not None and str(shm).strip() not in ("0", ""):
+            svc.shared_memory = str(shm)
         svc.env.extend(dep.env)
-        template = raw.get("podTemplate") if isinstance(raw.get("podTemplate"), dict) else {}
+        template, tpath = _pod_template(raw, base)
         pod_spec = template.get("spec") if isinstance(template.get("spec"), dict) else {}
         ci, main = _main_container(pod_spec)
         if main is not None:
-            container_into(svc, main, base + ("podTemplate", "spec", "containers", ci))
-        svc.gpus = gpu_count(svc.resources) or (gpu_count(main.get("resources")) if main else 0)
+            container_into(svc, main, tpath + ("spec", "containers", ci))
+            svc.gpus = gpu_count(main.get("resources"))
+        cache = raw.get("compilationCache")
+        if isinstance(cache, dict) and isinstance(cache.get("pvcName"), str):
+            svc.mounts.append(Mount(name=cache["pvcName"], mount_path=str(cache.get("mountPath") or ""),
+                                    pvc=cache["pvcName"], path=base + ("compilationCache",)))
         pod_volumes_into(svc, pod_spec)
+        claims = _claims(pod_spec, tpath + ("spec",))
+        if isinstance(cache, dict) and isinstance(cache.get("pvcName"), str):
+            claims.append((cache["pvcName"], base + ("compilationCache",)))
+        for claim, path in claims:
+            if claim not in claims_seen:
+                claims_seen.add(claim)
+                dep.pvcs.append(PVC(name=claim, create=False, path=path))
         dep.services.append(svc)
     return dep
+
+
+def main_container(component: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``main`` container of a v1beta1 component map (or the first container), if any."""
+    template, _ = _pod_template(component, ())
+    spec = template.get("spec") if isinstance(template.get("spec"), dict) else {}
+    return _main_container(spec)[1]

@@ -249,8 +249,8 @@ class Compiler:
             if kw in allowed or kw in _ANNOTATIONS or (isinstance(kw, str) and kw.startswith("x-")):
                 continue
             if structural and kw == "$ref":
-                raise SchemaCompileError("$ref is not allowed in a CRD schema", where)
-            raise SchemaCompileError(f"unsupported schema keyword {kw!r}", where)
+                raise SchemaCompileError("$ref is not allowed in a CRD schema", where + (kw,))
+            raise SchemaCompileError(f"unsupported schema keyword {kw!r}", where + (kw,))
 
         checks: list[Check] = []
         preserve = bool(s.get("x-kubernetes-preserve-unknown-fields"))
@@ -386,7 +386,8 @@ class Compiler:
                                                         (isinstance(sub.get("type"), list) and "null" in sub["type"]))}
         if embedded and structural:
             for name in ("apiVersion", "kind"):
-                props.setdefault(name, self.compile({"type": "string"}, resolver, STRUCTURAL, where))
+                props.setdefault(name, self.compile({"type": "string", "minLength": 1}, resolver, STRUCTURAL, where))
+            required = [*required, *(r for r in ("apiVersion", "kind") if r not in required)]
             props["metadata"] = self.compile({"$ref": OBJECT_META_REF}, resolver, JSON, where)
         addl: Check | None = None
         unknown = False

@@ -35,6 +35,14 @@ class CRDKind:
     file: str
     line: int
     versions: dict[str, CRDVersion] = field(default_factory=dict)
+    document: Document | None = field(default=None, repr=False)
+    schema_paths: dict[str, tuple] = field(default_factory=dict, repr=False)
+
+    def where(self, version: str, path: tuple) -> str:
+        """``file:line`` of a node of a version's ``openAPIV3Schema``."""
+        if self.document is None:
+            return f"{self.file}:{self.line}"
+        return _where(self.document, self.schema_paths.get(version, ()) + tuple(path))
 
     @property
     def served(self) -> list[str]:
@@ -48,7 +56,7 @@ _STRUCTURAL_EXEMPT = ("x-kubernetes-int-or-string", "x-kubernetes-preserve-unkno
 
 
 def _where(doc: Document, path: tuple) -> str:
-    line, _ = doc.pos(path)
+    line, _ = doc.key_pos(path) if path else doc.pos(path)
     return f"{doc.file}:{line}"
 
 
@@ -124,7 +132,7 @@ def _parse_crd(doc: Document) -> CRDKind:
     versions = spec.get("versions")
     if not isinstance(versions, list) or not versions:
         raise SchemaConfigError(f"{_where(doc, ('spec',))}: CRD {doc.name!r} has no spec.versions list")
-    crd = CRDKind(group=group, kind=kind, file=doc.file, line=doc.pos(())[0])
+    crd = CRDKind(group=group, kind=kind, file=doc.file, line=doc.pos(())[0], document=doc)
     for i, ver in enumerate(versions):
         base = ("spec", "versions", i)
         if not isinstance(ver, dict) or not isinstance(ver.get("name"), str):
@@ -140,6 +148,7 @@ def _parse_crd(doc: Document) -> CRDKind:
             where, problem = problems[0]
             shown = format_path(where) or "openAPIV3Schema"
             raise SchemaConfigError(f"{_where(doc, root + where)}: {kind} {ver['name']}: schema at {shown}: {problem}")
+        crd.schema_paths[ver["name"]] = root
         crd.versions[ver["name"]] = CRDVersion(name=ver["name"], served=bool(ver.get("served", False)),
                                                schema=schema, has_cel=_has_cel(schema))
     return crd

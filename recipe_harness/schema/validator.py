@@ -194,7 +194,7 @@ class Validator:
             body = self._compiler.compile(schema, self._compiler.registry.resolver(), STRUCTURAL, ())
         except SchemaCompileError as exc:
             shown = format_path(exc.where) or "openAPIV3Schema"
-            raise SchemaConfigError(f"{crd.file}:{crd.line}: {crd.kind} {version}: schema at {shown}: {exc.message}") from None
+            raise SchemaConfigError(f"{crd.where(version, exc.where)}: {crd.kind} {version}: schema at {shown}: {exc.message}") from None
 
         def root_check(value: Any, path: tuple, out: list[Violation]) -> None:
             if isinstance(value, dict) and "metadata" in value:
@@ -249,6 +249,7 @@ class Validator:
         target.check(body, (), out)
         findings = [self._to_finding(doc, v, target.rule) for v in out]
         findings += self._name_check(doc, target.rule)
+        findings.sort(key=lambda f: (f.line, f.col))
         if target.crd is not None and target.crd.versions[target.version].has_cel:
             key = (target.crd.group, target.crd.kind, target.version)
             if key not in self._cel_noted:
