@@ -433,3 +433,11 @@ def test_v1alpha1_fixture_normalises() -> None:
         ("Frontend", ROLE_FRONTEND, 0, 1), ("VllmPrefillWorker", ROLE_PREFILL, 2, 1),
         ("VllmDecodeWorker", ROLE_DECODE, 8, 2)]
     assert ROLE_WORKER not in {s.role for s in dep.services}
+
+
+def test_type_meta_typos_need_a_close_match(validator: Validator) -> None:
+    text = "schemaVersion: 1\nkind: Thresholds\n"
+    found = validator.validate(loads(text, "t.yaml").documents[0])
+    assert [f.message for f in found] == ["missing apiVersion"]
+    typo = validator.validate(loads("apiVerison: v1\nkind: Namespace\nmetadata: {name: a}\n", "n.yaml").documents[0])
+    assert [(f.rule, f.line, f.col) for f in typo] == [("RH206", 1, 1)] and 'did you mean "apiVersion"' in typo[0].message

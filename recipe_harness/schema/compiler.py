@@ -136,13 +136,13 @@ def type_violation(path: PathT, types: frozenset[str] | set[str], value: Any) ->
     return Violation(path, "type", message, hint=hint)
 
 
-def suggest(word: str, candidates: list[str] | set[str] | tuple[str, ...]) -> str | None:
+def suggest(word: str, candidates: list[str] | set[str] | tuple[str, ...], cutoff: float = 0.6) -> str | None:
     """The closest valid name: exact match ignoring case first, then difflib."""
     cands = [c for c in candidates if isinstance(c, str)]
     lower = {c.lower(): c for c in cands}
     if word.lower() in lower:
         return lower[word.lower()]
-    hits = difflib.get_close_matches(word, cands, n=1, cutoff=0.6)
+    hits = difflib.get_close_matches(word, cands, n=1, cutoff=cutoff)
     return hits[0] if hits else None
 
 

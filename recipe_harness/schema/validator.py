@@ -265,7 +265,7 @@ class Validator:
         keys = [k for k in doc.body if isinstance(k, str)]
         for field_name, value in (("apiVersion", api_version), ("kind", kind)):
             if value is None:
-                typo = next((k for k in keys if k != field_name and suggest(k, [field_name]) == field_name), None)
+                typo = next((k for k in keys if k != field_name and suggest(k, [field_name], cutoff=0.8) == field_name), None)
                 if typo is not None:
                     findings.append(doc.finding(RULE_SHAPE, f'missing {field_name}: found "{typo}" (did you mean "{field_name}"?)',
                                                 (typo,), key=True))
