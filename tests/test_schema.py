@@ -441,3 +441,19 @@ def test_type_meta_typos_need_a_close_match(validator: Validator) -> None:
     assert [f.message for f in found] == ["missing apiVersion"]
     typo = validator.validate(loads("apiVerison: v1\nkind: Namespace\nmetadata: {name: a}\n", "n.yaml").documents[0])
     assert [(f.rule, f.line, f.col) for f in typo] == [("RH206", 1, 1)] and 'did you mean "apiVersion"' in typo[0].message
+
+
+def test_other_dynamo_kinds_are_not_validated_but_dgd_typos_are_errors(validator: Validator) -> None:
+    dgdr = loads("apiVersion: nvidia.com/v1alpha1\nkind: DynamoGraphDeploymentRequest\nmetadata: {name: r}\n", "r.yaml")
+    assert [(f.rule, f.severity) for f in validator.validate(dgdr.documents[0])] == [("RH204", Severity.INFO)]
+    typo = loads("apiVersion: nvidia.com/v1beta1\nkind: DynamoGraphDeploymnet\nmetadata: {name: r}\n", "t.yaml")
+    found = validator.validate(typo.documents[0])
+    assert [(f.rule, f.line, f.col) for f in found] == [("RH206", 2, 7)]
+    assert 'did you mean "DynamoGraphDeployment"' in found[0].message
+
+
+def test_kind_list_items_are_validated(validator: Validator) -> None:
+    text = ("apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: a}\n"
+            "    data: {n: 1}\n  - apiVersion: v1\n    kind: Namespace\n    metadata: {name: b}\n    spek: {}\n")
+    found = validator.validate(loads(text, "l.yaml").documents[0])
+    assert [(f.rule, f.line, f.col) for f in found] == [("RH201", 7, 15), ("RH203", 11, 5)]

@@ -61,6 +61,8 @@ DGD_VERSIONS = ("v1alpha1", "v1beta1")
 DGD_API_VERSIONS = tuple(f"{DGD_GROUP}/{v}" for v in DGD_VERSIONS)
 DGD_SCHEMA_URIS = {f"{DGD_GROUP}/{v}": f"https://recipe-harness.local/schemas/dgd-{v}.schema.json"
                    for v in DGD_VERSIONS}
+OTHER_DYNAMO_KINDS = frozenset({"DynamoGraphDeploymentRequest", "DynamoComponentDeployment", "DynamoModel",
+                                "DynamoGraphDeploymentScalingAdapter", "DynamoCheckpoint", "DynamoWorkerMetadata"})
 _OBJECT_META = K8S_DEFS_URI + "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 
 
@@ -241,6 +243,8 @@ class Validator:
         if missing:
             return missing
         assert isinstance(api_version, str) and isinstance(kind, str)
+        if kind == "List" and api_version == "v1" and isinstance(body.get("items"), list):
+            return [f for i in range(len(body["items"])) for f in self.validate(_list_item(doc, i))]
         group = api_version.split("/", 1)[0] if "/" in api_version else ""
         target = self._target(api_version, kind, group)
         if target is None:
@@ -303,10 +307,12 @@ class Validator:
             return [doc.finding(RULE_API_VERSION,
                                 f'apiVersion "{api_version}" does not serve {kind}; use {" or ".join(apis)}',
                                 ("apiVersion",), hint=f"apiVersion: {apis[0]}")]
-        known_api = api_version in self.catalog.api_version_set or api_version in DGD_API_VERSIONS
-        if known_api:
-            kinds = self.catalog.kinds_for(api_version) if api_version not in DGD_API_VERSIONS else [DGD_KIND]
-            close = suggest(kind, kinds)
+        if api_version in DGD_API_VERSIONS:  # the group serves other Dynamo kinds (DGDR, DCD ...) too
+            close = suggest(kind, [DGD_KIND], cutoff=0.8)
+            if close is not None and kind not in OTHER_DYNAMO_KINDS and abs(len(kind) - len(DGD_KIND)) <= 2:
+                return [doc.finding(RULE_SHAPE, f'kind "{kind}" is not a known kind (did you mean "{close}"?)', ("kind",))]
+        elif api_version in self.catalog.api_version_set:
+            close = suggest(kind, self.catalog.kinds_for(api_version))
             return [doc.finding(RULE_SHAPE, f'kind "{kind}" does not exist in {api_version}'
                                 + (f' (did you mean "{close}"?)' if close else ""), ("kind",))]
         close_kind = suggest(kind, list(self.catalog.by_kind) + [DGD_KIND])
@@ -337,3 +343,16 @@ class Validator:
         severity = Severity.WARNING if v.code == "null" else Severity.ERROR
         key = v.key or (v.code == "required" and bool(v.path))
         return doc.finding(rule, message, v.path, key=key, hint=v.hint, severity=severity)
+
+
+def _list_item(doc: Document, index: int) -> Document:
+    """Item ``index`` of a ``kind: List`` document as a document of its own (positions kept)."""
+    prefix = ("items", index)
+    positions: dict = {}
+    for key, value in doc.positions.items():
+        if key[:2] == prefix:
+            positions[key[2:]] = value
+        elif key[:1] == ("<key>",) and key[1:3] == prefix:
+            positions[("<key>",) + key[3:]] = value
+    item = doc.body["items"][index]
+    return Document(doc.file, doc.index, item, positions, doc.pos(prefix)[0])
