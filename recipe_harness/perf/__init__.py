@@ -1,0 +1,11 @@
+"""The performance suite: aiperf against a deployed recipe, gated on its thresholds and baselines.
+
+- :mod:`.shell`       reads perf scripts without running them
+- :mod:`.profile`     the recipe's aiperf invocation as a typed :class:`~.profile.PerfProfile`; scaling
+- :mod:`.runner`      runs aiperf (timeouts, process-group cleanup)
+- :mod:`.results`     parses aiperf's exports into :class:`~.results.PointResult`
+- :mod:`.thresholds`  loads ``thresholds.yaml`` and gates results on a hardware profile
+- :mod:`.baseline`    stores and compares results across runs, noise-aware
+- :mod:`.plots`       PNG figures for the HTML report
+- :mod:`.check`       the whole perf check of one deployed recipe
+"""
