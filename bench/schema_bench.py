@@ -119,7 +119,35 @@ def main() -> int:
             total_theirs += best_theirs
     print(f"{'total':<42} {per_group * len(groups):>5} {total_ours:>9.3f} {total_theirs:>21.3f} "
           f"{total_theirs / total_ours:>6.1f}x")
+    engines(bodies, groups, per_group)
     return 0
+
+
+def engines(bodies: list[dict], groups: list[tuple[str, str]], per_group: int) -> None:
+    """Validation alone, in one process: the compiled Validator vs the jsonschema library (same schema)."""
+    import jsonschema
+
+    from recipe_harness.manifests import Document
+    from recipe_harness.schema import Validator
+
+    validator = Validator()
+    print(f"\nin-process validation only (parsed documents), {per_group} per schema")
+    print(f"{'schema':<42} {'ours ms/doc':>12} {'jsonschema ms/doc':>18} {'ratio':>7}")
+    for api, kind in groups:
+        same = [b for b in bodies if (b["apiVersion"], b["kind"]) == (api, kind)]
+        items = [same[i % len(same)] for i in range(per_group)]
+        documents = [Document("bench.yaml", 0, b, {}) for b in items]
+        reference = jsonschema.Draft202012Validator(bundled_schema(api, kind))
+        validator.validate(documents[0])
+        reference.is_valid(items[0])
+        t = time.perf_counter()
+        ours_bad = sum(any(f.severity.value == "error" for f in validator.validate(d)) for d in documents)
+        ours = (time.perf_counter() - t) / per_group
+        t = time.perf_counter()
+        ref_bad = sum(bool(list(reference.iter_errors(b))) for b in items)
+        ref = (time.perf_counter() - t) / per_group
+        label = f"{kind} {api}" + ("" if (ours_bad == 0) == (ref_bad == 0) else " (VERDICTS DIFFER)")
+        print(f"{label:<42} {ours * 1e3:>12.3f} {ref * 1e3:>18.3f} {ref / ours:>6.1f}x")
 
 
 if __name__ == "__main__":
