@@ -457,3 +457,14 @@ def test_kind_list_items_are_validated(validator: Validator) -> None:
             "    data: {n: 1}\n  - apiVersion: v1\n    kind: Namespace\n    metadata: {name: b}\n    spek: {}\n")
     found = validator.validate(loads(text, "l.yaml").documents[0])
     assert [(f.rule, f.line, f.col) for f in found] == [("RH201", 7, 15), ("RH203", 11, 5)]
+
+
+def test_references_never_leave_the_machine() -> None:
+    import referencing.exceptions
+
+    from recipe_harness.schema.compiler import JSON, Compiler
+    from recipe_harness.schema.validator import registry_for
+
+    compiler = Compiler(registry_for(DEFAULT_K8S_VERSION))
+    with pytest.raises(referencing.exceptions.Unresolvable):
+        compiler.compile({"$ref": "https://example.com/remote.json"}, compiler.registry.resolver(), JSON, ())

@@ -5,8 +5,6 @@ volumes) and no component-level ``resources``/``envs`` (they live on the main co
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..manifests import Document
 from . import PVC, Deployment, Mount, Service, as_int
 from .v1alpha1 import container_into, env_list, gpu_count, pod_volumes_into, role_of
@@ -103,9 +101,3 @@ def normalise(doc: Document) -> Deployment:
         dep.services.append(svc)
     return dep
 
-
-def main_container(component: dict[str, Any]) -> dict[str, Any] | None:
-    """The ``main`` container of a v1beta1 component map (or the first container), if any."""
-    template, _ = _pod_template(component, ())
-    spec = template.get("spec") if isinstance(template.get("spec"), dict) else {}
-    return _main_container(spec)[1]
