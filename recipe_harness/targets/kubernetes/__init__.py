@@ -1,0 +1,18 @@
+"""The ``kubernetes`` deploy target (``--target kubernetes``).
+
+- :mod:`.client`        raw-JSON requests through the kubernetes client, retries with backoff
+- :mod:`.resources`     kind -> API path
+- :mod:`.watch`         list + watch with resourceVersion resume
+- :mod:`.analysis`      fail-fast reasons from pods, Jobs, events, the DGD
+- :mod:`.diagnostics`   events, pod status, logs, DGD status into the report dir
+- :mod:`.portforward`   local port -> Service through the client's port-forward API
+- :mod:`.namespace`     one labelled namespace per run; cleanup, also after interrupted runs
+- :mod:`.preflight`     API, CRD, operator, GPUs, RDMA, storage classes
+- :mod:`.perf_artifacts` aiperf artifacts of the perf Job, from its logs or its PVC
+- :mod:`.target`        :class:`KubernetesTarget`
+"""
+
+from .client import ApiError, Kube
+from .target import KubeOptions, KubernetesTarget
+
+__all__ = ["ApiError", "Kube", "KubeOptions", "KubernetesTarget"]

@@ -1,0 +1,265 @@
+"""A thin, raw-JSON wrapper over the kubernetes client's transport.
+
+Every call goes through the client's own ``ApiClient`` (kubeconfig auth, exec plugins,
+client certificates, proxies all work as with ``kubectl``), but bodies stay plain dicts:
+no model classes, so custom resources and unknown fields survive untouched.
+
+Transient API errors (429, 5xx, dropped connections) are retried with capped exponential
+backoff that honours ``Retry-After``; other errors become :class:`ApiError` whose message
+says what to fix (403 names the verb and resource the kubeconfig user lacks).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import urllib3
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
+FIELD_MANAGER = "recipe-harness"
+
+
+class ApiError(Exception):
+    """A Kubernetes API request failed; ``status`` is the HTTP status (0: no answer)."""
+
+    def __init__(self, status: int, reason: str, message: str, method: str = "", path: str = "",
+                 retry_after: float | None = None) -> None:
+        self.status = status
+        self.reason = reason
+        self.api_message = message
+        self.method = method
+        self.path = path
+        self.retry_after = retry_after
+        super().__init__(self._describe())
+
+    @property
+    def transient(self) -> bool:
+        return self.status == 0 or self.status in RETRY_STATUSES
+
+    def _describe(self) -> str:
+        head = f"{self.method} {self.path}: HTTP {self.status} {self.reason}".strip()
+        text = f"{head}: {self.api_message}" if self.api_message else head
+        if self.status == 403:
+            text += ("\n    hint: the kubeconfig user lacks RBAC permission for this request; grant it "
+                     "(a Role/ClusterRole with this verb on this resource) or use --context with a user that has it")
+        elif self.status == 401:
+            text += "\n    hint: the credentials of the kubeconfig context were rejected; refresh them (log in again)"
+        return text
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff with jitter; ``attempts`` tries in all."""
+
+    attempts: int = 6
+    base: float = 0.5
+    cap: float = 10.0
+    sleep: Any = time.sleep
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.cap)
+        return min(self.cap, self.base * (2 ** attempt)) * (0.5 + random.random() / 2)
+
+
+def _retry_after(headers: Any) -> float | None:
+    try:
+        value = headers.get("Retry-After") if headers is not None else None
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _status_from_body(data: bytes) -> tuple[str, str]:
+    try:
+        body = json.loads(data or b"{}")
+    except ValueError:
+        return "", data[:300].decode("utf-8", "replace").strip()
+    if isinstance(body, dict):
+        return str(body.get("reason") or ""), str(body.get("message") or "")
+    return "", ""
+
+
+def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> k8s_client.ApiClient:
+    """An ``ApiClient`` from ``kubeconfig``/``context`` (default: $KUBECONFIG, ~/.kube/config, in-cluster)."""
+    configuration = k8s_client.Configuration()
+    try:
+        k8s_config.load_kube_config(config_file=kubeconfig, context=context,
+                                    client_configuration=configuration, persist_config=False)
+    except (ConfigException, FileNotFoundError, TypeError) as exc:
+        if kubeconfig or context:
+            raise ApiError(0, "Config", f"cannot load kubeconfig {kubeconfig or '(default)'} "
+                                        f"context {context or '(current)'}: {exc}") from exc
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        except ConfigException as exc2:
+            raise ApiError(0, "Config", "no kubeconfig found ($KUBECONFIG, ~/.kube/config) and not running in a pod; "
+                                        "pass --kubeconfig FILE (and --context NAME)") from exc2
+    return k8s_client.ApiClient(configuration)
+
+
+class Kube:
+    """Raw JSON requests to one cluster, with retries on transient errors."""
+
+    def __init__(self, api_client: k8s_client.ApiClient, backoff: Backoff | None = None,
+                 request_timeout: float = 30.0) -> None:
+        self.api_client = api_client
+        self.backoff = backoff or Backoff()
+        self.request_timeout = request_timeout
+
+    @classmethod
+    def connect(cls, kubeconfig: str | None = None, context: str | None = None, **kw: Any) -> Kube:
+        return cls(load_api_client(kubeconfig, context), **kw)
+
+    @property
+    def host(self) -> str:
+        return self.api_client.configuration.host
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    # -- raw transport --------------------------------------------------------------------
+
+    def _send(self, method: str, path: str, query: dict[str, Any] | None, body: Any,
+              content_type: str | None, timeout: Any, accept: str = "application/json"):
+        headers = {"Accept": accept}
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+        params = [(k, v) for k, v in (query or {}).items() if v is not None]
+        params = [(k, str(v).lower() if isinstance(v, bool) else v) for k, v in params]
+        _, url, headers, body, _ = self.api_client.param_serialize(
+            method=method, resource_path=path, query_params=params, header_params=headers,
+            body=body, auth_settings=["BearerToken"])
+        try:
+            return self.api_client.call_api(method, url, header_params=headers, body=body,
+                                            _request_timeout=timeout)
+        except ApiException as exc:  # TLS and request-building failures
+            raise ApiError(exc.status or 0, str(exc.reason or "Error"), "", method, path) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ApiError(0, "ConnectionError", str(exc), method, path) from exc
+
+    def _raise_for(self, resp, method: str, path: str) -> None:
+        if 200 <= resp.status <= 299:
+            return
+        data = resp.read() or b""
+        reason, message = _status_from_body(data)
+        raise ApiError(resp.status, reason or str(resp.reason or ""), message, method, path,
+                       retry_after=_retry_after(resp.headers))
+
+    def _retrying(self, fn, method: str, path: str):
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except ApiError as exc:
+                attempt += 1
+                if not exc.transient or attempt >= self.backoff.attempts:
+                    raise
+                self.backoff.sleep(self.backoff.delay(attempt - 1, exc.retry_after))
+
+    def request(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
+                content_type: str | None = None, timeout: float | None = None) -> Any:
+        """One request; returns the decoded JSON body (``None`` if empty)."""
+
+        def once():
+            resp = self._send(method, path, query, body, content_type, timeout or self.request_timeout)
+            self._raise_for(resp, method, path)
+            data = resp.read()
+            return json.loads(data) if data else None
+
+        return self._retrying(once, method, path)
+
+    def text(self, path: str, *, query: dict[str, Any] | None = None, timeout: float | None = None) -> str:
+        """A GET whose answer is plain text (pod logs)."""
+
+        def once():
+            resp = self._send("GET", path, query, None, None, timeout or self.request_timeout, accept="*/*")
+            self._raise_for(resp, "GET", path)
+            return (resp.read() or b"").decode("utf-8", "replace")
+
+        return self._retrying(once, "GET", path)
+
+    def stream_lines(self, path: str, *, query: dict[str, Any], read_timeout: float,
+                     on_open: Any = None) -> Iterator[bytes]:
+        """A streaming GET (watch): yields raw lines until the server ends the stream.
+
+        Opening is retried like any request; a stream cut mid-way simply ends the iteration
+        (the caller resumes from its last resourceVersion).
+        """
+
+        def open_():
+            resp = self._send("GET", path, query, None, None, (10.0, read_timeout))
+            self._raise_for(resp, "GET", path)
+            return resp
+
+        resp = self._retrying(open_, "GET", path)
+        raw = resp.response
+        if on_open is not None:
+            on_open(raw)
+        buf = b""
+        try:
+            for chunk in raw.stream(amt=65536, decode_content=True):
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if line.strip():
+                        yield line
+            if buf.strip():
+                yield buf
+        except (urllib3.exceptions.HTTPError, OSError):
+            return  # dropped stream: the caller resumes
+        finally:
+            raw.release_conn()
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def get(self, path: str, **query: Any) -> Any:
+        return self.request("GET", path, query=query or None)
+
+    def get_or_none(self, path: str) -> Any:
+        try:
+            return self.request("GET", path)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def apply(self, path: str, body: dict[str, Any], *, force: bool = True) -> Any:
+        """Server-side apply of ``body`` at its object path (``.../plural/name``)."""
+        return self.request("PATCH", path, body=body, content_type=APPLY_PATCH,
+                            query={"fieldManager": FIELD_MANAGER, "force": force})
+
+    def delete(self, path: str, *, propagation: str = "Background") -> bool:
+        """Delete; ``False`` if it was already gone."""
+        try:
+            self.request("DELETE", path, body={"kind": "DeleteOptions", "apiVersion": "v1",
+                                               "propagationPolicy": propagation})
+            return True
+        except ApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+
+def ns_path(namespace: str, plural: str, name: str | None = None, *, group: str = "", version: str = "v1",
+            sub: str | None = None) -> str:
+    """``/api/v1/namespaces/ns/pods/name/log`` or ``/apis/g/v/namespaces/ns/plural/name``."""
+    base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+    path = f"{base}/namespaces/{quote(namespace)}/{plural}"
+    if name:
+        path += f"/{quote(name)}"
+    if sub:
+        path += f"/{sub}"
+    return path
