@@ -212,10 +212,19 @@ def _thresholds_validator() -> jsonschema.Draft202012Validator:
 
 def test_thresholds_schema_rejects_what_the_format_forbids():
     validator = _thresholds_validator()
-    good = {"schemaVersion": 1, "profiles": {"h200-sxm": {"gpus": 8, "limits": {
-        "ttft_p99": {"max": 2500, "unit": "ms"},
-        "output_tokens_per_s_per_gpu": {"min": 400, "unit": "tokens/s/gpu"},
-        "error_rate": {"max": 0.01, "unit": "ratio"}}}}}
+    good = {
+        "schemaVersion": 1,
+        "profiles": {
+            "h200-sxm": {
+                "gpus": 8,
+                "limits": {
+                    "ttft_p99": {"max": 2500, "unit": "ms"},
+                    "output_tokens_per_s_per_gpu": {"min": 400, "unit": "tokens/s/gpu"},
+                    "error_rate": {"max": 0.01, "unit": "ratio"},
+                },
+            }
+        },
+    }
     assert not list(validator.iter_errors(good))
 
     def broken(**change):
@@ -229,13 +238,13 @@ def test_thresholds_schema_rejects_what_the_format_forbids():
         return doc
 
     for doc in (
-        broken(ttft_p99={"max": 2500, "min": 1, "unit": "ms"}),      # both bounds
-        broken(ttft_p99={"unit": "ms"}),                             # no bound
-        broken(ttft_p99={"max": 2500}),                              # no unit
-        broken(ttft_p99={"max": 2500, "unit": "tokens/s/gpu"}),      # wrong unit family
-        broken(error_rate={"max": 2, "unit": "ratio"}),              # ratio above 1
-        broken(ttft_p42={"max": 1, "unit": "ms"}),                   # unknown metric
-        broken(profile_id="H200_SXM"),                               # bad profile id
+        broken(ttft_p99={"max": 2500, "min": 1, "unit": "ms"}),  # both bounds
+        broken(ttft_p99={"unit": "ms"}),  # no bound
+        broken(ttft_p99={"max": 2500}),  # no unit
+        broken(ttft_p99={"max": 2500, "unit": "tokens/s/gpu"}),  # wrong unit family
+        broken(error_rate={"max": 2, "unit": "ratio"}),  # ratio above 1
+        broken(ttft_p42={"max": 1, "unit": "ms"}),  # unknown metric
+        broken(profile_id="H200_SXM"),  # bad profile id
     ):
         assert list(validator.iter_errors(doc)), doc
 
@@ -243,8 +252,9 @@ def test_thresholds_schema_rejects_what_the_format_forbids():
 @pytest.mark.parametrize("recipe_id", _ids())
 def test_thresholds_validate_and_accompany_perf(recipe_id):
     recipe = _recipe(recipe_id)
-    assert bool(recipe.perf_files) == (recipe.thresholds_file is not None), \
+    assert bool(recipe.perf_files) == (recipe.thresholds_file is not None), (
         f"{recipe_id}: perf.yaml and thresholds.yaml go together"
+    )
     if recipe.thresholds_file is None:
         return
     data = yaml.safe_load(recipe.thresholds_file.read_text(encoding="utf-8"))
@@ -361,8 +371,11 @@ def test_perf_job_targets_the_frontend_with_the_served_model(recipe_id):
     for name in ("--synthetic-input-tokens-mean", "--output-tokens-mean", "--request-count", "--warmup-request-count"):
         assert (flag_value(words, name) or "").isdigit(), f"{recipe_id}: {name}"
     assert flag_value(words, "--concurrency")
-    claims = {v["persistentVolumeClaim"]["claimName"] for v in jobs[0].body["spec"]["template"]["spec"]["volumes"]
-              if "persistentVolumeClaim" in v}
+    claims = {
+        v["persistentVolumeClaim"]["claimName"]
+        for v in jobs[0].body["spec"]["template"]["spec"]["volumes"]
+        if "persistentVolumeClaim" in v
+    }
     assert claims <= _model_cache_pvcs(recipe), f"{recipe_id}: perf Job mounts unknown PVCs {claims}"
 
 
@@ -375,10 +388,16 @@ def test_frontend_router_mode_matches_the_recipe(recipe_id):
         assert mode == "kv"
     assert mode in ("kv", "round-robin", "random", "least-loaded", "power-of-two")
     if mode == "kv":
-        publishes = [s for s in dep.workers if s.role in ("worker", "prefill") and (
-            s.python_module == "dynamo.mocker"
-            or s.has_flag("--publish-kv-events")
-            or '"enable_kv_cache_events":true' in (s.flag("--kv-events-config") or "").replace(" ", ""))]
+        publishes = [
+            s
+            for s in dep.workers
+            if s.role in ("worker", "prefill")
+            and (
+                s.python_module == "dynamo.mocker"
+                or s.has_flag("--publish-kv-events")
+                or '"enable_kv_cache_events":true' in (s.flag("--kv-events-config") or "").replace(" ", "")
+            )
+        ]
         assert publishes, f"{recipe_id}: KV router without a worker that publishes KV events"
 
 
