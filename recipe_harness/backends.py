@@ -145,7 +145,7 @@ class EngineConfig:
     gpus_needed: int = 0               # per replica, from the parallelism
     block_size: int | None = None
     max_model_len: int | None = None
-    max_num_seqs: int | None = None    # concurrent sequences per engine (all of its DP ranks)
+    max_num_seqs: int | None = None    # as configured: per scheduler (per DP rank for vLLM, per rank with TRT-LLM attention DP)
     disaggregation_mode: str | None = None   # "prefill" | "decode" | None (aggregated)
     publishes_kv_events: bool = False
     sources: dict[str, Source] = field(default_factory=dict)
@@ -158,6 +158,17 @@ class EngineConfig:
     problems: list[tuple[str, Source]] = field(default_factory=list)  # config files named but not found ...
     argv: list[str] = field(default_factory=list)           # the engine's own argv, env expanded
     module: str | None = None          # python module run (dynamo.vllm ...)
+
+    @property
+    def max_concurrency(self) -> int | None:
+        """Sequences one replica runs at once: ``max_num_seqs`` times its independent schedulers."""
+        if self.max_num_seqs is None:
+            return None
+        if self.backend in ("vllm", "mocker"):
+            return self.max_num_seqs * self.data_parallel
+        if self.backend == "trtllm" and self.attention_dp:
+            return self.max_num_seqs * self.tensor_parallel
+        return self.max_num_seqs
 
     @property
     def served_name(self) -> str | None:
@@ -235,16 +246,21 @@ def service_env(service: Service) -> dict[str, str]:
 
 
 def _container_words(doc: Document, service: Service) -> list[_Word]:
-    """Words of command + args with their positions; ``sh -c`` scripts split into words."""
+    """Words of the service's command + args with their positions."""
     base = service.args_path[:-1] if service.args_path else ()
-    command = doc.get(*base, "command") if base else None
-    args = doc.get(*base, "args") if base else None
-    items: list[tuple[str, PathT]] = []
-    for key, value in (("command", command), ("args", args)):
-        if isinstance(value, list):
-            items.extend((str(v), base + (key, i)) for i, v in enumerate(value))
-    if not items and service.argv:  # the model found words elsewhere; keep them, positioned at the service
+    if not base:
+        # the model found words elsewhere (or none); keep them, positioned at the service
         return [_Word(w, (doc.file, *doc.pos(service.path))) for w in service.argv]
+    return container_words(doc, base)
+
+
+def container_words(doc: Document, container: PathT) -> list[_Word]:
+    """Words of a container's command + args with their positions; ``sh -c`` scripts split into words."""
+    items: list[tuple[str, PathT]] = []
+    for key in ("command", "args"):
+        value = doc.get(*container, key)
+        if isinstance(value, list):
+            items.extend((str(v), tuple(container) + (key, i)) for i, v in enumerate(value))
     words: list[_Word] = []
     i = 0
     while i < len(items):

@@ -1,0 +1,186 @@
+"""Wiring (RH330-RH339): one frontend, a perf Job that reaches it, KV routing that is really on, and
+disaggregated workers in the roles their flags say."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+from ..backends import frontend_config
+from ..bundle import LoadedRecipe
+from ..findings import Finding
+from . import rule
+from .common import at, effective_mode, emit, known, service_at, workers
+from .scripts import aiperf_runs
+
+_ROLE_FLAGS = {
+    "vllm": "--disaggregation-mode prefill|decode (or --is-prefill-worker)",
+    "sglang": "--disaggregation-mode prefill|decode",
+    "trtllm": "--disaggregation-mode prefill|decode",
+    "mocker": "--disaggregation-mode prefill|decode",
+}
+
+
+@rule("RH330", "wiring", "A deployment has exactly one Frontend service.",
+      "keep one service with componentType: frontend (scale it with replicas, not with a second service)")
+def one_frontend(recipe: LoadedRecipe) -> Iterator[Finding]:
+    dep = recipe.deployment
+    if dep is None:
+        return
+    fronts = dep.frontends
+    if not fronts:
+        services_key = ("spec", "services") if dep.document.get("spec", "services") is not None else ("spec", "components")
+        yield emit("RH330", recipe, at(dep.document, services_key, key=True),
+                   f"{dep.name} has no Frontend service: nothing serves the OpenAI API")
+    for extra in fronts[1:]:
+        yield emit("RH330", recipe, service_at(dep, extra),
+                   f"second frontend {extra.name!r} (first: {fronts[0].name!r}); the perf Job and clients reach one")
+
+
+def _frontend_url_problem(recipe: LoadedRecipe, url: str, job_ns: str | None) -> str | None:
+    dep = recipe.deployment
+    front = dep.frontend if dep else None
+    if dep is None or front is None:
+        return None
+    expected = dep.frontend_service_name or ""
+    port = frontend_config(recipe, front).http_port
+    if "://" not in url:
+        url = "http://" + url
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    try:
+        url_port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return f"URL {url!r} has an invalid port"
+    labels = host.split(".")
+    if labels[0] != expected:
+        return f"perf targets host {host!r} but the frontend Service is {expected!r} (<dgd-name>-<frontend service>)"
+    ns = labels[1] if len(labels) > 1 else None
+    dgd_ns = dep.namespace
+    if len(labels) > 1 and not (len(labels) == 2 or labels[2:] in (["svc"], ["svc", "cluster", "local"])):
+        return f"perf host {host!r} is not a cluster Service name"
+    if ns and dgd_ns and ns != dgd_ns:
+        return f"perf targets namespace {ns!r} but {dep.name} is deployed in {dgd_ns!r}"
+    if not ns and job_ns and dgd_ns and job_ns != dgd_ns:
+        return f"perf Job runs in namespace {job_ns!r} and uses the short name {host!r}, but {dep.name} is in {dgd_ns!r}"
+    if url_port != port:
+        return f"perf targets port {url_port} but the frontend listens on {port}"
+    return None
+
+
+@rule("RH331", "wiring",
+      "The perf Job's URL targets the frontend Service <dgd-name>-<frontend> on the frontend's HTTP port, "
+      "in the deployment's namespace.",
+      "set aiperf --url http://<dgd-name>-frontend:<--http-port, default 8000>")
+def perf_reaches_frontend(recipe: LoadedRecipe) -> Iterator[Finding]:
+    for run in aiperf_runs(recipe):
+        job_ns = run.container.doc.get("metadata", "namespace")
+        if not run.urls:
+            yield emit("RH331", recipe, run.src,
+                       "aiperf has no --url: it would benchmark localhost:8000 inside the perf pod")
+            continue
+        for setting in run.urls:
+            for url in setting.values:
+                if "$" in url:
+                    continue
+                problem = _frontend_url_problem(recipe, url, job_ns if isinstance(job_ns, str) else None)
+                if problem:
+                    yield emit("RH331", recipe, setting.src, problem)
+                    break
+
+
+_KV_NAMED = re.compile(r"(?i)kv[-_]?(?:aware[-_]?)?rout")
+
+
+@rule("RH332", "wiring",
+      "A recipe named for KV-aware routing (kv-router in its id or DGD name) runs its frontend with --router-mode kv.",
+      "add `--router-mode kv` to the frontend's args (or set DYN_ROUTER_MODE=kv)")
+def kv_named_recipes_route_by_kv(recipe: LoadedRecipe) -> Iterator[Finding]:
+    dep = recipe.deployment
+    if dep is None or dep.frontend is None:
+        return
+    if not (_KV_NAMED.search(recipe.id) or _KV_NAMED.search(dep.name)):
+        return
+    fc = frontend_config(recipe, dep.frontend)
+    if fc.router_mode != "kv":
+        src = fc.sources.get("router_mode") or service_at(dep, dep.frontend)
+        yield emit("RH332", recipe, src,
+                   f"{recipe.id} is a KV-router recipe but its frontend routes {fc.router_mode}")
+
+
+@rule("RH333", "wiring",
+      "With --router-mode kv (and router KV events on), the workers the router picks publish KV events "
+      "(prefill workers when disaggregated, aggregated workers otherwise).",
+      "vLLM: keep prefix caching on and pass --kv-events-config '{\"enable_kv_cache_events\":true,...}'; SGLang: "
+      "--kv-events-config; TRT-LLM: --publish-kv-events; or run the frontend with --no-router-kv-events")
+def kv_router_has_events(recipe: LoadedRecipe) -> Iterator[Finding]:
+    dep = recipe.deployment
+    if dep is None or dep.frontend is None:
+        return
+    fc = frontend_config(recipe, dep.frontend)
+    if fc.router_mode != "kv" or not fc.router_kv_events:
+        return
+    ws = [(s, c) for s, c in workers(recipe) if known(c)]
+    modes = {s.name: effective_mode(s, c) for s, c in ws}
+    routed = [(s, c) for s, c in ws if modes[s.name] == "prefill"] or [(s, c) for s, c in ws if modes[s.name] == "agg"]
+    for svc, cfg in routed:
+        if cfg.publishes_kv_events:
+            continue
+        if not cfg.prefix_caching:
+            why = "prefix caching is off"
+            src = cfg.sources.get("prefix_caching") or service_at(dep, svc)
+        else:
+            why = "it has no KV events configuration"
+            src = service_at(dep, svc, *svc.args_path[len(svc.path):]) if svc.args_path else service_at(dep, svc)
+        yield emit("RH333", recipe, src,
+                   f"the frontend routes by KV cache but {svc.name} ({cfg.backend}) publishes no KV events: {why}")
+
+
+@rule("RH334", "wiring",
+      "A disaggregated deployment has both prefill and decode workers.",
+      "add the missing prefill or decode worker service, or make the recipe aggregated")
+def both_halves(recipe: LoadedRecipe) -> Iterator[Finding]:
+    dep = recipe.deployment
+    ws = workers(recipe)
+    if dep is None or not ws:
+        return
+    modes: dict[str, list] = {}
+    for svc, cfg in ws:
+        mode = effective_mode(svc, cfg)
+        if svc.role in ("prefill", "decode") and mode == "agg":
+            mode = svc.role
+        modes.setdefault(mode, []).append(svc)
+    if ("prefill" in modes) == ("decode" in modes):
+        return
+    have, missing = ("prefill", "decode") if "prefill" in modes else ("decode", "prefill")
+    svc = modes[have][0]
+    yield emit("RH334", recipe, service_at(dep, svc),
+               f"{svc.name} is a {have} worker but no {missing} worker exists: requests would never complete")
+
+
+@rule("RH335", "wiring",
+      "Prefill and decode workers carry their backend's role flag, and it matches their subComponentType.",
+      "vLLM/SGLang/TRT-LLM/mocker: --disaggregation-mode prefill on prefill workers and "
+      "--disaggregation-mode decode on decode workers")
+def role_flags(recipe: LoadedRecipe) -> Iterator[Finding]:
+    dep = recipe.deployment
+    for svc, cfg in workers(recipe):
+        if not known(cfg):
+            continue
+        mode = cfg.disaggregation_mode
+        src = cfg.sources.get("disaggregation_mode") or \
+            (service_at(dep, svc, *svc.args_path[len(svc.path):]) if svc.args_path else service_at(dep, svc))
+        if svc.role in ("prefill", "decode") and mode and mode != svc.role:
+            yield emit("RH335", recipe, src,
+                       f"{svc.name} has subComponentType {svc.role} but runs {cfg.backend} as a {mode} worker")
+        elif svc.role == "prefill" and mode is None:
+            yield emit("RH335", recipe, src,
+                       f"{svc.name} is a prefill worker but {cfg.backend} runs aggregated without "
+                       f"{_ROLE_FLAGS[cfg.backend]}")
+        elif svc.role == "decode" and mode is None and cfg.backend != "vllm":
+            # vLLM workers without the flag take the decode side; the other engines need it
+            yield emit("RH335", recipe, src,
+                       f"{svc.name} is a decode worker but {cfg.backend} runs aggregated without "
+                       f"{_ROLE_FLAGS[cfg.backend]}")
+
