@@ -1,1 +1,136 @@
-"""kube part of the recipe-harness pytest plugin."""
+"""kube part of the recipe-harness pytest plugin: Kubernetes target options and preflight.
+
+``--target kubernetes`` (declared by :mod:`.deploy`) uses these options; a throw-away cluster
+comes from pytest-kubernetes with ``--cluster kind|k3d|minikube``. SIGTERM is turned into
+``KeyboardInterrupt`` while the session runs, so fixture teardown -- namespace deletion --
+runs on Ctrl-C and on SIGTERM alike; namespaces still registered at exit are deleted then.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+
+import pytest
+
+from ..targets.kubernetes.target import KubeOptions
+from .options import harness_of, selected_recipes
+
+KUBE_OPTIONS_KEY = pytest.StashKey[KubeOptions]()
+CLUSTER_KEY = pytest.StashKey[object]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("recipe-harness-kube", "recipe-harness: Kubernetes target")
+    group.addoption("--kubeconfig", metavar="FILE", default=None,
+                    help="kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    group.addoption("--context", metavar="NAME", default=None, help="kubeconfig context (default: current)")
+    group.addoption("--cluster", choices=("kind", "k3d", "minikube"), default=None,
+                    help="create a throw-away cluster with pytest-kubernetes and run against it")
+    group.addoption("--require-hardware", action="store_true", default=False,
+                    help="missing GPUs/RDMA/storage classes fail preflight instead of skipping (qualification)")
+    group.addoption("--hf-token-secret", metavar="[NAMESPACE/]NAME", default=None,
+                    help="copy this Secret into each run's namespace as the HF token (default: $HF_TOKEN)")
+    group.addoption("--keep", action="store_true", default=False,
+                    help="keep each run's namespace for debugging (delete later with `recipe-harness clean`)")
+    group.addoption("--twin", choices=("mocker",), default=None,
+                    help="deploy a GPU-free twin of each recipe's DGD running the Dynamo mocker")
+    group.addoption("--twin-image", metavar="IMAGE", default=None,
+                    help="image with dynamo.mocker and dynamo.frontend for --twin (default: dynamo-planner:<version>)")
+    group.addoption("--namespace-prefix", metavar="PREFIX", default="rh",
+                    help="prefix of the namespaces the harness creates (default: rh)")
+    group.addoption("--deploy-timeout", metavar="SECONDS", type=float, default=1800.0,
+                    help="how long a DGD may take to become Ready (default: 1800)")
+    group.addoption("--unschedulable-grace", metavar="SECONDS", type=float, default=0.0,
+                    help="tolerate unschedulable pods this long (clusters that autoscale GPU nodes)")
+
+
+def kube_options(config: pytest.Config) -> KubeOptions:
+    """The Kubernetes target's options of this session (a throw-away cluster's kubeconfig if any)."""
+    if KUBE_OPTIONS_KEY not in config.stash:
+        kubeconfig = config.getoption("--kubeconfig", default=None)
+        cluster = config.stash.get(CLUSTER_KEY, None)
+        if cluster is not None:
+            kubeconfig = str(cluster.kubeconfig)  # type: ignore[attr-defined]
+        config.stash[KUBE_OPTIONS_KEY] = KubeOptions(
+            kubeconfig=kubeconfig,
+            context=config.getoption("--context", default=None),
+            namespace_prefix=config.getoption("--namespace-prefix", default="rh"),
+            keep=config.getoption("--keep", default=False),
+            twin=config.getoption("--twin", default=None),
+            twin_image=config.getoption("--twin-image", default=None),
+            hf_token_secret=config.getoption("--hf-token-secret", default=None),
+            require_hardware=config.getoption("--require-hardware", default=False),
+            deploy_timeout=config.getoption("--deploy-timeout", default=1800.0),
+            unschedulable_grace=config.getoption("--unschedulable-grace", default=0.0),
+        )
+    return config.stash[KUBE_OPTIONS_KEY]
+
+
+def _sigterm_to_interrupt(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--target", default=None) != "kubernetes" or hasattr(config, "workerinput"):
+        return
+    if config.getoption("--cluster", default=None):
+        config.stash[CLUSTER_KEY] = _throwaway_cluster(config.getoption("--cluster"))
+    try:
+        signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    except ValueError:  # not the main thread
+        pass
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from ..targets.kubernetes.namespace import REGISTRY
+    left = REGISTRY.drain()
+    if left:
+        print(f"recipe-harness: namespaces not deleted: {', '.join(left)}; run `recipe-harness clean`")
+    cluster = config.stash.get(CLUSTER_KEY, None)
+    if cluster is not None and not config.getoption("--keep", default=False):
+        cluster.delete()  # type: ignore[attr-defined]
+
+
+def _throwaway_cluster(kind: str):
+    """A new kind/k3d/minikube cluster through pytest-kubernetes (deleted at session end)."""
+    try:
+        from pytest_kubernetes.providers import select_provider_manager
+    except ImportError as exc:  # pragma: no cover
+        raise pytest.UsageError("--cluster needs pytest-kubernetes (pip install pytest-kubernetes)") from exc
+    manager = select_provider_manager(kind)(f"recipe-harness-{os.getpid()}")
+    manager.create()
+    return manager
+
+
+# -- preflight suite -----------------------------------------------------------------------------
+
+
+@dataclass
+class PreflightCase:
+    recipe_id: str
+    options: KubeOptions
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "preflight_case" not in metafunc.fixturenames:
+        return
+    params = [pytest.param(r, id=f"{r.id}::preflight") for r in selected_recipes(metafunc.config)]
+    metafunc.parametrize("preflight_case", params, indirect=True)
+
+
+@pytest.fixture
+def preflight_case(request: pytest.FixtureRequest):
+    """(loaded recipe, Kube, options) for one preflight test; skips unless --target kubernetes."""
+    config = request.config
+    if config.getoption("--target", default=None) != "kubernetes":
+        pytest.skip("preflight checks a cluster: run with --target kubernetes")
+    from ..targets.kubernetes.client import ApiError, Kube
+    options = kube_options(config)
+    try:
+        kube = Kube.connect(options.kubeconfig, options.context)
+    except ApiError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield harness_of(config).loaded(request.param), kube, options
+    kube.close()

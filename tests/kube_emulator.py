@@ -1,0 +1,773 @@
+"""A Kubernetes API emulation over real HTTP for the kubernetes target's tests.
+
+Built on ``kmock``'s KubernetesEmulator (aiohttp server, request model, discovery scaffold, Status
+error rendering) and extended where kmock 0.8 falls short of a real apiserver:
+
+- its own path parsing (kmock crashes on ``/api/v1/namespaces``), cluster-scoped namespaces
+  with Terminating -> finalised deletion of everything inside;
+- uid, resourceVersion, generation, creationTimestamp on every object; lists carry the
+  collection resourceVersion; label and field selectors;
+- watches: replay from a resourceVersion, ``410 Expired`` for compacted history, server-side
+  ``timeoutSeconds``, and :meth:`ClusterEmulator.drop_watches` to cut every open stream;
+- server-side apply (``application/apply-patch+yaml``, fieldManager required, conflicts without
+  force), merge patches, the ``status`` subresource;
+- pod logs (``/log`` with ``container``, ``previous``, ``tailLines``);
+- fault injection (any status, e.g. 403/409/429/500, with ``Retry-After``) by method and path;
+- port-forward over the ``v4.channel.k8s.io`` websocket protocol the kubernetes client speaks,
+  relayed to a local TCP address standing in for the pod.
+
+:class:`FakeCluster` plays the operator and the kubelet: DGDs get pods and a frontend Service,
+Jobs get pods that succeed or fail, harness helper pods really run their ``sh`` script against
+local directories standing in for PVCs. :class:`EmulatedCluster` runs it all in a background
+thread for synchronous code (the kubernetes client is synchronous).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import aiohttp.web
+import attrs
+import kmock
+import yaml
+from kmock._internal import apps, references, rendering
+from kmock._internal.k8s import KubernetesError
+
+from recipe_harness.targets.kubernetes.client import Backoff, Kube
+
+CLUSTER_SCOPED = {"namespaces", "nodes", "storageclasses", "customresourcedefinitions", "persistentvolumes",
+                  "clusterroles", "clusterrolebindings"}
+Res = tuple[str, str, str]  # group, version, plural
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_path(path: str) -> tuple[Res, str | None, str | None, str | None] | None:
+    """(resource, namespace, name, subresource) of an API path; ``None`` for non-resource paths."""
+    parts = [p for p in path.strip("/").split("/") if p]
+    if len(parts) >= 3 and parts[0] == "api":
+        group, version, rest = "", parts[1], parts[2:]
+    elif len(parts) >= 4 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    ns = None
+    if rest[0] == "namespaces" and len(rest) >= 3 and not (len(rest) == 3 and rest[2] in ("status", "finalize")):
+        ns, rest = rest[1], rest[2:]
+    plural = rest[0]
+    name = rest[1] if len(rest) > 1 else None
+    sub = "/".join(rest[2:]) or None
+    return (group, version, plural), ns, name, sub
+
+
+def _match_labels(obj: dict[str, Any], selector: str | None) -> bool:
+    if not selector:
+        return True
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    for term in selector.split(","):
+        term = term.strip()
+        if "!=" in term:
+            k, v = term.split("!=", 1)
+            if labels.get(k.strip()) == v.strip():
+                return False
+        elif "=" in term:
+            k, v = term.replace("==", "=").split("=", 1)
+            if labels.get(k.strip()) != v.strip():
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif term and term not in labels:
+            return False
+    return True
+
+
+def _dig(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else None
+    return obj
+
+
+def _match_fields(obj: dict[str, Any], selector: str | None) -> bool:
+    if not selector:
+        return True
+    for term in selector.split(","):
+        neg = "!=" in term
+        k, v = term.split("!=" if neg else "=", 1)
+        value = _dig(obj, k.strip().replace("==", ""))
+        if (str(value) == v.strip()) == neg:
+            return False
+    return True
+
+
+def deep_merge(base: Any, patch: Any) -> Any:
+    """JSON merge patch (RFC 7386): dicts merge, ``None`` deletes, everything else replaces."""
+    if not isinstance(base, dict) or not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(base)
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = deep_merge(out.get(k), v)
+    return out
+
+
+@dataclass
+class Fault:
+    method: str
+    path: re.Pattern[str]
+    status: int
+    times: int = 1
+    reason: str = ""
+    message: str = ""
+    retry_after: float | None = None
+    hits: int = 0
+
+
+def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "code": code, "reason": reason, "message": message}
+
+
+@attrs.define(kw_only=True)
+class ClusterEmulator(kmock.KubernetesEmulator):
+    namespace_finalize_delay: float = 0.2
+    watch_timeout_cap: float = 30.0
+
+    rv: int = attrs.field(default=1000, init=False)
+    store: dict = attrs.field(factory=dict, init=False)            # (res, ns, name) -> object
+    history: list = attrs.field(factory=list, init=False)          # (rv, res, type, object)
+    oldest_rv: int = attrs.field(default=0, init=False)
+    drops: int = attrs.field(default=0, init=False)
+    watches_opened: list = attrs.field(factory=list, init=False)   # (res, ns, rv param)
+    logs: dict = attrs.field(factory=dict, init=False)             # (ns, pod, container, previous) -> text
+    pod_ports: dict = attrs.field(factory=dict, init=False)        # (ns, pod, port) -> (host, port)
+    faults: list = attrs.field(factory=list, init=False)
+    hooks: list = attrs.field(factory=list, init=False)            # fn(type, res, obj) after each change
+    portforwards: list = attrs.field(factory=list, init=False)     # (ns, pod, port)
+    _wake: Any = attrs.field(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        (self.fallback ** 1) << self._serve_resource
+
+    # -- state ----------------------------------------------------------------------------
+
+    def _changed(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+        self._wake = asyncio.Event()
+
+    def _record(self, type_: str, res: Res, obj: dict[str, Any]) -> None:
+        self.history.append((self.rv, res, type_, copy.deepcopy(obj)))
+        self._changed()
+        for hook in list(self.hooks):
+            hook(type_, res, obj)
+
+    def next_rv(self) -> str:
+        self.rv += 1
+        return str(self.rv)
+
+    def put(self, res: Res, obj: dict[str, Any], *, create: bool = True) -> dict[str, Any]:
+        """Create or replace an object, stamping metadata and emitting its watch event."""
+        meta = obj.setdefault("metadata", {})
+        ns = None if res[2] in CLUSTER_SCOPED else meta.get("namespace")
+        key = (res, ns, meta["name"])
+        old = self.store.get(key)
+        if old is None and not create:
+            raise KubernetesError(404, "NotFound", f'{res[2]} "{meta["name"]}" not found')
+        if old is None:
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("creationTimestamp", _now())
+            meta["generation"] = 1
+        else:
+            for k in ("uid", "creationTimestamp"):
+                meta[k] = old["metadata"][k]
+            meta["generation"] = old["metadata"].get("generation", 1) + (old.get("spec") != obj.get("spec"))
+        meta["resourceVersion"] = self.next_rv()
+        self.store[key] = obj
+        self._record("ADDED" if old is None else "MODIFIED", res, obj)
+        return obj
+
+    def remove(self, res: Res, ns: str | None, name: str) -> dict[str, Any] | None:
+        obj = self.store.pop((res, ns, name), None)
+        if obj is not None:
+            obj["metadata"]["resourceVersion"] = self.next_rv()
+            self._record("DELETED", res, obj)
+        return obj
+
+    def get(self, res: Res, ns: str | None, name: str) -> dict[str, Any] | None:
+        return self.store.get((res, None if res[2] in CLUSTER_SCOPED else ns, name))
+
+    def items(self, res: Res, ns: str | None = None) -> list[dict[str, Any]]:
+        return [o for (r, n, _), o in sorted(self.store.items(), key=lambda kv: kv[1]["metadata"]["resourceVersion"])
+                if r == res and (ns is None or n == ns)]
+
+    def patch_status(self, res: Res, ns: str | None, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        obj = copy.deepcopy(self.get(res, ns, name))
+        if obj is None:
+            raise KeyError((res, ns, name))
+        obj["status"] = deep_merge(obj.get("status") or {}, status)
+        return self.put(res, obj, create=False)
+
+    def drop_watches(self) -> None:
+        """Cut every open watch stream (an apiserver restart or an idle-timeout proxy)."""
+        self.drops += 1
+        self._changed()
+
+    def compact(self) -> None:
+        """Forget the event history: resuming from an older resourceVersion gets 410 Expired."""
+        self.history.clear()
+        self.oldest_rv = self.rv
+
+    def inject(self, method: str, path: str, status: int, *, times: int = 1, reason: str = "", message: str = "",
+               retry_after: float | None = None) -> Fault:
+        fault = Fault(method.upper(), re.compile(path), status, times, reason, message, retry_after)
+        self.faults.append(fault)
+        return fault
+
+    # -- HTTP -----------------------------------------------------------------------------
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        if raw_request.path.endswith("/portforward") and raw_request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._portforward(raw_request)
+        await raw_request.read()
+        try:
+            request = await self._parse(raw_request)
+            self._requests.append(request)
+            return await apps.RawHandler._handle(self, request)
+        except rendering.StreamingError as exc:
+            return exc.args[0]
+        except Exception as exc:  # noqa: BLE001 -- rendered as a Kubernetes Status, like kmock does
+            return await self._render_error(exc)
+
+    async def _parse(self, raw: aiohttp.web.BaseRequest) -> rendering.Request:
+        body = await raw.read()
+        text = body.decode("utf-8", "replace")
+        data: Any = None
+        if text.strip():
+            try:
+                data = json.loads(text)
+            except ValueError:
+                try:
+                    data = yaml.safe_load(text)
+                except yaml.YAMLError:
+                    data = None
+        parsed = parse_path(raw.path)
+        resource = namespace = name = sub = None
+        if parsed is not None:
+            (g, v, p), namespace, name, sub = parsed
+            resource = references.resource(group=g, version=v, plural=p)
+        return rendering.Request(id=len(self._requests), raw_request=raw, url=raw.url, method=raw.method,
+                                 params=dict(raw.query), headers=dict(raw.headers), cookies=dict(raw.cookies),
+                                 data=data, body=body, text=text, resource=resource, namespace=namespace,
+                                 name=name, subresource=sub)
+
+    def _fault(self, request: rendering.Request) -> None:
+        for fault in self.faults:
+            if fault.hits < fault.times and fault.method in (request.method.value.upper(), "*") \
+                    and fault.path.search(request.url.path):
+                fault.hits += 1
+                raise KubernetesError(fault.status, fault.reason or _REASONS.get(fault.status, "Error"),
+                                      fault.message or f"injected {fault.status}",
+                                      details={"retryAfterSeconds": fault.retry_after})
+
+    async def _render_error(self, exc: Exception) -> aiohttp.web.StreamResponse:
+        response = await super()._render_error(exc)
+        if isinstance(exc, KubernetesError) and isinstance(exc.details, dict) \
+                and exc.details.get("retryAfterSeconds") is not None:
+            response.headers["Retry-After"] = str(exc.details["retryAfterSeconds"])
+        return response
+
+    async def _serve_resource(self, request: rendering.Request) -> Any:
+        parsed = parse_path(request.url.path)
+        if parsed is None:
+            raise NotImplementedError  # discovery and other paths: kmock's scaffold
+        self._fault(request)
+        res, ns, name, sub = parsed
+        method = request.method.value.upper()
+        params = dict(request.params)
+        if method == "GET" and name is None:
+            if params.get("watch") in ("true", "1"):
+                return self._watch(res, ns, params)
+            items = [o for o in self.items(res, ns) if _match_labels(o, params.get("labelSelector"))
+                     and _match_fields(o, params.get("fieldSelector"))]
+            return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": str(self.rv)}, "items": items}
+        if method == "GET" and sub == "log":
+            return self._log(ns, name, params)
+        if method == "GET":
+            obj = self.get(res, ns, name)
+            if obj is None:
+                raise KubernetesError(404, "NotFound", f'{res[2]} "{name}" not found')
+            return obj
+        if method == "POST" and name is None:
+            return self._create(res, ns, request.data or {})
+        if method == "PATCH" and name:
+            return self._patch(res, ns, name, sub, request)
+        if method == "PUT" and name:
+            body = request.data or {}
+            body.setdefault("metadata", {})["namespace"] = ns
+            return self.put(res, body, create=False)
+        if method == "DELETE" and name:
+            return self._delete(res, ns, name, request.data or {})
+        raise KubernetesError(405, "MethodNotAllowed", f"{method} {request.url.path}")
+
+    def _check_namespace(self, ns: str | None) -> None:
+        if ns is None:
+            return
+        namespace = self.get(("", "v1", "namespaces"), None, ns)
+        if namespace is None:
+            raise KubernetesError(404, "NotFound", f'namespaces "{ns}" not found')
+        if (namespace.get("status") or {}).get("phase") == "Terminating":
+            raise KubernetesError(403, "Forbidden", f"unable to create new content in namespace {ns} "
+                                                    "because it is being terminated")
+
+    def _create(self, res: Res, ns: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        meta = body.setdefault("metadata", {})
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+        self._check_namespace(ns if res[2] not in CLUSTER_SCOPED else None)
+        if ns and res[2] not in CLUSTER_SCOPED:
+            meta["namespace"] = ns
+        if self.get(res, ns, meta["name"]) is not None:
+            raise KubernetesError(409, "AlreadyExists", f'{res[2]} "{meta["name"]}" already exists')
+        if res[2] == "namespaces":
+            body.setdefault("status", {})["phase"] = "Active"
+        return self.put(res, body)
+
+    def _patch(self, res: Res, ns: str | None, name: str, sub: str | None, request: rendering.Request) -> Any:
+        ctype = (request.headers.get("Content-Type") or "").split(";")[0].strip()
+        patch = request.data or {}
+        existing = self.get(res, ns, name)
+        if ctype == "application/apply-patch+yaml":
+            manager = request.params.get("fieldManager")
+            if not manager:
+                raise KubernetesError(422, "Invalid", "fieldManager: Required value: is required for apply patch")
+            force = request.params.get("force") == "true"
+            if existing is None:
+                self._check_namespace(ns if res[2] not in CLUSTER_SCOPED else None)
+                patch.setdefault("metadata", {}).update({"name": name})
+                if res[2] not in CLUSTER_SCOPED:
+                    patch["metadata"]["namespace"] = ns
+                patch["metadata"]["managedFields"] = [{"manager": manager, "operation": "Apply"}]
+                return self.put(res, patch)
+            owners = {m.get("manager") for m in existing["metadata"].get("managedFields") or []}
+            if owners - {manager} and not force:
+                raise KubernetesError(409, "Conflict", f"Apply failed with conflicts: fields managed by "
+                                                       f"{sorted(owners - {manager})}")
+            obj = copy.deepcopy(existing)
+            for key, value in patch.items():
+                if key not in ("metadata", "status", "apiVersion", "kind"):
+                    obj[key] = copy.deepcopy(value)  # the applier owns what it applies
+            for key in ("labels", "annotations"):
+                if key in patch.get("metadata", {}):
+                    obj["metadata"][key] = patch["metadata"][key]
+            obj["metadata"]["managedFields"] = [{"manager": manager, "operation": "Apply"}]
+            return self.put(res, obj, create=False)
+        if existing is None:
+            raise KubernetesError(404, "NotFound", f'{res[2]} "{name}" not found')
+        if ctype not in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+            raise KubernetesError(415, "UnsupportedMediaType", f"{ctype} is not supported here")
+        if sub == "status":
+            return self.patch_status(res, ns, name, patch.get("status") or {})
+        obj = deep_merge(existing, {k: v for k, v in patch.items() if k != "status"})
+        return self.put(res, obj, create=False)
+
+    def _delete(self, res: Res, ns: str | None, name: str, options: dict[str, Any]) -> Any:
+        obj = self.get(res, ns, name)
+        if obj is None:
+            raise KubernetesError(404, "NotFound", f'{res[2]} "{name}" not found')
+        if res[2] == "namespaces":
+            if (obj.get("status") or {}).get("phase") != "Terminating":
+                obj = copy.deepcopy(obj)
+                obj["metadata"]["deletionTimestamp"] = _now()
+                obj["status"] = {"phase": "Terminating"}
+                self.put(res, obj, create=False)
+                asyncio.get_running_loop().call_later(self.namespace_finalize_delay, self._finalize_namespace, name)
+            return obj
+        if res == ("batch", "v1", "jobs"):
+            for pod in self.items(("", "v1", "pods"), ns):
+                if (pod["metadata"].get("labels") or {}).get("job-name") == name:
+                    self.remove(("", "v1", "pods"), ns, pod["metadata"]["name"])
+        self.remove(res, ns if res[2] not in CLUSTER_SCOPED else None, name)
+        return {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name}}
+
+    def _finalize_namespace(self, name: str) -> None:
+        for (res, ns, obj_name) in list(self.store):
+            if ns == name:
+                self.remove(res, ns, obj_name)
+        self.remove(("", "v1", "namespaces"), None, name)
+
+    def _log(self, ns: str | None, pod: str, params: dict[str, str]) -> bytes:
+        if self.get(("", "v1", "pods"), ns, pod) is None:
+            raise KubernetesError(404, "NotFound", f'pods "{pod}" not found')
+        previous = params.get("previous") == "true"
+        text = self.logs.get((ns, pod, params.get("container"), previous))
+        if text is None:
+            if previous:
+                raise KubernetesError(400, "BadRequest", f'previous terminated container "{params.get("container")}" '
+                                                         f'in pod "{pod}" not found')
+            text = ""
+        if params.get("tailLines"):
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[-int(params["tailLines"]):])
+        return text.encode()
+
+    async def _watch(self, res: Res, ns: str | None, params: dict[str, str]):
+        yield b""  # send the headers now: a watch may stay silent for long
+        label_sel, field_sel = params.get("labelSelector"), params.get("fieldSelector")
+        timeout = min(float(params.get("timeoutSeconds") or self.watch_timeout_cap), self.watch_timeout_cap)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        drops = self.drops
+        rv_param = params.get("resourceVersion")
+        self.watches_opened.append((res, ns, rv_param))
+
+        def matches(obj: dict[str, Any]) -> bool:
+            meta = obj.get("metadata") or {}
+            return (ns is None or meta.get("namespace") == ns) and _match_labels(obj, label_sel) \
+                and _match_fields(obj, field_sel)
+
+        if rv_param in (None, "", "0"):
+            last = self.rv
+            for obj in self.items(res, ns):
+                if matches(obj):
+                    yield {"type": "ADDED", "object": copy.deepcopy(obj)}
+        else:
+            last = int(rv_param)
+            if last < self.oldest_rv:
+                yield {"type": "ERROR", "object": status_body(410, "Expired", f"too old resource version: {last} "
+                                                                              f"({self.oldest_rv})")}
+                return
+        while True:
+            for erv, eres, etype, eobj in list(self.history):
+                if erv > last and eres == res and matches(eobj):
+                    last = erv
+                    yield {"type": etype, "object": eobj}
+                elif erv > last:
+                    last = erv
+            if self.drops != drops:
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            if self._wake is None:
+                self._wake = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=remaining)
+            except TimeoutError:
+                return
+
+    async def _portforward(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        parsed = parse_path(raw.path)
+        assert parsed is not None
+        _, ns, pod, _ = parsed
+        port = int(raw.query.get("ports", "0"))
+        self.portforwards.append((ns, pod, port))
+        ws = aiohttp.web.WebSocketResponse(protocols=("v4.channel.k8s.io",))
+        await ws.prepare(raw)
+        prefix = port.to_bytes(2, "little")
+        await ws.send_bytes(b"\x00" + prefix)
+        await ws.send_bytes(b"\x01" + prefix)
+        target = self.pod_ports.get((ns, pod, port))
+        if target is None:
+            await ws.send_bytes(b"\x01" + f"pod {pod} does not listen on port {port}".encode())
+            await ws.close()
+            return ws
+        reader, writer = await asyncio.open_connection(*target)
+
+        async def pod_to_client() -> None:
+            while data := await reader.read(65536):
+                await ws.send_bytes(b"\x00" + data)
+            await ws.close()
+
+        pump = asyncio.create_task(pod_to_client())
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.BINARY and msg.data[:1] == b"\x00" and len(msg.data) > 1:
+                writer.write(msg.data[1:])
+                await writer.drain()
+        writer.close()
+        pump.cancel()
+        return ws
+
+
+_REASONS = {403: "Forbidden", 404: "NotFound", 409: "Conflict", 410: "Expired", 422: "Invalid",
+            429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}
+
+PODS: Res = ("", "v1", "pods")
+SERVICES: Res = ("", "v1", "services")
+JOBS: Res = ("batch", "v1", "jobs")
+NAMESPACES: Res = ("", "v1", "namespaces")
+EVENTS: Res = ("", "v1", "events")
+DGD_LABEL = "nvidia.com/dynamo-graph-deployment-name"
+COMPONENT_LABEL = "nvidia.com/dynamo-component"
+
+
+def running_pod(name: str, ns: str, labels: dict[str, str], containers: list[str], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {"containers": [{"name": c, "ports": [{"name": "http", "containerPort": 8000}]} for c in containers],
+                 "nodeName": "node-1", **spec},
+        "status": {"phase": "Running",
+                   "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}],
+                   "containerStatuses": [{"name": c, "ready": True, "restartCount": 0,
+                                          "state": {"running": {"startedAt": _now()}}} for c in containers]},
+    }
+
+
+@dataclass
+class FakeCluster:
+    """The operator and kubelet: reacts to what the harness creates, as a scenario says.
+
+    ``dgd_outcome``: ``ready`` | ``never`` | ``failed`` | ``<Reason>:<Service>`` where Reason is
+    CrashLoopBackOff, ImagePullBackOff, OOMKilled or Unschedulable. ``job_outcome[name]``:
+    ``succeed`` | ``fail`` | ``ImagePullBackOff``. ``ready_after`` delays the happy path.
+    """
+
+    emu: ClusterEmulator
+    dgd_outcome: str = "ready"
+    job_outcome: dict[str, str] = field(default_factory=dict)
+    ready_after: float = 0.2
+    failure_after: float = 0.3
+    frontend_addr: tuple[str, int] | None = None
+    pvc_dirs: dict[str, Path] = field(default_factory=dict)       # claimName -> local dir
+    job_effects: dict[str, Callable[[dict[str, Any]], str]] = field(default_factory=dict)  # job -> fn -> log
+    failed_at: float | None = None                                 # loop time the fatal state appeared
+
+    def __post_init__(self) -> None:
+        self.emu.hooks.append(self.on_change)
+
+    def on_change(self, type_: str, res: Res, obj: dict[str, Any]) -> None:
+        if type_ != "ADDED":
+            return
+        loop = asyncio.get_running_loop()
+        if res[0] == "nvidia.com" and res[2] == "dynamographdeployments":
+            loop.call_later(0.05, self._deploy_graph, res, copy.deepcopy(obj))
+        elif res == JOBS:
+            loop.call_later(0.05, self._run_job, copy.deepcopy(obj))
+        elif res == PODS and (obj["metadata"].get("labels") or {}).get("recipe-harness/helper"):
+            loop.create_task(self._run_helper(copy.deepcopy(obj)))
+
+    # DGD -> pods, Service, status
+    def _services(self, dgd: dict[str, Any]) -> list[tuple[str, str, int]]:
+        spec = dgd.get("spec") or {}
+        if isinstance(spec.get("services"), dict):
+            return [(n, s.get("componentType", ""), int(s.get("replicas", 1))) for n, s in spec["services"].items()]
+        return [(c["name"], c.get("type", ""), int(c.get("replicas", 1))) for c in spec.get("components") or []]
+
+    def _deploy_graph(self, res: Res, dgd: dict[str, Any]) -> None:
+        ns, name = dgd["metadata"]["namespace"], dgd["metadata"]["name"]
+        if self.emu.get(res, ns, name) is None:
+            return
+        self.emu.patch_status(res, ns, name, {"state": "pending", "conditions": [
+            {"type": "Ready", "status": "False", "reason": "PodsNotReady", "message": "waiting for pods"}]})
+        reason, _, bad = self.dgd_outcome.partition(":")
+        for svc, ctype, replicas in self._services(dgd):
+            for i in range(replicas):
+                pod_name = f"{name}-{svc.lower()}-{i}"
+                labels = {DGD_LABEL: name, COMPONENT_LABEL: svc, "nvidia.com/dynamo-component-type": ctype}
+                pod = running_pod(pod_name, ns, labels, ["main"])
+                self.emu.put(PODS, pod)
+                self.emu.logs[(ns, pod_name, "main", False)] = f"{svc} replica {i} started\n"
+                if ctype == "frontend" and self.frontend_addr:
+                    self.emu.pod_ports[(ns, pod_name, 8000)] = self.frontend_addr
+                if svc == bad and i == 0:
+                    asyncio.get_running_loop().call_later(self.failure_after, self._break_pod, ns, pod_name, reason)
+            if ctype == "frontend":
+                self.emu.put(SERVICES, {"apiVersion": "v1", "kind": "Service",
+                                        "metadata": {"name": f"{name}-{svc.lower()}", "namespace": ns},
+                                        "spec": {"selector": {DGD_LABEL: name, COMPONENT_LABEL: svc},
+                                                 "ports": [{"name": "http", "port": 8000, "targetPort": 8000}]}})
+        loop = asyncio.get_running_loop()
+        if reason == "ready":
+            loop.call_later(self.ready_after, self._graph_ready, res, ns, name)
+        elif reason == "failed":
+            loop.call_later(self.failure_after, lambda: self.emu.patch_status(res, ns, name, {
+                "state": "failed", "conditions": [{"type": "Ready", "status": "False", "reason": "Failed",
+                                                   "message": "component VllmWorker failed"}]}))
+
+    def _graph_ready(self, res: Res, ns: str, name: str) -> None:
+        if self.emu.get(res, ns, name) is not None:
+            self.emu.patch_status(res, ns, name, {"state": "successful", "conditions": [
+                {"type": "Ready", "status": "True", "reason": "AllPodsReady", "message": "all pods ready"}]})
+
+    def _break_pod(self, ns: str, pod_name: str, reason: str) -> None:
+        pod = copy.deepcopy(self.emu.get(PODS, ns, pod_name))
+        if pod is None:
+            return
+        cs = pod["status"]["containerStatuses"][0]
+        cs["ready"] = False
+        pod["status"]["conditions"][1]["status"] = "False"
+        if reason == "CrashLoopBackOff":
+            cs.update(restartCount=3, state={"waiting": {"reason": "CrashLoopBackOff",
+                                                         "message": "back-off 40s restarting failed container"}},
+                      lastState={"terminated": {"reason": "Error", "exitCode": 1}})
+            self.emu.logs[(ns, pod_name, "main", True)] = "loading model\nValueError: unknown quantization fp5\n"
+        elif reason == "OOMKilled":
+            cs.update(restartCount=1, state={"running": {}}, lastState={"terminated": {"reason": "OOMKilled",
+                                                                                       "exitCode": 137}})
+        elif reason == "ImagePullBackOff":
+            pod["status"]["phase"] = "Pending"
+            cs.update(state={"waiting": {"reason": "ImagePullBackOff",
+                                         "message": 'Back-off pulling image "nvcr.io/nvidia/ai-dynamo/nope:0"'}})
+        elif reason == "Unschedulable":
+            pod["status"] = {"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                 "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."}]}
+            self.emu.put(EVENTS, {"apiVersion": "v1", "kind": "Event", "type": "Warning", "reason": "FailedScheduling",
+                                  "metadata": {"name": f"{pod_name}.fs", "namespace": ns},
+                                  "involvedObject": {"kind": "Pod", "name": pod_name, "namespace": ns},
+                                  "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."})
+        self.failed_at = asyncio.get_running_loop().time()
+        self.emu.put(PODS, pod, create=False)
+
+    # Jobs -> pods -> completion
+    def _run_job(self, job: dict[str, Any]) -> None:
+        ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        if self.emu.get(JOBS, ns, name) is None:
+            return
+        outcome = self.job_outcome.get(name, "succeed")
+        pod_name = f"{name}-{uuid.uuid4().hex[:5]}"
+        containers = [c["name"] for c in job["spec"]["template"]["spec"]["containers"]]
+        pod = running_pod(pod_name, ns, {"job-name": name, "batch.kubernetes.io/job-name": name}, containers)
+        self.emu.put(PODS, pod)
+        self.emu.patch_status(JOBS, ns, name, {"active": 1, "startTime": _now()})
+        if outcome == "ImagePullBackOff":
+            self._break_pod(ns, pod_name, "ImagePullBackOff")
+            return
+        log = self.job_effects[name](job) if name in self.job_effects else f"{name} done\n"
+        self.emu.logs[(ns, pod_name, containers[0], False)] = log
+        pod = copy.deepcopy(self.emu.get(PODS, ns, pod_name))
+        pod["status"]["phase"] = "Succeeded" if outcome == "succeed" else "Failed"
+        pod["status"]["containerStatuses"][0]["state"] = {"terminated": {
+            "reason": "Completed" if outcome == "succeed" else "Error", "exitCode": 0 if outcome == "succeed" else 1}}
+        self.emu.put(PODS, pod, create=False)
+        if outcome == "succeed":
+            status = {"active": 0, "succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+        else:
+            status = {"active": 0, "failed": 4, "conditions": [
+                {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                 "message": "Job has reached the specified backoff limit"}]}
+        self.emu.patch_status(JOBS, ns, name, status)
+
+    async def _run_helper(self, pod: dict[str, Any]) -> None:
+        """Run a harness helper pod's ``sh -c`` script for real, PVC mounts mapped to local dirs."""
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        spec = pod["spec"]
+        claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in spec.get("volumes") or []}
+        container = spec["containers"][0]
+        mounts = {m["mountPath"]: str(self.pvc_dirs[claims[m["name"]]]) for m in container.get("volumeMounts") or []}
+        env = dict(os.environ)
+        for e in container.get("env") or []:
+            value = e.get("value", "")
+            if e["name"] == "RH_ROOTS":
+                value = " ".join(mounts.get(p, p) for p in value.split())
+            env[e["name"]] = value
+        proc = await asyncio.create_subprocess_exec(*container["command"], env=env, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.STDOUT)
+        out, _ = await proc.communicate()
+        self.emu.logs[(ns, name, container["name"], False)] = out.decode()
+        current = copy.deepcopy(self.emu.get(PODS, ns, name))
+        if current is None:
+            return
+        current["status"] = {"phase": "Succeeded" if proc.returncode == 0 else "Failed", "containerStatuses": [
+            {"name": container["name"], "state": {"terminated": {"exitCode": proc.returncode}}}]}
+        self.emu.put(PODS, current, create=False)
+
+
+class EmulatedCluster:
+    """The emulator on 127.0.0.1 in a background event loop, driven from synchronous code."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self.emu: ClusterEmulator | None = None
+        self.url = ""
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="kube-emulator", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the emulator did not start")
+        if self._error:
+            raise self._error
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            try:
+                async with ClusterEmulator(**self._options) as emu, kmock.Server(emu) as server:
+                    self.emu = emu
+                    self.url = str(server.url).rstrip("/")
+                    self._ready.set()
+                    await self._stop.wait()
+            except BaseException as exc:  # noqa: BLE001 -- surfaced to the constructor
+                self._error = exc
+                self._ready.set()
+
+        asyncio.run(main())
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        """Run ``fn(*args)`` in the emulator's loop (all state changes go through here)."""
+        async def run() -> Any:
+            return fn(*args, **kw)
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+
+    def close(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def client_configuration(self):
+        from kubernetes import client as k8s_client
+        cfg = k8s_client.Configuration()
+        cfg.host = self.url
+        return cfg
+
+    def kube(self, attempts: int = 4) -> Kube:
+        from kubernetes import client as k8s_client
+        return Kube(k8s_client.ApiClient(self.client_configuration()),
+                    backoff=Backoff(attempts=attempts, base=0.05, cap=0.5), request_timeout=10)
+
+    def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "emulated",
+            "clusters": [{"name": "emulated", "cluster": {"server": self.url}}],
+            "users": [{"name": "tester", "user": {"token": "emulated-token"}}],
+            "contexts": [{"name": "emulated", "context": {"cluster": "emulated", "user": "tester",
+                                                          "namespace": namespace}}],
+        }))
+        return path
+
+    # conveniences, each one call into the loop
+    def put(self, res: Res, obj: dict[str, Any]) -> dict[str, Any]:
+        return self.call(self.emu.put, res, copy.deepcopy(obj))
+
+    def get(self, res: Res, ns: str | None, name: str) -> dict[str, Any] | None:
+        return self.call(lambda: copy.deepcopy(self.emu.get(res, ns, name)))
+
+    def items(self, res: Res, ns: str | None = None) -> list[dict[str, Any]]:
+        return self.call(lambda: copy.deepcopy(self.emu.items(res, ns)))
+
+    def namespace(self, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+        return self.put(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
+                                     "metadata": {"name": name, "labels": labels or {}}, "status": {"phase": "Active"}})
