@@ -38,8 +38,8 @@ def _parallelism_text(cfg) -> str:
 def gpu_matches_parallelism(recipe: LoadedRecipe) -> Iterator[Finding]:
     dep = recipe.deployment
     for svc, cfg in workers(recipe):
-        if not known(cfg) or cfg.backend == "mocker":
-            continue
+        if not known(cfg) or cfg.backend == "mocker" or cfg.problems:
+            continue  # an unreadable engine config is RH301; its parallelism is unknown
         requested = svc.gpus_per_replica
         if cfg.gpus_needed == requested:
             continue

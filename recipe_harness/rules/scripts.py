@@ -87,6 +87,7 @@ def _number(text: str) -> bool:
 
 
 def _split_line(line: str) -> list[str]:
+    line = _ARITH.sub(lambda m: "$((" + m.group(1).replace(" ", "") + "))", line)  # one word, as in the shell
     try:
         lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
         lexer.whitespace_split = True

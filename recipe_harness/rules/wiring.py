@@ -132,7 +132,8 @@ def kv_router_has_events(recipe: LoadedRecipe) -> Iterator[Finding]:
             src = cfg.sources.get("prefix_caching") or service_at(dep, svc)
         else:
             why = "it has no KV events configuration"
-            src = service_at(dep, svc, *svc.args_path[len(svc.path):]) if svc.args_path else service_at(dep, svc)
+            src = service_at(dep, svc, *svc.args_path[len(svc.path):], key=True) if svc.args_path \
+                else service_at(dep, svc)
         yield emit("RH333", recipe, src,
                    f"the frontend routes by KV cache but {svc.name} ({cfg.backend}) publishes no KV events: {why}")
 
@@ -170,7 +171,7 @@ def role_flags(recipe: LoadedRecipe) -> Iterator[Finding]:
             continue
         mode = cfg.disaggregation_mode
         src = cfg.sources.get("disaggregation_mode") or \
-            (service_at(dep, svc, *svc.args_path[len(svc.path):]) if svc.args_path else service_at(dep, svc))
+            (service_at(dep, svc, *svc.args_path[len(svc.path):], key=True) if svc.args_path else service_at(dep, svc))
         if svc.role in ("prefill", "decode") and mode and mode != svc.role:
             yield emit("RH335", recipe, src,
                        f"{svc.name} has subComponentType {svc.role} but runs {cfg.backend} as a {mode} worker")
