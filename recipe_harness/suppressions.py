@@ -44,15 +44,16 @@ class SuppressionFile:
     problems: list[tuple[str, int, int]] = field(default_factory=list)  # (message, line, col)
 
 
-_CACHE: dict[tuple[str, float], SuppressionFile] = {}
+_CACHE: dict[tuple[str, int, int], SuppressionFile] = {}
 
 
 def load(path: Path) -> SuppressionFile:
-    """Parse a suppressions file (cached by path and modification time)."""
+    """Parse a suppressions file (cached by path, modification time and size)."""
     try:
-        key = (str(path), path.stat().st_mtime)
+        st = path.stat()
+        key = (str(path), st.st_mtime_ns, st.st_size)
     except OSError:
-        key = (str(path), 0.0)
+        key = (str(path), 0, 0)
     if key in _CACHE:
         return _CACHE[key]
     out = SuppressionFile(path)
