@@ -6,6 +6,7 @@ from __future__ import annotations
 import filecmp
 import importlib.util
 import json
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -293,3 +294,22 @@ def test_quantities(text, value) -> None:
 
     assert quantity(text) == Decimal(value)
     assert quantity("lots") is None
+
+
+def test_v1beta1_deployments_are_checked(tmp_path: Path) -> None:
+    """The rules read the normalised model: a v1beta1 graph (components, podTemplate) is checked the same way."""
+    src = REPO / "fixtures" / "schema" / "dgd-v1beta1-valid.yaml"
+    recipe_dir = tmp_path / "recipes" / "llama" / "vllm" / "disagg"
+    recipe_dir.mkdir(parents=True)
+    shutil.copy(src, recipe_dir / "deploy.yaml")
+    found = [(f.rule, f.line) for _, c, f in all_findings(tmp_path / "recipes") if c in SEMANTIC_CHECKS]
+    # TP2 on 2 GPUs and TP8 on 4 GPUs x 2 nodes are right; the claims are not created; sharedMemorySize "0"
+    assert found == [("RH310", 41), ("RH310", 30), ("RH361", 68)]
+
+
+def test_a_claim_documented_as_prerequisite_is_accepted(tmp_path: Path) -> None:
+    root = tmp_path / "recipes"
+    shutil.copytree(FIXTURES / "RH310" / "recipes", root)
+    readme = root / "tiny" / "README.md"
+    readme.write_text(readme.read_text() + "\nCreate the PVC `perf-results` (ReadWriteOnce) before the benchmark.\n")
+    assert all_findings(root) == []

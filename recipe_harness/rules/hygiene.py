@@ -100,8 +100,16 @@ def shared_memory(recipe: LoadedRecipe) -> Iterator[Finding]:
                                  cfg.tensor_parallel * cfg.pipeline_parallel > 1)
         if not multi:
             continue
-        shm = svc.raw.get("sharedMemory") if isinstance(svc.raw, dict) else None
+        raw = svc.raw if isinstance(svc.raw, dict) else {}
+        shm = raw.get("sharedMemory")
         if any(m.mount_path.rstrip("/") == "/dev/shm" for m in svc.mounts):
+            continue
+        if "sharedMemorySize" in raw:  # v1beta1
+            size = quantity(raw["sharedMemorySize"])
+            if size is not None and size < 2**30:
+                state = "disabled" if size == 0 else f"only {raw['sharedMemorySize']}"
+                yield emit("RH361", recipe, service_at(dep, svc, "sharedMemorySize"),
+                           f"{svc.name} runs a multi-GPU engine ({svc.gpus} GPUs) with shared memory {state}")
             continue
         if isinstance(shm, dict) and shm.get("disabled") is True:
             yield emit("RH361", recipe, service_at(dep, svc, "sharedMemory", "disabled", key=True),

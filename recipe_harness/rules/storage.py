@@ -38,10 +38,14 @@ def _claim_refs(recipe: LoadedRecipe) -> Iterator[tuple[str, Document, tuple]]:
             for vname, vol in svc.volumes.items():
                 claim = vol.get("persistentVolumeClaim") if isinstance(vol, dict) else None
                 if isinstance(claim, dict) and isinstance(claim.get("claimName"), str):
-                    vols = dep.document.get(*svc.path, "extraPodSpec", "volumes") or []
-                    idx = next((i for i, v in enumerate(vols) if isinstance(v, dict) and v.get("name") == vname), None)
-                    path = svc.path + ("extraPodSpec", "volumes", idx, "persistentVolumeClaim", "claimName") \
-                        if idx is not None else svc.path
+                    path = svc.path
+                    for base in (("extraPodSpec",), ("podTemplate", "spec")):  # v1alpha1, v1beta1
+                        vols = dep.document.get(*svc.path, *base, "volumes") or []
+                        idx = next((i for i, v in enumerate(vols) if isinstance(v, dict) and v.get("name") == vname),
+                                   None)
+                        if idx is not None:
+                            path = svc.path + base + ("volumes", idx, "persistentVolumeClaim", "claimName")
+                            break
                     yield claim["claimName"], dep.document, path
     for doc in recipe.documents():
         if doc.kind == "DynamoGraphDeployment":
@@ -62,15 +66,19 @@ def _claim_refs(recipe: LoadedRecipe) -> Iterator[tuple[str, Document, tuple]]:
       "claim as a prerequisite in the README")
 def claims_resolve(recipe: LoadedRecipe) -> Iterator[Finding]:
     created = pvcs(recipe)
-    seen: set[tuple[str, str, tuple]] = set()
+    missing: dict[str, list[tuple[Document, tuple]]] = {}
     for name, doc, path in _claim_refs(recipe):
-        key = (name, doc.file, path)
-        if key in seen or name in created or _documented(recipe, name):
+        if name not in created:
+            missing.setdefault(name, []).append((doc, path))
+    have = ", ".join(sorted(created)) or "none"
+    for name, refs in missing.items():
+        if _documented(recipe, name):
             continue
-        seen.add(key)
-        have = ", ".join(sorted(created)) or "none"
+        doc, path = refs[0]
+        more = f" (referenced {len(refs)} times)" if len(refs) > 1 else ""
         yield emit("RH310", recipe, at(doc, path),
-                   f"PVC {name!r} is not created by the recipe (its PVCs: {have}) nor documented as a prerequisite")
+                   f"PVC {name!r} is not created by the recipe (its PVCs: {have}) nor documented as a "
+                   f"prerequisite{more}")
 
 
 @rule("RH311", "storage",
