@@ -410,3 +410,109 @@ def test_router_mode_sources(tmp_path: Path, frontend: str, expected: str) -> No
               "spec:\n  services:\n    Frontend:\n      componentType: frontend\n" + frontend)
     recipe = load(tmp_path, deploy)
     assert router_mode(recipe, svc(recipe, "Frontend")) == expected
+
+
+CONFIG_FILES = """
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: engine
+data:
+  vllm.yaml: |
+    tensor-parallel-size: 2
+    max_model_len: 32768
+  sglang.yaml: |
+    tp-size: 4
+    context-length: 16384
+---
+apiVersion: nvidia.com/v1alpha1
+kind: DynamoGraphDeployment
+metadata:
+  name: cfg
+spec:
+  services:
+    Frontend:
+      componentType: frontend
+    vllm:
+      componentType: worker
+      resources:
+        limits:
+          gpu: "2"
+      extraPodSpec:
+        volumes:
+          - name: cfg
+            configMap:
+              name: engine
+              items:
+                - key: vllm.yaml
+                  path: engine.yaml
+        mainContainer:
+          volumeMounts:
+            - name: cfg
+              mountPath: /etc/engine
+          command: [python3, -m, dynamo.vllm]
+          args: [Qwen/Qwen3-8B, --config, /etc/engine/engine.yaml, --max-model-len, "8192"]
+    sglang:
+      componentType: worker
+      resources:
+        limits:
+          gpu: "4"
+      extraPodSpec:
+        volumes:
+          - name: cfg
+            configMap:
+              name: engine
+        mainContainer:
+          volumeMounts:
+            - name: cfg
+              mountPath: /etc/engine
+          command: [python3, -m, dynamo.sglang]
+          args: [--model-path, Qwen/Qwen3-8B, --config, /etc/engine/sglang.yaml]
+    trtllm:
+      componentType: worker
+      extraPodSpec:
+        mainContainer:
+          command: [python3, -m, dynamo.trtllm]
+          args: [--model, Qwen/Qwen3-8B, --tensor-parallel-size, "2",
+                 --override-engine-args, '{"tensor_parallel_size": 8, "max_seq_len": 4096}',
+                 --trtllm.max_batch_size, "96", --publish-kv-events]
+"""
+
+
+def test_engine_config_files_flags_override_and_positional_model(tmp_path: Path) -> None:
+    recipe = load(tmp_path, CONFIG_FILES)
+    vllm = engine_config(recipe, svc(recipe, "vllm"))
+    assert vllm.model == "Qwen/Qwen3-8B"  # positional, as `vllm serve MODEL`
+    assert vllm.tensor_parallel == 2 and vllm.gpus_needed == 2  # from the --config file (ConfigMap item path)
+    assert vllm.max_model_len == 8192  # the command line overrides the config file in vLLM
+    assert vllm.sources["tensor_parallel"][1] == line_of(recipe, "tensor-parallel-size: 2")
+    sglang = engine_config(recipe, svc(recipe, "sglang"))
+    assert (sglang.tensor_parallel, sglang.max_model_len) == (4, 16384)
+    trtllm = engine_config(recipe, svc(recipe, "trtllm"))
+    # --override-engine-args and --trtllm.* are applied over the flags, as dynamo.trtllm does
+    assert (trtllm.tensor_parallel, trtllm.max_model_len, trtllm.max_num_seqs) == (8, 4096, 96)
+    assert trtllm.publishes_kv_events
+    assert [p for s in ("vllm", "sglang", "trtllm") for p in engine_config(recipe, svc(recipe, s)).problems] == []
+
+
+def test_frontend_port_from_env_and_load_aware(tmp_path: Path) -> None:
+    deploy = """
+    apiVersion: nvidia.com/v1alpha1
+    kind: DynamoGraphDeployment
+    metadata:
+      name: d
+    spec:
+      services:
+        Frontend:
+          componentType: frontend
+          envs:
+            - name: DYN_HTTP_PORT
+              value: "9000"
+          extraPodSpec:
+            mainContainer:
+              command: [python3, -m, dynamo.frontend]
+              args: [--load-aware]
+    """
+    recipe = load(tmp_path, textwrap.dedent(deploy))
+    fc = frontend_config(recipe, svc(recipe, "Frontend"))
+    assert (fc.http_port, fc.router_mode, fc.router_kv_events) == (9000, "kv", False)
