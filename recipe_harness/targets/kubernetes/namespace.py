@@ -81,7 +81,7 @@ def create_namespace(kube: Kube, prefix: str, recipe_id: str, run_id: str, attem
     raise last or ApiError(409, "AlreadyExists", "no free namespace name")
 
 
-def delete_namespace(kube: Kube, name: str, *, wait: float = 120.0, poll: float = 1.0) -> bool:
+def delete_namespace(kube: Kube, name: str, *, wait: float = 120.0, poll: float = 0.5) -> bool:
     """Delete a harness namespace and wait until it is gone; ``True`` when it is.
 
     Refuses (``ApiError`` 412) to touch a namespace that is not labelled as the harness's.
