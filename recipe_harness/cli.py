@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--no-hints", action="store_true", help="do not print fix hints under findings")
     c.add_argument("-v", "--verbose", action="store_true", help="also print notes (kinds not validated ...)")
 
-    t = sub.add_parser("test", help="run the conformance suites with pytest (extra args after -- go to pytest)")
+    t = sub.add_parser("test", help="run the conformance suites with pytest (other options, e.g. --twin mocker, "
+                                    "and arguments after -- go to pytest)")
     selection(t)
     t.add_argument("--target", choices=("local", "kubernetes"), default="local")
     t.add_argument("--report-dir", metavar="DIR", default="reports", help="where reports go (default: ./reports)")
@@ -69,7 +70,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if args.command != "test":
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.pytest_args = unknown + list(args.pytest_args or [])
     try:
         if args.command == "check":
             return cmd_check(args)
@@ -211,9 +216,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def pytest_args(args: argparse.Namespace) -> list[str]:
     suites = args.suite or ["static", "smoke"]
-    extra = list(args.pytest_args or [])
-    if extra and extra[0] == "--":
-        extra = extra[1:]
+    extra = [a for a in (args.pytest_args or []) if a != "--"]
     out = ["--pyargs", "recipe_harness.suites", "-m", " or ".join(suites), "--report-dir", args.report_dir,
            "-p", "no:cacheprovider", "--target", args.target]
     if args.recipes_root:
