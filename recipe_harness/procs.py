@@ -268,10 +268,25 @@ def processes_with_env(name: str, value: str | None = None) -> list[int]:
     return out
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free right now on ``host`` (the kernel's pick)."""
+def free_port(host: str = "127.0.0.1", *, below: int | None = None) -> int:
+    """A TCP port free right now on ``host``: the kernel's pick, or a random free one under ``below``
+    (Dynamo reads ``DYN_SYSTEM_PORT`` as a signed 16-bit number, so system ports must be < 32768)."""
+    import random
     import socket
 
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    def try_bind(port: int) -> int | None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                return None
+            return s.getsockname()[1]
+
+    if below is None:
+        return try_bind(0) or 0
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = try_bind(rng.randrange(max(1024, below // 2), below))
+        if port:
+            return port
+    raise OSError(f"no free TCP port below {below} on {host}")

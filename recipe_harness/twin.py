@@ -1,0 +1,213 @@
+"""The local twin of a recipe: the recipe's own topology, run as real Dynamo processes on CPU.
+
+One ``dynamo.frontend`` with the recipe's router mode and KV-event setting, and for every worker
+service one ``dynamo.mocker`` process per replica, each in the service's disaggregation role with
+the served model name, data-parallel size, block size, max model length and max sequences of the
+engine it stands in for (:func:`recipe_harness.backends.engine_config`). Mocker recipes keep
+their mocker tuning flags. Tensor/pipeline/expert parallelism and multinode layouts have no
+CPU analogue: one replica is one mocker worker, which is noted.
+
+Counts this machine cannot run are scaled down, never refused, and every reduction is a note
+(reported in :attr:`Endpoint.notes <recipe_harness.targets.Endpoint>` and the report):
+
+- at most :attr:`Caps.processes_per_service` mocker processes per worker service,
+- at most :attr:`Caps.worker_processes` mocker processes in all (the largest services shrink first,
+  each keeps at least one),
+- data-parallel size at most :attr:`Caps.data_parallel` per process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .backends import EngineConfig, engine_config, frontend_config
+from .bundle import LoadedRecipe
+from .model import ROLE_DECODE, ROLE_PREFILL, Service, flag_value
+from .targets import DeployError
+
+FRONTEND_ROUTER_MODES = ("round-robin", "random", "power-of-two", "kv", "least-loaded", "device-aware-weighted")
+MOCKER_ENGINES = ("vllm", "sglang", "trtllm")
+# Mocker tuning flags a mocker recipe keeps in its twin (valued, then boolean).
+MOCKER_VALUE_FLAGS = ("--num-gpu-blocks-override", "--max-num-batched-tokens", "--speedup-ratio",
+                      "--decode-speedup-ratio", "--preemption-mode", "--engine-type", "--kv-transfer-bandwidth",
+                      "--kv-cache-dtype", "--kv-bytes-per-token", "--reasoning")
+MOCKER_BOOL_FLAGS = ("--enable-prefix-caching", "--no-enable-prefix-caching", "--enable-chunked-prefill",
+                     "--no-enable-chunked-prefill")
+
+
+def _default_caps() -> tuple[int, int]:
+    cpus = os.cpu_count() or 2
+    return max(2, min(4, cpus)), max(4, min(16, 3 * cpus))
+
+
+@dataclass(frozen=True)
+class Caps:
+    """How much of a recipe this machine runs (defaults scale with the CPU count: 2 and 6 on 2 cores)."""
+
+    processes_per_service: int = _default_caps()[0]
+    worker_processes: int = _default_caps()[1]
+    data_parallel: int = 4
+
+
+@dataclass
+class WorkerTwin:
+    service: str
+    role: str                   # worker | prefill | decode
+    replicas: int               # as declared
+    processes: int              # mocker processes started (one worker each)
+    args: list[str]             # mocker arguments shared by its processes (no ports, paths or discovery)
+    engine: EngineConfig
+
+    @property
+    def component(self) -> str:
+        """The Dynamo component its workers register as (the mocker's default endpoints)."""
+        return "prefill" if self.role == ROLE_PREFILL else "backend"
+
+
+@dataclass
+class Twin:
+    recipe_id: str
+    model_name: str             # the name clients use (the recipe's served model name)
+    router_mode: str
+    frontend_service: str
+    frontend_args: list[str]
+    workers: list[WorkerTwin]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def disaggregated(self) -> bool:
+        return any(w.role in (ROLE_PREFILL, ROLE_DECODE) for w in self.workers)
+
+    def expected_instances(self) -> dict[str, int]:
+        """Worker instances per component the frontend must see before the twin is ready."""
+        out: dict[str, int] = {}
+        for w in self.workers:
+            out[w.component] = out.get(w.component, 0) + w.processes
+        return out
+
+
+def _served_name(recipe: LoadedRecipe, engines: list[tuple[Service, EngineConfig]], notes: list[str]) -> str:
+    names = [(s, e.served_name) for s, e in engines if e.served_name]
+    chosen = next((n for s, n in names if s.role != ROLE_PREFILL), None) or (names[0][1] if names else None)
+    if len({n for _, n in names}) > 1:
+        notes.append("worker services serve different model names (" + ", ".join(f"{s.name}: {n}" for s, n in names)
+                     + f"); the twin serves {chosen!r}")
+    if chosen is None:
+        chosen = recipe.recipe.model
+        notes.append(f"no served model name in the workers' arguments; the twin serves {chosen!r}")
+    return chosen
+
+
+def _scale(requested: dict[str, int], caps: Caps) -> dict[str, int]:
+    counts = {k: max(1, min(v, caps.processes_per_service)) for k, v in requested.items()}
+    while sum(counts.values()) > max(caps.worker_processes, len(counts)):
+        name = max(counts, key=lambda k: (counts[k], k))
+        if counts[name] <= 1:
+            break
+        counts[name] -= 1
+    return counts
+
+
+def _mocker_args(service: Service, cfg: EngineConfig, model_name: str, caps: Caps, notes: list[str]) -> list[str]:
+    args = ["--model-name", model_name]
+    if service.role in (ROLE_PREFILL, ROLE_DECODE):
+        args += ["--disaggregation-mode", service.role]
+    elif cfg.disaggregation_mode in (ROLE_PREFILL, ROLE_DECODE):
+        args += ["--disaggregation-mode", cfg.disaggregation_mode]
+    if cfg.backend in MOCKER_ENGINES:
+        args += ["--engine-type", cfg.backend]
+    dp = max(1, cfg.data_parallel)
+    if dp > caps.data_parallel:
+        notes.append(f"{service.name}: data parallel {dp} -> {caps.data_parallel} ranks per mocker (cap)")
+        dp = caps.data_parallel
+    if dp > 1:
+        args += ["--data-parallel-size", str(dp)]
+    if cfg.block_size:
+        args += ["--block-size", str(cfg.block_size)]
+    if cfg.max_model_len:
+        args += ["--max-model-len", str(cfg.max_model_len)]
+    if cfg.max_num_seqs:
+        args += ["--max-num-seqs", str(cfg.max_num_seqs)]
+    if not cfg.prefix_caching:
+        args.append("--no-enable-prefix-caching")
+    if cfg.backend == "mocker":
+        for name in MOCKER_VALUE_FLAGS:
+            value = flag_value(cfg.argv, name)
+            if value:
+                args += [name, value]
+        for name in MOCKER_BOOL_FLAGS:
+            if name in cfg.argv and name not in args:
+                args.append(name)
+    return args
+
+
+def _parallelism_note(service: Service, cfg: EngineConfig) -> str | None:
+    parts = []
+    if cfg.tensor_parallel > 1:
+        parts.append(f"TP{cfg.tensor_parallel}")
+    if cfg.pipeline_parallel > 1:
+        parts.append(f"PP{cfg.pipeline_parallel}")
+    if cfg.expert_parallel > 1:
+        parts.append(f"EP{cfg.expert_parallel}")
+    if service.node_count > 1:
+        parts.append(f"{service.node_count} nodes")
+    if not parts:
+        return None
+    return f"{service.name}: {' '.join(parts)} per replica simulated by one mocker worker"
+
+
+def plan(recipe: LoadedRecipe, caps: Caps | None = None, *, speedup_ratio: float | None = None) -> Twin:
+    """The twin of ``recipe``; :class:`DeployError` when the recipe has nothing to run."""
+    caps = caps or Caps()
+    dep = recipe.deployment
+    if dep is None:
+        raise DeployError(f"{recipe.id}: no loadable DynamoGraphDeployment (see the static checks)")
+    workers = dep.workers
+    if not workers:
+        raise DeployError(f"{recipe.id}: the DynamoGraphDeployment declares no worker service "
+                          "(componentType worker/prefill/decode); nothing to serve")
+    notes: list[str] = []
+    engines = [(s, engine_config(recipe, s)) for s in workers]
+    model_name = _served_name(recipe, engines, notes)
+
+    front = dep.frontend
+    router = "round-robin"
+    kv_events = True
+    if front is None:
+        notes.append("the recipe declares no frontend; the twin adds one (round-robin)")
+        front_name = "Frontend"
+    else:
+        fc = frontend_config(recipe, front)
+        router, kv_events, front_name = fc.router_mode, fc.router_kv_events, front.name
+        if front.replicas > 1:
+            notes.append(f"{front.name}: {front.replicas} replicas -> 1 frontend process")
+    if router not in FRONTEND_ROUTER_MODES:
+        notes.append(f"router mode {router!r} cannot serve plain OpenAI requests here; the twin routes round-robin")
+        router = "round-robin"
+    frontend_args = ["--router-mode", router]
+    if router == "kv" and not kv_events:
+        frontend_args.append("--no-router-kv-events")
+
+    counts = _scale({s.name: max(1, s.replicas) for s in workers}, caps)
+    twins: list[WorkerTwin] = []
+    for service, cfg in engines:
+        n = counts[service.name]
+        if n < service.replicas:
+            notes.append(f"{service.name}: {service.replicas} replicas -> {n} mocker processes "
+                         f"(cap {caps.processes_per_service} per service, {caps.worker_processes} in all)")
+        args = _mocker_args(service, cfg, model_name, caps, notes)
+        if speedup_ratio is not None and "--speedup-ratio" not in args:
+            args += ["--speedup-ratio", f"{speedup_ratio:g}"]
+        note = _parallelism_note(service, cfg)
+        if note:
+            notes.append(note)
+        twins.append(WorkerTwin(service=service.name, role=service.role, replicas=service.replicas,
+                                processes=n, args=args, engine=cfg))
+    roles = {t.role for t in twins}
+    if ROLE_DECODE in roles and ROLE_PREFILL not in roles:
+        notes.append("decode workers without prefill workers: decode workers prefill locally")
+    if ROLE_PREFILL in roles and not roles & {ROLE_DECODE, "worker"}:
+        raise DeployError(f"{recipe.id}: prefill workers but no decode or aggregated worker; nothing serves the model")
+    return Twin(recipe_id=recipe.id, model_name=model_name, router_mode=router, frontend_service=front_name,
+                frontend_args=frontend_args, workers=twins, notes=notes)
