@@ -263,13 +263,14 @@ def test_download_commands(tmp_path: Path) -> None:
                 - |
                   set -eux
                   hf download $MODEL_NAME --revision abc --local-dir /models/r1 --exclude "original/*"
-                  huggingface-cli download nvidia/DeepSeek-R1-FP4
+                  huggingface-cli download nvidia/DeepSeek-R1-FP4 --cache-dir /models/hub
               env:
                 - {name: MODEL_NAME, value: deepseek-ai/DeepSeek-R1}
     """
     recipe = _recipe(tmp_path, {"m/vllm/agg/deploy.yaml": DGD, "m/model-cache/model-download.yaml": job})
-    got = [(d.repo, d.local_dir, d.src[1]) for d in downloads(recipe)]
-    assert got == [("deepseek-ai/DeepSeek-R1", "/models/r1", 15), ("nvidia/DeepSeek-R1-FP4", None, 16)]
+    got = [(d.repo, d.local_dir, d.cache_dir, d.src[1]) for d in downloads(recipe)]
+    assert got == [("deepseek-ai/DeepSeek-R1", "/models/r1", None, 15),
+                   ("nvidia/DeepSeek-R1-FP4", None, "/models/hub", 16)]
 
 
 def test_readme_totals_from_tables_and_lines(tmp_path: Path) -> None:
@@ -313,3 +314,22 @@ def test_a_claim_documented_as_prerequisite_is_accepted(tmp_path: Path) -> None:
     readme = root / "tiny" / "README.md"
     readme.write_text(readme.read_text() + "\nCreate the PVC `perf-results` (ReadWriteOnce) before the benchmark.\n")
     assert all_findings(root) == []
+
+
+def test_local_model_path_must_be_where_the_job_writes(tmp_path: Path) -> None:
+    root = tmp_path / "recipes"
+    shutil.copytree(FIXTURES / "good" / "recipes", root)
+    for other in ("vllm/disagg-kv-router", "sglang", "trtllm"):
+        shutil.rmtree(root / "tiny" / other)
+    job = root / "tiny/model-cache/model-download.yaml"
+    job.write_text(job.read_text().replace("hf download Qwen/Qwen3-0.6B",
+                                           "hf download Qwen/Qwen3-0.6B --local-dir /opt/models/qwen3"))
+    deploy = root / "tiny/vllm/agg/deploy.yaml"
+    text = deploy.read_text().replace("- --model\n            - Qwen/Qwen3-0.6B",
+                                      "- --model\n            - /opt/models/qwen3\n"
+                                      "            - --served-model-name\n            - Qwen/Qwen3-0.6B")
+    deploy.write_text(text)
+    assert [f.format(root) for _, _, f in all_findings(root)] == []
+    deploy.write_text(text.replace("- /opt/models/qwen3\n", "- /opt/models/qwen3-0.6b\n"))
+    found = [(f.rule, f.line) for _, _, f in all_findings(root)]
+    assert found == [("RH313", 47)]

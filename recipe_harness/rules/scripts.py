@@ -423,6 +423,7 @@ class Download:
     src: Source
     local_dir: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    cache_dir: str | None = None   # --cache-dir: the hub cache used instead of $HF_HOME/hub
 
 
 _HF_CLI = {"hf", "huggingface-cli"}
@@ -451,7 +452,9 @@ def downloads(recipe: LoadedRecipe) -> list[Download]:
                     if not repos:
                         continue
                     local = cmd.flag("--local-dir")
-                    out.append(Download(c, repos[0][0][0], repos[0][1], local[0][0] if local else None, env))
+                    cache_dir = cmd.flag("--cache-dir")
+                    out.append(Download(c, repos[0][0][0], repos[0][1], local[0][0] if local else None, env,
+                                        cache_dir[0][0] if cache_dir else None))
                 elif heads and heads[0].startswith("python"):
                     text = " ".join(heads)
                     m = re.search(r"snapshot_download\(\s*(?:repo_id\s*=\s*)?['\"]([^'\"]+)['\"]", text)

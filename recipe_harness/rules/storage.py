@@ -176,7 +176,7 @@ def model_where_downloaded(recipe: LoadedRecipe) -> Iterator[Finding]:
             hub = hf_hub_dir(env)
             here = _svc_location(svc, hub)
             there_known = [loc for d in mine if d.local_dir is None
-                           and (loc := _job_location(d.container, hf_hub_dir(d.env))) is not None]
+                           and (loc := _job_location(d.container, d.cache_dir or hf_hub_dir(d.env))) is not None]
             if here is not None and here in there_known:
                 continue
             if not there_known:
@@ -195,7 +195,7 @@ def model_where_downloaded(recipe: LoadedRecipe) -> Iterator[Finding]:
                     if loc:
                         wrote.append((loc, d))
                 else:
-                    hub = _job_location(d.container, hf_hub_dir(d.env))
+                    hub = _job_location(d.container, d.cache_dir or hf_hub_dir(d.env))
                     if hub and here and here[0] == hub[0] and \
                             posixpath.normpath(here[1]).startswith(posixpath.join(hub[1], hub_folder(d.repo))):
                         wrote.append((here, d))
