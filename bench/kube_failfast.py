@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Kubernetes target fail-fast: time from a worker pod turning CrashLoopBackOff in the emulated
+API (tests/kube_emulator.py, a real HTTP API server on loopback) to DeployError reaching the
+caller -- diagnostics saved and the namespace deleted included. Goal: <= 10 s.
+
+    .venv/bin/python bench/kube_failfast.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import test_kubernetes_target as t  # noqa: E402  (fixtures: the tiny recipe and a fake frontend)
+from kube_emulator import EmulatedCluster, FakeCluster  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    os.environ.setdefault("HF_TOKEN", "hf_bench_placeholder")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), t._Frontend)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    delays, namespaces_left = [], 0
+    for _ in range(args.runs):
+        tmp = Path(tempfile.mkdtemp())
+        root = tmp / "recipes"
+        (root / "tiny/vllm/agg").mkdir(parents=True)
+        (root / "tiny/model-cache").mkdir()
+        (root / "tiny/vllm/agg/deploy.yaml").write_text(t.DEPLOY)
+        (root / "tiny/model-cache/cache.yaml").write_text(t.CACHE)
+        recipe = t.LoadedRecipe.load(t.discover(root).recipes[0])
+        cluster = EmulatedCluster(namespace_finalize_delay=0.1, watch_timeout_cap=5.0)
+        fake = cluster.call(lambda c=cluster: FakeCluster(c.emu, frontend_addr=server.server_address, pvc_dirs={},
+                                                          dgd_outcome="CrashLoopBackOff:VllmWorker", failure_after=1.0))
+        target = t.target_for(cluster, deploy_timeout=600)
+        try:
+            with target.deploy(recipe, tmp / "work"):
+                pass
+        except t.DeployError:
+            delays.append(time.monotonic() - fake.failed_at)
+        namespaces_left += len(t.harness_namespaces(cluster))
+        cluster.close()
+    server.shutdown()
+    print(f"CrashLoopBackOff -> DeployError: runs={len(delays)}/{args.runs} "
+          f"median={statistics.median(delays):.3f}s max={max(delays):.3f}s (goal <= 10 s: "
+          f"{max(delays) / 10:.2f}x of budget)")
+    print(f"harness namespaces left after the runs: {namespaces_left} (goal 0)")
+    return 0 if len(delays) == args.runs else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
