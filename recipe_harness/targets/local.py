@@ -72,7 +72,7 @@ def find_dynamo_python(option: str | None = None, roots: list[Path] | None = Non
             raise DeployError(f"{source} points at {path}, which does not exist; {INSTALL_HINT}")
         return path
     project = Path(__file__).resolve().parents[2]
-    for root in roots or [Path.cwd(), project]:
+    for root in [*(roots or [Path.cwd()]), project]:
         candidate = root / ".venv-dynamo" / "bin" / "python"
         if candidate.exists():
             return candidate
@@ -112,6 +112,8 @@ class LocalDeployment:
 class LocalTarget:
     name: str = "local"
     python: Path | None = None          # resolved with find_dynamo_python() when None
+    python_option: str | None = None    # --dynamo-python, for that resolution
+    search_roots: list[Path] | None = None  # folders whose .venv-dynamo/ is looked for
     deploy_timeout: float = DEFAULT_TIMEOUT
     keep_logs: bool = False             # keep <run dir>/logs after teardown
     logs_dest: Path | None = None       # copy each deployment's logs to <logs_dest>/<recipe-id>/
@@ -122,7 +124,7 @@ class LocalTarget:
 
     def _python(self) -> Path:
         if self.python is None:
-            self.python = find_dynamo_python()
+            self.python = find_dynamo_python(self.python_option, self.search_roots)
         return self.python
 
     def _speedup(self) -> float:
