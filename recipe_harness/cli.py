@@ -207,6 +207,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f.format())
             if f.hint and not args.no_hints:
                 print(f"    hint: {f.hint}")
+        sys.stdout.flush()
         print(f"{len(ids)} recipes checked: {len(errors)} errors, {len(warnings)} warnings", file=sys.stderr)
     return EXIT_FINDINGS if failing else EXIT_OK
 
@@ -276,9 +277,9 @@ def cmd_rules(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     elif args.format == "markdown":
-        print("| Rule | Check | Severity | Requires |\n|---|---|---|---|")
-        for r in rows:
-            print(f"| {r['id']} | {r['check']} | {r['severity']} | {r['doc']} |")
+        from .rules.docs import render
+
+        print(render(), end="")
     else:
         for r in rows:
             print(f"{r['id']}  {r['check']:<12} {r['severity']:<8} {r['doc']}")

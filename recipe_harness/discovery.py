@@ -48,6 +48,7 @@ class Recipe:
     thresholds_file: Path | None = None
     kustomization: Path | None = None
     suppressions_file: Path | None = None
+    extra_files: tuple[Path, ...] = ()  # other manifests of the recipe folder (ConfigMaps ...)
 
     @property
     def dir(self) -> Path:
@@ -66,7 +67,7 @@ class Recipe:
     @property
     def files(self) -> tuple[Path, ...]:
         """Every manifest of the recipe (DGD first)."""
-        return (self.deploy_file, *self.model_cache_files, *self.perf_files)
+        return (self.deploy_file, *self.extra_files, *self.model_cache_files, *self.perf_files)
 
 
 @dataclass
@@ -198,6 +199,7 @@ def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...]
     by_dir: dict[Path, list[Path]] = {}
     for p in dgd_files:
         by_dir.setdefault(p.parent, []).append(p)
+    not_extra = {*THRESHOLDS_NAMES, SUPPRESSIONS_NAME, "kustomization.yaml", "kustomization.yml"}
     for folder, files in sorted(by_dir.items()):
         rel_dir = folder.relative_to(root_path)
         single = len(files) == 1 and files[0].stem in DEPLOY_STEMS
@@ -209,6 +211,10 @@ def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...]
                 rid = file.stem
             thresholds = next((folder / n for n in THRESHOLDS_NAMES if (folder / n).is_file()), None)
             kustom = next((folder / n for n in ("kustomization.yaml", "kustomization.yml", "Kustomization") if (folder / n).is_file()), None)
+            perf = _perf_files(folder, file.stem, model_dir, root_path, single)
+            extra = tuple(p for p in _yaml_files(folder)
+                          if p not in files and p not in perf and p.name not in not_extra
+                          and not p.name.startswith(("perf", "thresholds")))
             supp = _upwards(folder, model_dir, (SUPPRESSIONS_NAME,))
             readmes = list(reversed(_upwards(folder, model_dir, ("README.md", "README.rst", "README"))))
             recipe = Recipe(
@@ -218,7 +224,8 @@ def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...]
                 model=model,
                 model_dir=model_dir,
                 model_cache_files=_model_cache_files(model_dir),
-                perf_files=_perf_files(folder, file.stem, model_dir, root_path, single),
+                perf_files=perf,
+                extra_files=extra,
                 readmes=tuple(readmes),
                 thresholds_file=thresholds,
                 kustomization=kustom,

@@ -111,3 +111,14 @@ def test_symlink_loops_and_broken_links_do_not_hang(tmp_path):
 def test_missing_root_is_a_finding(tmp_path):
     d = discover(tmp_path / "nope")
     assert d.recipes == [] and [f.rule for f in d.findings] == ["RH012"]
+
+
+def test_other_manifests_of_the_recipe_folder_belong_to_it(tmp_path):
+    write(tmp_path / "m/trtllm/agg/deploy.yaml", DGD.format(name="x"))
+    write(tmp_path / "m/trtllm/agg/engine-config.yaml", "kind: ConfigMap\n")
+    write(tmp_path / "m/trtllm/agg/perf.yaml", "kind: Job\n")
+    write(tmp_path / "m/trtllm/agg/thresholds.yaml", "schemaVersion: 1\n")
+    write(tmp_path / "m/trtllm/agg/.recipe-harness.yaml", "suppress: []\n")
+    (r,) = discover(tmp_path).recipes
+    assert [p.name for p in r.extra_files] == ["engine-config.yaml"]
+    assert [p.name for p in r.files] == ["deploy.yaml", "engine-config.yaml", "perf.yaml"]
