@@ -1,0 +1,21 @@
+"""Performance: aiperf runs the recipe's own benchmark against the deployed recipe; the results are
+gated on its thresholds.yaml for the hardware profile and compared with baselines.
+
+Ids: ``<recipe-id>::perf``. Recipes without a perf manifest or without thresholds for the hardware
+profile are skipped before they are deployed (see :mod:`recipe_harness.plugin.perf`).
+"""
+
+import pytest
+
+from recipe_harness.perf.check import run
+
+pytestmark = pytest.mark.perf
+
+
+def test_perf(deployed, record, perf_plan, perf_settings):
+    outcome = run(perf_plan, deployed.endpoint, perf_settings)
+    record(metrics=outcome.metrics, artifacts=outcome.artifacts, images=outcome.images)
+    for note in outcome.notes:
+        record(note=note)
+    if outcome.failures:
+        pytest.fail("\n".join(outcome.failures), pytrace=False)
