@@ -243,12 +243,15 @@ def sigterm_as_interrupt() -> Iterator[None]:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def processes_with_env(name: str, value: str | None = None) -> list[int]:
-    """Pids of live processes whose environment has ``name`` (set to ``value`` if given).
+def processes_with_env(name: str, value: str | None = None, *, prefix: bool = False) -> list[int]:
+    """Pids of live processes whose environment has ``name`` (set to ``value``, or to a value
+    starting with ``value`` when ``prefix``; any value when ``value`` is None).
 
     Reads ``/proc/<pid>/environ``; processes of other users are not readable and are skipped.
     """
-    needle = f"{name}=".encode() + (value.encode() + b"\0" if value is not None else b"")
+    needle = b"\0" + f"{name}=".encode()
+    if value is not None:
+        needle += value.encode() + (b"" if prefix else b"\0")
     out: list[int] = []
     me = os.getpid()
     for entry in os.scandir("/proc"):
@@ -259,11 +262,9 @@ def processes_with_env(name: str, value: str | None = None) -> list[int]:
                 data = b"\0" + f.read()
             with open(f"/proc/{entry.name}/stat", "rb") as f:
                 state = f.read().rsplit(b")", 1)[-1].split()[0]
-        except OSError:
+        except (OSError, IndexError):
             continue
-        if state == b"Z":
-            continue
-        if b"\0" + needle in data:
+        if state != b"Z" and needle in data:
             out.append(int(entry.name))
     return out
 

@@ -73,12 +73,12 @@ def target_of(config: pytest.Config) -> Any:
         return config.stash[TARGET_KEY]
     name = target_name(config)
     if name == "local":
-        from ..targets.local import LocalTarget
+        from ..targets.local import LocalTarget, default_roots
 
         report_dir = config.getoption("--report-dir", default=None)
         target: Any = LocalTarget(
             python_option=config.getoption("--dynamo-python", default=None),
-            search_roots=[config.rootpath, Path.cwd()],
+            search_roots=[config.rootpath, *default_roots()],
             deploy_timeout=deploy_timeout(config),
             keep_logs=bool(config.getoption("--keep-logs", default=False)),
             logs_dest=Path(report_dir) / "logs" if report_dir else None,

@@ -61,8 +61,7 @@ def find_dynamo_python(option: str | None = None, roots: list[Path] | None = Non
     """The interpreter that runs ``dynamo.frontend`` and ``dynamo.mocker``.
 
     ``option`` (``--dynamo-python``), then ``$RECIPE_HARNESS_DYNAMO_PYTHON``, then
-    ``<root>/.venv-dynamo/bin/python`` for each of ``roots`` (default: the working directory and
-    the project checkout), then this interpreter if it imports ``dynamo.frontend``.
+    ``<root>/.venv-dynamo/bin/python`` for each of ``roots`` (default: :func:`default_roots`), then this interpreter if it imports ``dynamo.frontend``.
     """
     chosen = option or os.environ.get(DYNAMO_PYTHON_ENV)
     if chosen:
@@ -71,8 +70,7 @@ def find_dynamo_python(option: str | None = None, roots: list[Path] | None = Non
             source = "--dynamo-python" if option else DYNAMO_PYTHON_ENV
             raise DeployError(f"{source} points at {path}, which does not exist; {INSTALL_HINT}")
         return path
-    project = Path(__file__).resolve().parents[2]
-    for root in [*(roots or [Path.cwd()]), project]:
+    for root in roots if roots is not None else default_roots():
         candidate = root / ".venv-dynamo" / "bin" / "python"
         if candidate.exists():
             return candidate
@@ -83,6 +81,11 @@ def find_dynamo_python(option: str | None = None, roots: list[Path] | None = Non
         pass
     raise DeployError(f"no Python with Dynamo found (looked for ./.venv-dynamo/bin/python and "
                       f"`import dynamo.frontend` here); {INSTALL_HINT}")
+
+
+def default_roots() -> list[Path]:
+    """The working directory and the checkout this package runs from."""
+    return [Path.cwd(), Path(__file__).resolve().parents[2]]
 
 
 def _slug(text: str) -> str:
