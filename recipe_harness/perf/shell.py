@@ -182,7 +182,10 @@ def tokenize(script: str) -> list[Token]:
             i = j + 1
             continue
         if c == '"':
-            j = _skip_dquote(s, i + 1)
+            try:
+                j = _skip_dquote(s, i + 1)
+            except ShellSyntaxError:
+                raise ShellSyntaxError("unterminated double quote", line) from None
             line += s.count("\n", i, j)
             i = j
             continue
@@ -739,6 +742,10 @@ class Walker:
             return unresolved(text), False
         return _strip_pattern(value, word, kind), False
 
+    def context_functions(self) -> set[str]:
+        """Functions being called right now (recursion is not followed)."""
+        return {c[:-2] for c in self.context if c.endswith("()")}
+
     # walking ---------------------------------------------------------------
     def walk(self, nodes: list[Node], depth: int = 0) -> None:
         if depth > MAX_DEPTH:
@@ -799,7 +806,7 @@ class Walker:
                 if m:
                     self.assign(m.group(1), m.group(3), local=cmd in ("local", "declare", "typeset"))
             return
-        if cmd in self.functions and depth < MAX_DEPTH:
+        if cmd in self.functions and cmd not in self.context_functions():
             fn = self.functions[cmd]
             self.frames.append(_Frame(fields[1:]))
             self.context.append(f"{cmd}()")

@@ -1,0 +1,191 @@
+"""aiperf exports (real ones, from fixtures/perf/make_exports.py), thresholds, the gate and baselines."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from recipe_harness.perf import baseline as bl
+from recipe_harness.perf.results import Aggregate, ResultError, aggregate, parse_export
+from recipe_harness.perf.thresholds import ThresholdsError, gate, load_thresholds
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPORTS = ROOT / "fixtures" / "perf" / "exports"
+RECIPE_THRESHOLDS = sorted((ROOT / "recipes").glob("**/thresholds.yaml"))
+
+
+def profiling_lines(path: Path) -> list[dict]:
+    items = [json.loads(ln) for ln in path.read_text().splitlines()]
+    return [i for i in items if i["metadata"].get("benchmark_phase") == "profiling"]
+
+
+def test_successful_export():
+    r = parse_export(EXPORTS / "ok", concurrency=2)
+    raw = json.loads((EXPORTS / "ok" / "profile_export_aiperf.json").read_text())
+    assert (r.ok_requests, r.error_requests, r.error_rate) == (6, 0, 0.0)
+    assert r.ttft.p50 == pytest.approx(raw["time_to_first_token"]["p50"])
+    assert r.ttft.p99 >= r.ttft.p50 > 0 and r.itl.p99 >= r.itl.p50 > 0 and r.e2e.p50 > r.ttft.p50
+    assert r.output_tokens_per_s == pytest.approx(raw["output_token_throughput"]["avg"])
+    assert r.good_request_fraction == 1.0 and r.goodput_requests_per_s == pytest.approx(r.requests_per_s)
+    # per-request records: the warm-up request is left out
+    assert len(r.records.ttft) == len(profiling_lines(EXPORTS / "ok" / "profile_export.jsonl")) == 6
+    assert min(r.records.ttft) == pytest.approx(raw["time_to_first_token"]["min"])
+    assert r.metric("ttft_p99") == r.ttft.p99
+    assert r.metric("e2e_p50") == r.e2e.p50
+    assert r.metric("output_tokens_per_s_per_gpu", gpus=4) == pytest.approx(r.output_tokens_per_s / 4)
+    with pytest.raises(KeyError):
+        r.metric("ttft_p42")
+
+
+def test_export_with_server_errors():
+    r = parse_export(EXPORTS / "errors", concurrency=2)
+    assert (r.ok_requests, r.error_requests) == (3, 3)
+    assert r.error_rate == 0.5 and r.metric("error_rate") == 0.5
+    assert any("404" in e for e in r.error_summary)
+    assert r.records.errors == 3 and len(r.records.ttft) == 3
+
+
+def test_missing_or_incomplete_exports_are_clear_errors(tmp_path):
+    with pytest.raises(ResultError, match="wrote no profile_export_aiperf.json"):
+        parse_export(tmp_path)
+    shutil.copy(EXPORTS / "ok" / "profile_export_aiperf.json", tmp_path)
+    data = json.loads((tmp_path / "profile_export_aiperf.json").read_text())
+    del data["time_to_first_token"]
+    (tmp_path / "profile_export_aiperf.json").write_text(json.dumps(data))
+    with pytest.raises(ResultError, match="lacks time_to_first_token.*streaming"):
+        parse_export(tmp_path)
+    assert parse_export(tmp_path, streaming=False).ttft is None
+    (tmp_path / "profile_export_aiperf.json").write_text("{not json")
+    with pytest.raises(ResultError, match="cannot read"):
+        parse_export(tmp_path)
+
+
+# --------------------------------------------------------------------------- thresholds and gate
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "thresholds.yaml"
+    path.write_text(text)
+    return path
+
+
+GOOD = """\
+schemaVersion: 1
+profiles:
+  h200-sxm:
+    description: 8x H200
+    gpus: 8
+    slo: {ttft: {value: 2, unit: s}, itl: {value: 50, unit: ms}, tpot: {value: 40, unit: ms}}
+    limits:
+      ttft_p50: {max: 0.6, unit: s}
+      itl_p99: {max: 60, unit: ms}
+      output_tokens_per_s_per_gpu: {min: 400, unit: tokens/s/gpu}
+      error_rate: {max: 0.01, unit: ratio}
+"""
+
+
+def test_thresholds_units_and_goodput_slo(tmp_path):
+    t = load_thresholds(write(tmp_path, GOOD))
+    hw = t.profiles["h200-sxm"]
+    assert hw.gpus == 8
+    limits = {lim.metric: lim for lim in hw.limits}
+    assert (limits["ttft_p50"].value, limits["ttft_p50"].unit, limits["ttft_p50"].line) == (600.0, "ms", 8)
+    assert limits["output_tokens_per_s_per_gpu"].bound == "min"
+    # ITL and TPOT are the same aiperf metric: the tighter SLO wins
+    assert hw.goodput_slo() == {"time_to_first_token": 2000.0, "inter_token_latency": 40.0}
+
+
+def test_invalid_thresholds_are_findings_at_their_lines(tmp_path):
+    text = GOOD.replace("itl_p99: {max: 60, unit: ms}", "itl_p99: {max: 60, min: 1, unit: ms}") \
+               .replace("error_rate: {max: 0.01, unit: ratio}", "error_pct: {max: 1, unit: ratio}") \
+               .replace("ttft_p50: {max: 0.6, unit: s}", "ttft_p50: {max: 0.6, unit: minutes}")
+    with pytest.raises(ThresholdsError) as exc:
+        load_thresholds(write(tmp_path, text))
+    found = [(f.rule, f.line, f.message) for f in exc.value.findings]
+    assert [(rule, line) for rule, line, _ in found] == [("RH401", 8), ("RH401", 9), ("RH401", 11)]
+    assert "unit 'minutes'" in found[0][2]
+    assert "exactly one of min or max" in found[1][2]
+    assert "unknown metric 'error_pct'" in found[2][2]
+
+
+@pytest.mark.skipif(not RECIPE_THRESHOLDS, reason="no recipes/**/thresholds.yaml in this checkout")
+@pytest.mark.parametrize("path", RECIPE_THRESHOLDS, ids=lambda p: str(p.relative_to(ROOT / "recipes").parent))
+def test_recipe_thresholds_load(path):
+    t = load_thresholds(path)
+    assert "cpu-mocker" in t.profiles
+    assert all(p.limits for p in t.profiles.values())
+
+
+def test_gate_on_a_real_export(tmp_path):
+    r = parse_export(EXPORTS / "ok")
+    loose = GOOD.replace("max: 0.6, unit: s", "max: 60, unit: s").replace("min: 400", "min: 1")
+    hw = load_thresholds(write(tmp_path, loose)).profiles["h200-sxm"]
+    verdicts = gate(hw, lambda m: r.metric(m, hw.gpus))
+    assert all(v.passed for v in verdicts), [v.describe() for v in verdicts]
+    strict = loose.replace("max: 60, unit: s", "max: 0.001, unit: ms")
+    hw = load_thresholds(write(tmp_path, strict)).profiles["h200-sxm"]
+    failed = [v for v in gate(hw, lambda m: r.metric(m, hw.gpus)) if not v.passed]
+    assert [v.limit.metric for v in failed] == ["ttft_p50"]
+    assert "FAILED" in failed[0].describe() and "<= 0.001" in failed[0].describe()
+    errors = parse_export(EXPORTS / "errors")
+    failed = [v.limit.metric for v in gate(hw, lambda m: errors.metric(m, hw.gpus)) if not v.passed]
+    assert "error_rate" in failed
+
+
+def test_gate_fails_a_metric_that_was_not_measured(tmp_path):
+    hw = load_thresholds(write(tmp_path, GOOD)).profiles["h200-sxm"]
+    verdicts = gate(hw, lambda m: None)
+    assert not any(v.passed for v in verdicts)
+    assert "not measured" in verdicts[0].describe()
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def agg(*values: float) -> Aggregate:
+    return aggregate(list(values))
+
+
+def base_with(**metrics: Aggregate) -> bl.Baseline:
+    return bl.new("m/b/agg", "cpu-mocker", "fp", 3, metrics, {})
+
+
+def test_regression_needs_more_than_tolerance():
+    base = base_with(ttft_p99=agg(100.0))
+    assert not bl.compare({"ttft_p99": agg(109.0)}, base, tolerance=0.10)[0].regressed
+    c = bl.compare({"ttft_p99": agg(111.0)}, base, tolerance=0.10)[0]
+    assert c.regressed and "REGRESSION" in c.describe()
+    assert not bl.compare({"ttft_p99": agg(50.0)}, base)[0].regressed          # faster is fine
+
+
+def test_regression_accounts_for_trial_spread():
+    # median 130 vs 100 is 30% worse, but the trials spread +-20: within 2 x spread = 40
+    base = base_with(ttft_p99=agg(90.0, 100.0, 110.0))
+    noisy = agg(110.0, 130.0, 150.0)
+    assert noisy.median == 130.0 and noisy.spread == 20.0
+    c = bl.compare({"ttft_p99": noisy}, base, tolerance=0.10, noise_k=2.0)[0]
+    assert c.allowed == 40.0 and not c.regressed
+    assert bl.compare({"ttft_p99": agg(130.0)}, base_with(ttft_p99=agg(100.0)), tolerance=0.10)[0].regressed
+
+
+def test_throughput_regresses_downwards():
+    base = base_with(output_tokens_per_s_per_gpu=agg(1000.0))
+    assert bl.compare({"output_tokens_per_s_per_gpu": agg(850.0)}, base)[0].regressed
+    assert not bl.compare({"output_tokens_per_s_per_gpu": agg(2000.0)}, base)[0].regressed
+
+
+def test_baseline_files_round_trip(tmp_path):
+    path = bl.baseline_file(tmp_path, "mocker-tiny/mocker/agg", "cpu-mocker")
+    assert path == tmp_path / "mocker-tiny" / "mocker" / "agg" / "cpu-mocker.json"
+    assert bl.load(path) is None
+    bl.save(path, base_with(ttft_p99=agg(1.0, 2.0, 3.0)))
+    back = bl.load(path)
+    assert back.metrics["ttft_p99"].median == 2.0 and back.metrics["ttft_p99"].spread == 1.0
+    assert list(path.parent.iterdir()) == [path]       # no temporary files left
+    path.write_text('{"schemaVersion": 99}')
+    with pytest.raises(ValueError, match="--update-baseline"):
+        bl.load(path)
+    assert bl.baseline_file(tmp_path, "../../etc/x", "p") == tmp_path / "etc" / "x" / "p.json"
