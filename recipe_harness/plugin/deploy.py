@@ -143,11 +143,14 @@ def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         artifacts.append(str(Path(report_dir) / "logs" / loaded.id))
     stack = contextlib.ExitStack()
     started = time.monotonic()
+    failure: str | None = None
     try:
         endpoint = stack.enter_context(target.deploy(loaded, workdir))
     except DeployError as exc:
         stack.close()
-        pytest.fail(f"deploying {loaded.id} on the {target_name(config)} target failed: {exc}", pytrace=False)
+        failure = f"deploying {loaded.id} on the {target_name(config)} target failed: {exc}"
+    if failure is not None:  # outside the except block: the message alone, without the exception chain
+        pytest.fail(failure, pytrace=False)
     with stack:
         if not artifacts and endpoint.logs_dir is not None:
             artifacts.append(str(endpoint.logs_dir))
@@ -165,12 +168,18 @@ def smoke_check(deployed: Deployed, record: Callable[..., Any]) -> Callable[[str
             for note in deployed.endpoint.notes:
                 record(note=note)
         record(artifacts=deployed.artifacts)
+        skip: str | None = None
+        failure: str | None = None
         try:
             result = smoke.run(name, deployed.endpoint, watchdog=deployed.check)
         except smoke.SmokeSkip as exc:
-            pytest.skip(str(exc))
+            skip = str(exc)
         except (smoke.SmokeFailure, DeployError) as exc:
-            pytest.fail(str(exc), pytrace=False)
+            failure = str(exc)
+        if skip is not None:  # outside the except blocks: the message alone, without the exception chain
+            pytest.skip(skip)
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
         record(metrics=result.metrics)
         for note in result.notes:
             record(note=note)
