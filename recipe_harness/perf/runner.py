@@ -4,6 +4,7 @@ process group with a timeout, and always reap the group (timeout, interrupt, nor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -120,6 +121,8 @@ class AiperfRun:
     returncode: int | None = None
     wall_s: float = 0.0
     timed_out: bool = False
+    timeout_s: float | None = None
+    pid: int | None = None          # also the process group id of the run
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -137,7 +140,7 @@ class AiperfRun:
 
     def describe_failure(self) -> str:
         if self.timed_out:
-            head = f"aiperf did not finish within {self.notes[0] if self.notes else 'its timeout'}; its process group was killed"
+            head = f"aiperf did not finish within {self.timeout_s:g} s; its process group was killed"
         else:
             head = f"aiperf exited with status {self.returncode}"
         return f"{head}\n  command: {' '.join(_quote(a) for a in self.argv)}\n  output ({self.log_file}):\n" + \
@@ -162,35 +165,41 @@ def _tail(path: Path, lines: int) -> str:
     return "\n".join(data.splitlines()[-lines:])
 
 
-def _kill_group(proc: subprocess.Popen, grace_s: float = KILL_GRACE_S) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is left after ``grace_s``."""
-    try:
-        pgid = os.getpgid(proc.pid)
-    except ProcessLookupError:
-        pgid = proc.pid
-    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+def _group_gone(pgid: int, within_s: float) -> bool:
+    """Wait until no process (zombies included) is left in group ``pgid``."""
+    deadline = time.monotonic() + within_s
+    while True:
         try:
-            os.killpg(pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            break
-        try:
-            proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-        if sig == signal.SIGTERM:
-            # the leader is gone; children of the group may linger
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        break
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _kill_group(proc: subprocess.Popen, grace_s: float = KILL_GRACE_S) -> bool:
+    """SIGTERM the process group, SIGKILL it after ``grace_s``; True when the group is empty."""
+    pgid = proc.pid   # the leader of a new session: its pid is the group id
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace_s)
+    if not _group_gone(pgid, 0.5):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5.0)
+    return _group_gone(pgid, 5.0)
 
 
 def run_aiperf(argv: list[str], artifact_dir: Path, timeout_s: float, *, env: dict[str, str] | None = None) -> AiperfRun:
     """Run one aiperf command; its output goes to ``artifact_dir/aiperf.out``."""
     artifact_dir.mkdir(parents=True, exist_ok=True)
     log_file = artifact_dir / LOG_FILE
-    run = AiperfRun(argv, artifact_dir, log_file)
+    run = AiperfRun(argv, artifact_dir, log_file, timeout_s=timeout_s)
     child_env = dict(os.environ)
     child_env.update({"PYTHONUNBUFFERED": "1", "COLUMNS": "160", "NO_COLOR": "1"})
     if env:
@@ -199,21 +208,18 @@ def run_aiperf(argv: list[str], artifact_dir: Path, timeout_s: float, *, env: di
     with log_file.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=artifact_dir, env=child_env, start_new_session=True)
+        run.pid = proc.pid
         try:
             run.returncode = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             run.timed_out = True
-            run.notes.append(f"{timeout_s:g} s")
-            _kill_group(proc)
-            run.returncode = proc.returncode
         except BaseException:
             _kill_group(proc)
             raise
         finally:
             run.wall_s = time.monotonic() - start
         # aiperf's service processes share the group: none may outlive the run
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if not _kill_group(proc, grace_s=KILL_GRACE_S if run.timed_out else 2.0):
+            run.notes.append(f"processes of aiperf's group {proc.pid} outlived it")
+        run.returncode = proc.returncode
     return run
