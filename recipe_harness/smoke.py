@@ -89,7 +89,7 @@ class SmokeClient:
         deadline = time.monotonic() + self.timeout + 5
         while True:
             try:
-                return future.result(timeout=self.poll)
+                result = future.result(timeout=self.poll)
             except TimeoutError:
                 self.watchdog()
                 if time.monotonic() > deadline:
@@ -97,6 +97,9 @@ class SmokeClient:
             except httpx.HTTPError as exc:
                 self.watchdog()  # a dead component explains the error better than the error does
                 raise SmokeFailure(f"{what}: {type(exc).__name__}: {exc}") from None
+            else:
+                self.watchdog()  # an answer cut short by a dying component is not an answer
+                return result
 
     def get(self, path: str) -> httpx.Response:
         return self.guarded(lambda: self.http.get(path), f"GET {path}")
