@@ -31,6 +31,7 @@ import httpx
 from .targets import Component, Endpoint
 
 WORKER_REQUESTS_METRIC = "dynamo_component_requests_total"
+KV_EVENTS_METRIC = "dynamo_component_kv_cache_events_applied"  # on the frontend (its KV router)
 DEFAULT_TIMEOUT = 60.0
 CONCURRENCY = 8
 
@@ -478,25 +479,43 @@ def check_disagg(client: SmokeClient, n: int = 4) -> Result:
     return Result(metrics={"requests": n, "prefill_served": p, "decode_served": d, "per_worker": delta})
 
 
-def check_kv_routing(client: SmokeClient, n: int = 4, settle_s: float = 0.3) -> Result:
+def kv_events_applied(client: SmokeClient, frontend: Component) -> float:
+    """KV cache "stored" events the frontend's router has applied so far."""
+    resp = client.guarded(lambda: client.http.get(frontend.metrics_url), f"GET {frontend.metrics_url}")
+    return sum(v for name, labels, v in parse_metrics(resp.text)
+               if name == KV_EVENTS_METRIC and labels.get("event_type") == "stored")
+
+
+def check_kv_routing(client: SmokeClient, n: int = 4, settle_s: float = 5.0) -> Result:
     ep = client.endpoint
     if ep.router_mode != "kv":
         raise SmokeSkip(f"router mode {ep.router_mode!r}: no KV-aware routing to check")
     routed = _workers(ep, "prefill") if ep.disaggregated else _workers(ep, "worker", "decode")
     if len(routed) < 2:
         raise SmokeSkip(f"{len(routed)} worker(s) with metrics: KV routing needs 2 or more to choose from")
+    frontend = next((c for c in ep.components if c.role == "frontend" and c.metrics_url), None)
+    notes: list[str] = []
     before = served_requests(client, routed)
+    events = kv_events_applied(client, frontend) if frontend else 0.0
     shared = prompt(120, f"kv-{uuid.uuid4().hex}")
     for i in range(n):
         _expect_ok(client.chat(shared + f" Question {i}: what comes next?", max_tokens=4), f"request {i}")
-        time.sleep(settle_s)  # let the worker's KV events reach the router
+        if i == 0:  # the router must have indexed the first request's blocks before the next one
+            deadline = time.monotonic() + settle_s
+            while time.monotonic() < deadline:
+                if frontend is not None and kv_events_applied(client, frontend) > events:
+                    break
+                time.sleep(0.05)
+            else:
+                notes.append(f"the router applied no KV events within {settle_s:g}s of the first request")
     after = served_requests(client, routed)
     delta = {k: after[k] - before.get(k, 0) for k in after}
     top = max(delta, key=lambda k: delta[k])
     if delta[top] < n:
         raise SmokeFailure(f"{n} requests sharing a {len(shared)}-character prefix went to several workers "
-                           f"({ {k: v for k, v in delta.items() if v} }); the KV router should keep them on one")
-    return Result(metrics={"requests": n, "worker": top, "per_worker": delta})
+                           f"({ {k: v for k, v in delta.items() if v} }); the KV router should keep them on one"
+                           + (f" ({notes[0]})" if notes else ""))
+    return Result(metrics={"requests": n, "worker": top, "per_worker": delta}, notes=notes)
 
 
 CHECKS: dict[str, Callable[[SmokeClient], Result]] = {

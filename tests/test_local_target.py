@@ -290,3 +290,19 @@ def test_two_deployments_at_once_do_not_collide():
         for ep in (a, b):  # each frontend sees only its own two workers
             assert {c: len(v) for c, v in instances(ep.base_url).items()} == {"backend": 2}
             assert chat(ep.base_url, ep.model)["model"] == "tiny-local"
+
+
+@needs_dynamo
+def test_kv_routing_check_fails_when_routing_ignores_the_prefix():
+    """The same check that passes on KV-router twins fails on a round-robin frontend."""
+    import dataclasses
+
+    target = LocalTarget(python=DYNAMO_PY)
+    with target.deploy(load("ok", "tiny/mocker/agg")) as ep:
+        assert ep.router_mode == "round-robin"
+        with pytest.raises(smoke.SmokeSkip):
+            smoke.run("kv-routing", ep)
+        posing = dataclasses.replace(ep, router_mode="kv")
+        with smoke.SmokeClient(posing, watchdog=lambda: target.check(ep)) as client, \
+                pytest.raises(smoke.SmokeFailure, match="went to several workers"):
+            smoke.check_kv_routing(client, settle_s=0.5)  # a round-robin router applies no KV events
