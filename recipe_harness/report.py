@@ -125,11 +125,13 @@ class Summary:
             f"{totals['error']} errors; {totals['findings']} findings.",
             "",
         ]
-        if checks:
-            lines.append("| Recipe | " + " | ".join(checks) + " |")
-            lines.append("|---|" + "---|" * len(checks))
+        present = {group_of(c) for c in checks}
+        groups = [g for g in ("static", "preflight", "smoke", "perf") if g in present]
+        if groups:
+            lines.append("| Recipe | " + " | ".join(groups) + " |")
+            lines.append("|---|" + "---|" * len(groups))
             for rid, r in sorted(self.recipes.items()):
-                cells = [_ICON.get(r.checks[c].outcome, "·") if c in r.checks else " " for c in checks]
+                cells = [_group_cell({n: c for n, c in r.checks.items() if group_of(n) == g}) for g in groups]
                 lines.append(f"| `{rid}` | " + " | ".join(cells) + " |")
             lines.append("")
         metric_rows = [(rid, name, c.metrics) for rid, r in sorted(self.recipes.items())
@@ -170,6 +172,25 @@ class Summary:
 
 
 _ORDER = ["yaml", "schema", "structure"]
+GROUPS = ("smoke", "perf", "preflight")
+
+
+def group_of(check: str) -> str:
+    """The suite a check belongs to: smoke-*, perf*, preflight*, else static."""
+    return next((g for g in GROUPS if check.startswith(g)), "static")
+
+
+def _group_cell(checks: dict[str, CheckEntry]) -> str:
+    if not checks:
+        return " "
+    bad = [n for n, c in checks.items() if c.outcome in ("failed", "error")]
+    skipped = sum(1 for c in checks.values() if c.outcome == "skipped")
+    passed = sum(1 for c in checks.values() if c.outcome == "passed")
+    if bad:
+        return "❌ " + ", ".join(bad)
+    if not passed:
+        return "⏭️ skipped"
+    return f"✅ {passed}" + (f" ({skipped} skipped)" if skipped else "")
 
 
 def _check_order(item) -> tuple[int, str]:
