@@ -21,7 +21,7 @@ from ..bundle import LoadedRecipe
 from ..targets import Endpoint
 from . import baseline as bl
 from . import plots
-from .profile import PerfPoint, PerfProfile, PerfProfileError, Scaling, profile_from_documents, scale_points
+from .profile import PerfPoint, PerfProfile, PerfProfileError, Scaling, profile_of, scale_points
 from .results import Aggregate, PointResult, ResultError, aggregate, parse_export
 from .runner import AiperfRun, RunTarget, build_argv, run_aiperf
 from .thresholds import HardwareProfile, Thresholds, ThresholdsError, Verdict, gate, load_thresholds
@@ -72,7 +72,7 @@ def plan(recipe: LoadedRecipe, hardware_profile: str) -> PerfPlan:
     if load_errors:
         raise PerfPlanError("perf manifest cannot be loaded:\n" + "\n".join(f.format() for f in load_errors))
     try:
-        profile = profile_from_documents(recipe.perf_documents, str(r.perf_files[0]))
+        profile = profile_of(recipe)
     except PerfProfileError as exc:
         raise PerfPlanError(exc.message, exc.where()) from None
     why = profile.trace_replay

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
+from ..bundle import LoadedRecipe
 from ..manifests import Document
 from .shell import Invocation, ShellSyntaxError, find_invocations, is_resolved, iter_unresolved, kubernetes_expand
 
@@ -536,6 +537,17 @@ def profile_from_documents(documents: list[Document], file: str = "") -> PerfPro
         prof.points[0] = replace(prof.points[0], warmup_request_count=count)
         prof.notes.append(f"the warm-up run at line {wline} is reproduced as {count} warm-up requests")
     return prof
+
+
+def profile_of(recipe: LoadedRecipe) -> PerfProfile:
+    """The profile of a loaded recipe: its perf manifests plus the ConfigMaps of its folder (scripts)."""
+    docs = list(recipe.perf_documents)
+    for path in getattr(recipe.recipe, "extra_files", ()):
+        docs += [d for d in recipe.documents(path) if d.kind == "ConfigMap"]
+    first = str(recipe.recipe.perf_files[0]) if recipe.recipe.perf_files else ""
+    if not recipe.perf_documents:
+        raise PerfProfileError("the recipe has no perf manifest", first)
+    return profile_from_documents(docs, first)
 
 
 def _plain(value: object) -> str | None:
