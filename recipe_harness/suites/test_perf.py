@@ -8,14 +8,23 @@ profile are skipped before they are deployed (see :mod:`recipe_harness.plugin.pe
 import pytest
 
 from recipe_harness.perf.check import run
+from recipe_harness.targets import DeployError
 
 pytestmark = pytest.mark.perf
 
 
 def test_perf(deployed, record, perf_plan, perf_settings):
     outcome = run(perf_plan, deployed.endpoint, perf_settings)
-    record(metrics=outcome.metrics, artifacts=outcome.artifacts, images=outcome.images)
+    record(metrics=outcome.metrics, artifacts=[*outcome.artifacts, *getattr(deployed, "artifacts", [])],
+           images=outcome.images)
     for note in outcome.notes:
         record(note=note)
-    if outcome.failures:
-        pytest.fail("\n".join(outcome.failures), pytrace=False)
+    failures = list(outcome.failures)
+    try:
+        deployed.check()          # a component that died under load fails the check too
+    except DeployError as exc:
+        failures.append(f"the deployment broke during the benchmark: {exc}")
+    except AttributeError:
+        pass                      # a target that cannot tell
+    if failures:
+        pytest.fail("\n".join(failures), pytrace=False)
