@@ -18,6 +18,8 @@ import pytest
 
 from recipe_harness.procs import processes_with_env
 
+# Every inner run is a subprocess: in-process runs drop and re-import modules (httpx's among them)
+# between runs, which leaves two copies of its exception classes in one interpreter.
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +63,8 @@ def tagged(monkeypatch) -> str:
 
 
 def tree(dest: Path, *recipes: tuple[str, str]) -> Path:
-    """A recipes root holding the given (fixture tree, recipe id) recipes."""
+    """A recipes root holding the given (fixture tree, recipe id) recipes (and a pytest.ini beside it)."""
+    (dest / "pytest.ini").write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     root = dest / "recipes"
     for fixture, rid in recipes:
         shutil.copytree(FIXTURES / fixture / rid, root / rid)
@@ -72,7 +75,7 @@ def test_smoke_suite_on_local_twins(pytester, tagged):
     root = tree(pytester.path, ("ok", "tiny/mocker/agg"), ("ok", "tiny/mocker/disagg-kv"))
     pytester.makeconftest(COUNTING_CONFTEST)
     report = pytester.path / "report"
-    result = pytester.runpytest("--pyargs", SMOKE, "--recipes-root", str(root), "--report-dir", str(report),
+    result = pytester.runpytest_subprocess("--pyargs", SMOKE, "--recipes-root", str(root), "--report-dir", str(report),
                                 "-p", "no:cacheprovider", "-v")
     result.assert_outcomes(passed=16, skipped=2)
     result.stdout.fnmatch_lines(["*test_smoke_chat?tiny/mocker/agg::smoke-chat? PASSED*",
@@ -100,7 +103,7 @@ def test_smoke_suite_on_local_twins(pytester, tagged):
 def test_a_broken_recipe_errors_alone_with_its_log_tail(pytester, tagged):
     root = tree(pytester.path, ("ok", "tiny/mocker/agg"), ("broken", "tiny/mocker/bad-engine"))
     pytester.makeconftest(COUNTING_CONFTEST)
-    result = pytester.runpytest("--pyargs", SMOKE, "--recipes-root", str(root), "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--pyargs", SMOKE, "--recipes-root", str(root), "-p", "no:cacheprovider")
     result.assert_outcomes(passed=7, skipped=2, errors=9)
     result.stdout.fnmatch_lines(["*deploying tiny/mocker/bad-engine on the local target failed: MockerWorker-0 "
                                  "(worker, pid *) exited with code 1*", "*unknown variant `bogus`*"])
@@ -130,7 +133,7 @@ def test_a_worker_dying_mid_run_fails_the_next_checks_at_once(pytester, tagged):
         def test_smoke_stream(deployed, smoke_check):
             smoke_check("stream")
     """)
-    result = pytester.runpytest("test_dying.py", "--recipes-root", str(root), "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("test_dying.py", "--recipes-root", str(root), "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(["*FAILED test_dying.py::test_smoke_chat*", "*FAILED test_dying.py::test_smoke_stream*"])
     killed = [line for line in result.outlines
@@ -143,7 +146,7 @@ def test_a_worker_dying_mid_run_fails_the_next_checks_at_once(pytester, tagged):
 
 def test_deploy_timeout_is_the_local_budget(pytester, tagged):
     root = tree(pytester.path, ("ok", "tiny/mocker/agg"))
-    result = pytester.runpytest("--pyargs", SMOKE, "--recipes-root", str(root), "-p", "no:cacheprovider",
+    result = pytester.runpytest_subprocess("--pyargs", SMOKE, "--recipes-root", str(root), "-p", "no:cacheprovider",
                                 "--deploy-timeout", "0.05", "-k", "models or chat")
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*tiny/mocker/agg (local twin) not ready within 0.05s (raise it with --deploy-timeout)*"])
@@ -156,7 +159,7 @@ def test_any_test_using_deployed_gets_recipe_check_ids(pytester):
         def test_perf(deployed): pass
         def test_smoke_long_name_here(deployed): pass
     """)
-    result = pytester.runpytest("test_ids.py", "--recipes-root", str(root), "--collect-only", "-q")
+    result = pytester.runpytest_subprocess("test_ids.py", "--recipes-root", str(root), "--collect-only", "-q")
     # grouped by recipe: one deployment serves all of a recipe's tests in a module
     assert [line for line in result.outlines if line.startswith("test_ids.py::")] == [
         "test_ids.py::test_perf[tiny/mocker/agg::perf]",
@@ -170,7 +173,7 @@ def test_kubernetes_target_missing_is_a_usage_error(pytester):
     root = tree(pytester.path, ("ok", "tiny/mocker/agg"))
     pytester.makeconftest("import sys\nsys.modules['recipe_harness.targets.kubernetes'] = None\n")
     pytester.makepyfile(test_k="def test_smoke_models(deployed, smoke_check): smoke_check('models')\n")
-    result = pytester.runpytest("test_k.py", "--recipes-root", str(root), "--target", "kubernetes",
+    result = pytester.runpytest_subprocess("test_k.py", "--recipes-root", str(root), "--target", "kubernetes",
                                 "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*--target kubernetes needs recipe_harness.targets.kubernetes*use --target local*"])
     assert result.ret != 0
