@@ -185,25 +185,24 @@ class Supervisor:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def stop(self) -> None:
-        """SIGTERM every process group, SIGKILL what is left after the grace period, reap all."""
+        """SIGTERM every process group, SIGKILL what is left after the grace period, reap all.
+
+        Idempotent; if it is interrupted (a second Ctrl-C), the ``atexit`` hook runs it again."""
         if self._stopped:
             return
+        for proc in self.procs:
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + self.grace
+        for proc in self.procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+        for proc in self.procs:
+            _signal_group(proc, signal.SIGKILL)  # stragglers, and children the leader left behind
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=5)
         self._stopped = True
-        try:
-            for proc in self.procs:
-                _signal_group(proc, signal.SIGTERM)
-            deadline = time.monotonic() + self.grace
-            for proc in self.procs:
-                remaining = max(0.0, deadline - time.monotonic())
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.popen.wait(timeout=remaining)
-            for proc in self.procs:
-                _signal_group(proc, signal.SIGKILL)  # stragglers, and children the leader left behind
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.popen.wait(timeout=5)
-        finally:
-            with _LIVE_LOCK:
-                _LIVE.discard(self)
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
 
 
 def _signal_group(proc: Proc, sig: int) -> None:

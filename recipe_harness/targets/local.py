@@ -214,6 +214,8 @@ class LocalTarget:
             disaggregated=twin.disaggregated, tokenizer_dir=model_dir,
             notes=[*twin.notes, f"ready in {ready_s:.1f}s ({len(sup.procs)} processes)"],
         )
+        if self.keep_logs:
+            endpoint.notes.append(f"process logs kept in {logs}")
         return LocalDeployment(twin, sup, run_dir, endpoint, ready_s)
 
     def _finish(self, recipe_id: str, run_dir: Path, logs: Path) -> None:
