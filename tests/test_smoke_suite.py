@@ -252,3 +252,12 @@ def test_two_runs_at_once_both_pass_and_leave_nothing(tmp_path):
         assert "4 passed" in out
     assert processes_with_env(TAG, tag) == []
     assert list((tmp_path / "tmp").glob("recipe-harness-*")) == []
+
+
+def test_collection_mocker_recipes_pass_smoke(pytester, tagged):
+    (pytester.path / "pytest.ini").write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    result = pytester.runpytest_subprocess("--pyargs", SMOKE, "--recipes-root", str(ROOT / "recipes"),
+                                           "--recipe", "mocker-tiny/*", "-p", "no:cacheprovider", "-rs")
+    result.assert_outcomes(passed=16, skipped=2)  # agg: no disaggregation, no KV router
+    result.stdout.fnmatch_lines(["*aggregated recipe: no prefill/decode split*", "*router mode 'round-robin'*"])
+    assert processes_with_env(TAG, tagged) == []
