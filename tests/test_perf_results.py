@@ -189,3 +189,28 @@ def test_baseline_files_round_trip(tmp_path):
     with pytest.raises(ValueError, match="--update-baseline"):
         bl.load(path)
     assert bl.baseline_file(tmp_path, "../../etc/x", "p") == tmp_path / "etc" / "x" / "p.json"
+
+
+def test_summary_of_a_run_with_server_errors(tmp_path):
+    """The check's verdicts on a real export where half the requests got a 404: the error-rate failure
+    lists the server's errors; plots are made; metrics carry the sweep and the limits."""
+    from recipe_harness.perf import check
+    from recipe_harness.perf.profile import PerfPoint, PerfProfile, Scaling
+    from recipe_harness.targets import Endpoint
+
+    thresholds = load_thresholds(write(tmp_path, GOOD.replace("min: 400", "min: 1")))
+    profile = PerfProfile(file="perf.yaml", line=1, streaming=True, points=[PerfPoint(concurrency=2, request_count=6)])
+    plan = check.PerfPlan("m/b/agg", profile, thresholds, thresholds.profiles["h200-sxm"])
+    settings = check.PerfSettings(aiperf=Path("aiperf"), out_dir=tmp_path / "out")
+    out = check.PerfOutcome()
+    result = parse_export(EXPORTS / "errors", concurrency=2)
+    check._summarise(plan, Endpoint("http://127.0.0.1:1", "m", "local", "m/b/agg"), settings, profile.points,
+                     Scaling(), {}, {0: [result]}, out, 1.0, False)
+    assert len(out.failures) == 1
+    assert "error_rate = 0.5 ratio (limit <= 0.01) FAILED" in out.failures[0]
+    assert "3 of 6 requests failed" in out.failures[0] and "404 Not Found" in out.failures[0]
+    assert out.metrics["requests"] == {"total": 6, "errors": 3, "errorRate": 0.5}
+    assert out.metrics["verdict"] == "fail" and out.metrics["table"]["errors"] == "3/6"
+    assert [title.split(": ", 1)[1] for title, _ in out.images] == [
+        "throughput vs latency (h200-sxm)", "TTFT distribution (h200-sxm)", "ITL distribution (h200-sxm)"]
+    assert all(png.read_bytes().startswith(b"\x89PNG") for _, png in out.images)

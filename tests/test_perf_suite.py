@@ -94,36 +94,40 @@ def test_perf_run_reports_metrics_plots_and_verdicts(suite):
     assert not re.search(r'<(img|link|script)[^>]+(href|src)="(?!data:)[^"]+"', html)
 
 
-def test_limits_baselines_and_aiperf_failures_fail_with_reasons(suite, tmp_path):
+def test_baselines_trials_and_limits(suite, tmp_path):
     root = copy_tiny(tmp_path)
     baselines = tmp_path / "baselines"
     quick = ("--recipe", AGG, "--perf-max-concurrency", "1")   # one aiperf run per session
 
-    result, summary, _, _ = suite(root, *quick, "--baseline-dir", str(baselines), "--update-baseline")
+    result, summary, _, _ = suite(root, *quick, "--perf-trials", "2", "--baseline-dir", str(baselines),
+                                  "--update-baseline")
     result.assert_outcomes(passed=1)
+    metrics = summary["recipes"][AGG]["checks"]["perf"]["metrics"]
+    assert metrics["baseline"]["status"] == "updated" and metrics["aiperfRuns"] == 2
     stored = baselines / "mocker-tiny" / "mocker" / "agg" / "cpu-mocker.json"
     data = json.loads(stored.read_text())
-    assert summary["recipes"][AGG]["checks"]["perf"]["metrics"]["baseline"]["status"] == "updated"
-    assert data["metrics"]["ttft_p99"]["median"] > 0
+    ttft = data["metrics"]["ttft_p99"]
+    assert data["trials"] == 2 and len(ttft["values"]) == 2
+    assert ttft["median"] == pytest.approx(sum(ttft["values"]) / 2)
+    assert ttft["spread"] == pytest.approx(abs(ttft["values"][0] - ttft["values"][1]) / 2)
 
-    # a baseline 10x faster than this machine: the run regresses against it
+    # a baseline 10x faster than this machine, and a limit nobody meets: both are reasons to fail
     data["metrics"]["output_tokens_per_s_per_gpu"]["median"] *= 10
     stored.write_text(json.dumps(data))
-    result, summary, _, _ = suite(root, *quick, "--baseline-dir", str(baselines))
-    result.assert_outcomes(failed=1)
-    check = summary["recipes"][AGG]["checks"]["perf"]
-    assert check["metrics"]["baseline"]["status"] == "regressed"
-    assert "regression against baseline" in check["message"] and "output_tokens_per_s_per_gpu" in check["message"]
-
-    # limits nobody meets: the failure names the limit, the value and the thresholds line
     thresholds = root / AGG / "thresholds.yaml"
     thresholds.write_text(thresholds.read_text().replace("ttft_p50: {max: 1000, unit: ms}",
                                                          "ttft_p50: {max: 0.001, unit: ms}"))
-    result, summary, _, _ = suite(root, *quick)
+    result, summary, _, _ = suite(root, *quick, "--baseline-dir", str(baselines))
     result.assert_outcomes(failed=1)
-    message = summary["recipes"][AGG]["checks"]["perf"]["message"]
+    check = summary["recipes"][AGG]["checks"]["perf"]
+    assert check["metrics"]["verdict"] == "fail" and check["metrics"]["baseline"]["status"] == "regressed"
+    regressed = [c["metric"] for c in check["metrics"]["baseline"]["comparisons"] if c["regressed"]]
+    assert "output_tokens_per_s_per_gpu" in regressed
+    message = check["message"]
+    assert "regression against baseline" in message and "output_tokens_per_s_per_gpu" in message
+    # the limit failure names the metric, its value, the limit and the thresholds line
     assert re.search(r"cpu-mocker limit: ttft_p50 = [\d.]+ ms \(limit <= 0.001\) FAILED \[.*thresholds.yaml:\d+\]", message)
-    assert summary["recipes"][AGG]["checks"]["perf"]["metrics"]["verdict"] == "fail"
+    assert [v["metric"] for v in check["metrics"]["limits"] if not v["passed"]] == ["ttft_p50"]
 
 
 def test_aiperf_timeout_fails_with_its_command_and_output(suite, tmp_path):
@@ -196,3 +200,11 @@ def test_runner_timeout_kills_the_whole_process_group(tmp_path):
     assert ran.timed_out and not ran.ok and 2 <= ran.wall_s < 30
     assert "did not finish within 2 s" in ran.describe_failure()
     assert ran.pid and _group_members(ran.pid) == []
+
+
+def test_kubernetes_target_needs_a_hardware_profile(suite):
+    result, summary, _, deployed = suite(RECIPES, "--recipe", AGG, "--target", "kubernetes")
+    result.assert_outcomes(skipped=1)
+    assert deployed == []
+    assert "no hardware profile for target 'kubernetes': pass --hardware-profile" in \
+        summary["recipes"][AGG]["checks"]["perf"]["message"]

@@ -221,8 +221,11 @@ def _summarise(plan_: PerfPlan, endpoint: Endpoint, settings: PerfSettings, poin
     verdicts: list[Verdict] = gate(hw, value_of) if not failed else []
     for v in verdicts:
         if not v.passed:
-            out.failures.append(f"{hw.id} limit: {v.describe()}"
-                                + (f" [{plan_.thresholds.file}:{v.limit.line}]" if v.limit.line else ""))
+            text = f"{hw.id} limit: {v.describe()}" + (f" [{plan_.thresholds.file}:{v.limit.line}]" if v.limit.line else "")
+            if v.limit.metric == "error_rate":
+                seen = sorted({e for r in all_results for e in r.error_summary})
+                text += f" -- {errors} of {total} requests failed" + "".join(f"\n    {e}" for e in seen[:5])
+            out.failures.append(text)
     if errors and not any(v.limit.metric == "error_rate" for v in verdicts):
         out.notes.append(f"{errors} of {total} requests failed (no error_rate limit for {hw.id})")
     baseline_info = _baseline(plan_, endpoint, settings, points, scaling, op_values, out, failed)
