@@ -27,7 +27,8 @@ from .runner import AiperfRun, RunTarget, build_argv, run_aiperf
 from .thresholds import HardwareProfile, Thresholds, ThresholdsError, Verdict, gate, load_thresholds
 
 TRACKED = ("ttft_p50", "ttft_p90", "ttft_p99", "itl_p50", "itl_p90", "itl_p99", "e2e_p50", "e2e_p99",
-           "output_tokens_per_s_per_gpu", "requests_per_s", "goodput_fraction")
+           "output_tokens_per_s_per_gpu", "output_tokens_per_s", "requests_per_s", "goodput_requests_per_s",
+           "goodput_fraction")
 RUN_WIDE = ("error_rate",)
 DEFAULT_LOCAL_SCALE = 0.05
 LOCAL_CONCURRENCY_PER_CPU = 4
@@ -129,16 +130,10 @@ def tokenizer_for(profile: PerfProfile, endpoint: Endpoint) -> str:
 def _point_values(results: list[PointResult], gpus: int) -> dict[str, Aggregate]:
     out: dict[str, Aggregate] = {}
     for name in TRACKED:
-        agg = aggregate([_metric(r, name, gpus) for r in results])
+        agg = aggregate([r.metric(name, gpus) for r in results])
         if agg is not None:
             out[name] = agg
     return out
-
-
-def _metric(r: PointResult, name: str, gpus: int) -> float | None:
-    if name == "requests_per_s":
-        return r.requests_per_s
-    return r.metric(name, gpus)
 
 
 def run(plan_: PerfPlan, endpoint: Endpoint, settings: PerfSettings) -> PerfOutcome:

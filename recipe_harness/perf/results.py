@@ -104,8 +104,10 @@ class PointResult:
         if kind in LATENCY_TAGS and stat in STATS:
             s = self.latency(kind)
             return None if s is None else s.get(stat)
-        if name == "goodput_fraction":
-            return self.good_request_fraction
+        simple = {"goodput_fraction": self.good_request_fraction, "requests_per_s": self.requests_per_s,
+                  "goodput_requests_per_s": self.goodput_requests_per_s, "output_tokens_per_s": self.output_tokens_per_s}
+        if name in simple:
+            return simple[name]
         raise KeyError(f"unknown metric {name!r}")
 
     def to_dict(self, gpus: int = 1) -> dict:
