@@ -153,6 +153,18 @@ def _attach_images(item: pytest.Item, report: pytest.TestReport, rec: Record) ->
     report.extras = current
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_report_title(report) -> None:
+    report.title = "recipe-harness report"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_summary(prefix, summary, postfix, session) -> None:
+    data = session.config.stash.get(SUMMARY_KEY, None)
+    if data is not None and data.recipes:
+        prefix.append(data.to_html())
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.stash[SUMMARY_KEY].started = time.time()
 
