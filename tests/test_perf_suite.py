@@ -208,3 +208,48 @@ def test_kubernetes_target_needs_a_hardware_profile(suite):
     assert deployed == []
     assert "no hardware profile for target 'kubernetes': pass --hardware-profile" in \
         summary["recipes"][AGG]["checks"]["perf"]["message"]
+
+
+def _aiperf_leaders(needle: str) -> list[int]:
+    out = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "aiperf" in text and " profile " in text and needle in text:
+            out.append(int(cmdline.parent.name))
+    return out
+
+
+def test_interrupt_kills_aiperf_and_leaves_nothing_behind(tmp_path):
+    """Ctrl-C while aiperf runs: pytest stops, and aiperf's whole process group is gone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "reports"
+    env = dict(os.environ, RECIPE_HARNESS_AIPERF=str(perf_stack.AIPERF))
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", str(ROOT / "suites" / "test_perf.py"), "--recipes-root",
+                             str(RECIPES), "--recipe", AGG, "--target", "local", "--report-dir", str(out),
+                             "-p", "no:cacheprovider", "-q"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        leaders: list[int] = []
+        while not leaders and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            leaders = _aiperf_leaders(str(out / "perf"))
+        assert leaders, "aiperf never started"
+        time.sleep(1.0)                                  # aiperf is now starting its services
+        os.kill(proc.pid, signal.SIGINT)
+        output = proc.communicate(timeout=60)[0].decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 2 and "KeyboardInterrupt" in output, output
+    assert all(_group_members(pgid) == [] for pgid in leaders), "aiperf processes outlived the interrupt"
+    assert _aiperf_leaders(str(out / "perf")) == []
