@@ -54,7 +54,7 @@ class StaticChecker:
                 found += [f for f in self.discovery.findings if f.file in mine or f.file.startswith(recipe_dir + "/")]
         elif check == CHECK_SCHEMA:
             found = []
-            for path, result in recipe.results.items():
+            for _path, result in recipe.results.items():
                 if result.findings:
                     continue  # reported by the yaml check
                 for doc in result.documents:

@@ -14,8 +14,6 @@ Targets: ``local`` (default; :class:`recipe_harness.targets.local.LocalTarget`) 
 from __future__ import annotations
 
 import contextlib
-import os
-import shlex
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,28 +41,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "$RECIPE_HARNESS_DYNAMO_PYTHON, ./.venv-dynamo/bin/python, or this Python)")
     group.addoption("--keep-logs", action="store_true", default=False,
                     help="keep each local deployment's process logs in its run folder after teardown")
-    # --deploy-timeout (seconds) is declared with the Kubernetes options; the local target's
-    # budget is LOCAL_DEPLOY_TIMEOUT unless it is given.
+    group.addoption("--deploy-timeout", metavar="SECONDS", type=float, default=None,
+                    help=f"how long a deployment may take to serve (default: {LOCAL_DEPLOY_TIMEOUT:g} on the local "
+                         "target, 1800 on kubernetes)")
 
 
 def target_name(config: pytest.Config) -> str:
     return str(config.getoption("--target", default=None) or "local")
 
 
-def _given(config: pytest.Config, flag: str) -> bool:
-    """Whether ``flag`` was passed (command line, PYTEST_ADDOPTS or ini addopts) rather than defaulted."""
-    words = [str(a) for a in config.invocation_params.args]
-    words += shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))
-    with contextlib.suppress(ValueError):
-        words += [str(a) for a in config.getini("addopts")]
-    return any(w == flag or w.startswith(flag + "=") for w in words)
-
-
 def deploy_timeout(config: pytest.Config) -> float:
     value = config.getoption("--deploy-timeout", default=None)
-    if target_name(config) == "local" and (value is None or not _given(config, "--deploy-timeout")):
-        return LOCAL_DEPLOY_TIMEOUT
-    return float(value)
+    return LOCAL_DEPLOY_TIMEOUT if value is None else float(value)
 
 
 def target_of(config: pytest.Config) -> Any:

@@ -40,10 +40,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="image with dynamo.mocker and dynamo.frontend for --twin (default: dynamo-planner:<version>)")
     group.addoption("--namespace-prefix", metavar="PREFIX", default="rh",
                     help="prefix of the namespaces the harness creates (default: rh)")
-    group.addoption("--deploy-timeout", metavar="SECONDS", type=float, default=1800.0,
-                    help="how long a DGD may take to become Ready (default: 1800)")
     group.addoption("--unschedulable-grace", metavar="SECONDS", type=float, default=0.0,
                     help="tolerate unschedulable pods this long (clusters that autoscale GPU nodes)")
+
+
+KUBE_DEPLOY_TIMEOUT = 1800.0
+"""Default budget for a DGD to become Ready on a cluster (``--deploy-timeout`` overrides it)."""
 
 
 def kube_options(config: pytest.Config) -> KubeOptions:
@@ -62,7 +64,7 @@ def kube_options(config: pytest.Config) -> KubeOptions:
             twin_image=config.getoption("--twin-image", default=None),
             hf_token_secret=config.getoption("--hf-token-secret", default=None),
             require_hardware=config.getoption("--require-hardware", default=False),
-            deploy_timeout=config.getoption("--deploy-timeout", default=1800.0),
+            deploy_timeout=config.getoption("--deploy-timeout", default=None) or KUBE_DEPLOY_TIMEOUT,
             unschedulable_grace=config.getoption("--unschedulable-grace", default=0.0),
         )
     return config.stash[KUBE_OPTIONS_KEY]
