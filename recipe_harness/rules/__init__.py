@@ -15,7 +15,8 @@ from ..findings import Finding, Severity
 
 CheckFn = Callable[[LoadedRecipe], Iterable[Finding]]
 
-RULE_MODULES = ("structure", "gpu", "storage", "model_identity", "wiring", "images", "bench_fit", "hygiene", "suppressed")
+RULE_MODULES = ("structure", "gpu", "storage", "model_identity", "wiring", "images", "bench_fit", "perf_config", "hygiene",
+                "suppressed")
 """Modules of this package holding rules, in check order; each registers its rules on import."""
 
 # Extra modules (outside ``recipe_harness.rules``) may add their names here before first use.
