@@ -121,7 +121,8 @@ def gpu_count(resources: Any) -> int:
     return best
 
 
-def normalise(doc: Document) -> Deployment:
+def new_deployment(doc: Document, env_key: str) -> tuple[Deployment, dict]:
+    """The version-independent part of a DGD (metadata, backendFramework, graph-wide env) and its spec."""
     body = doc.body
     meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
     spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
@@ -132,8 +133,13 @@ def normalise(doc: Document) -> Deployment:
         namespace=meta.get("namespace"),
         framework=spec.get("backendFramework"),
         annotations=meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {},
-        env=env_list(spec.get("envs"), ("spec", "envs")),
+        env=env_list(spec.get(env_key), ("spec", env_key)),
     )
+    return dep, spec
+
+
+def normalise(doc: Document) -> Deployment:
+    dep, spec = new_deployment(doc, "envs")
     for i, pvc in enumerate(spec.get("pvcs") or []):
         if isinstance(pvc, dict) and isinstance(pvc.get("name"), str):
             dep.pvcs.append(PVC(name=pvc["name"], create=bool(pvc.get("create", False)), size=pvc.get("size"),

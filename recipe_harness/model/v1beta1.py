@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..manifests import Document
 from . import PVC, Deployment, Mount, Service, as_int
-from .v1alpha1 import container_into, env_list, gpu_count, pod_volumes_into, role_of
+from .v1alpha1 import container_into, gpu_count, new_deployment, pod_volumes_into, role_of
 
 MAIN_CONTAINER = "main"
 
@@ -48,18 +48,7 @@ def _claims(pod_spec: dict, base: tuple) -> list[tuple[str, tuple]]:
 
 
 def normalise(doc: Document) -> Deployment:
-    body = doc.body
-    meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
-    spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
-    dep = Deployment(
-        name=str(meta.get("name") or ""),
-        api_version=doc.api_version or "",
-        document=doc,
-        namespace=meta.get("namespace"),
-        framework=spec.get("backendFramework"),
-        annotations=meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {},
-        env=env_list(spec.get("env"), ("spec", "env")),
-    )
+    dep, spec = new_deployment(doc, "env")
     components = spec.get("components")
     if not isinstance(components, list):
         return dep
