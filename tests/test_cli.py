@@ -94,3 +94,30 @@ def test_list_and_rules(capsys):
     rules = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
     assert {"RH002", "RH003", "RH101", "RH106"} <= set(rules)
     assert all(r["doc"] for r in rules.values())
+
+
+def test_test_command_runs_from_outside_the_repository(tmp_path):
+    """`recipe-harness test --recipes-root ../other/recipes` from any folder: static + local deploy + smoke."""
+    other = tmp_path / "other" / "recipes"
+    shutil.copytree(FIXTURES.parent / "recipes" / "mocker-tiny", other / "mocker-tiny")
+    work = tmp_path / "work"
+    work.mkdir()
+    exe = Path(sys.executable).with_name("recipe-harness")
+    result = subprocess.run([str(exe), "test", "--recipes-root", "../other/recipes", "--recipe", "mocker-tiny/mocker/agg"],
+                            cwd=work, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    summary = json.loads((work / "reports" / "summary.json").read_text())
+    checks = summary["recipes"]["mocker-tiny/mocker/agg"]["checks"]
+    assert summary["target"] == "local"
+    assert checks["schema"]["outcome"] == "passed"
+    assert checks["smoke-chat"]["outcome"] == "passed"
+    assert checks["smoke-disagg"]["outcome"] == "skipped"
+    assert (work / "reports" / "report.html").is_file() and (work / "reports" / "junit.xml").is_file()
+
+
+def test_test_command_with_a_typo_in_the_root_is_a_usage_error(tmp_path):
+    exe = Path(sys.executable).with_name("recipe-harness")
+    result = subprocess.run([str(exe), "test", "--recipes-root", str(tmp_path / "nope")], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr
