@@ -55,9 +55,17 @@ def copy_tiny(tmp_path: Path) -> Path:
     return root
 
 
+def aiperf_scratch() -> set[str]:
+    import tempfile
+
+    return {p.name for p in Path(tempfile.gettempdir()).glob("aiperf_mmap_*")}
+
+
 def test_perf_run_reports_metrics_plots_and_verdicts(suite):
+    scratch_before = aiperf_scratch()
     result, summary, out, deployed = suite(RECIPES, "--recipe", AGG)
     result.assert_outcomes(passed=1)
+    assert aiperf_scratch() == scratch_before, "aiperf's scratch folders must not be left in the temp dir"
     jsonschema.validate(summary, SUMMARY_SCHEMA)
     check = summary["recipes"][AGG]["checks"]["perf"]
     assert check["outcome"] == "passed" and deployed == [AGG]

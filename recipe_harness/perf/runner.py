@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -204,8 +205,12 @@ def run_aiperf(argv: list[str], artifact_dir: Path, timeout_s: float, *, env: di
     child_env.update({"PYTHONUNBUFFERED": "1", "COLUMNS": "160", "NO_COLOR": "1"})
     if env:
         child_env.update(env)
+    # aiperf leaves per-benchmark scratch folders (aiperf_mmap_*) in the temp dir: give it a private one
+    scratch = Path(tempfile.mkdtemp(prefix="rh-aiperf-"))
+    child_env["TMPDIR"] = str(scratch)
     start = time.monotonic()
-    with log_file.open("wb") as out:
+    with log_file.open("wb") as out, contextlib.ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, scratch, ignore_errors=True)
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=artifact_dir, env=child_env, start_new_session=True)
         run.pid = proc.pid
