@@ -203,12 +203,18 @@ def _leftovers(target: LocalTarget, ep) -> tuple[str, Path]:
 
 @needs_dynamo
 def test_teardown_stops_every_process_and_removes_the_run_folder():
+    import tempfile
+
+    system_tmp = set(Path(tempfile.gettempdir()).iterdir())
     target = LocalTarget(python=DYNAMO_PY)
     with target.deploy(load("ok", "tiny/mocker/agg")) as ep:
         marker, run_dir = _leftovers(target, ep)
         assert run_dir.is_dir() and len(processes_with_env(MARKER_ENV, marker)) == 3
+        assert list((run_dir / "tmp").iterdir()), "Dynamo's temp files go to the run's own temp dir"
     assert processes_with_env(MARKER_ENV, marker) == []
     assert not run_dir.exists()
+    leaked = [p for p in set(Path(tempfile.gettempdir()).iterdir()) - system_tmp if p.suffix == ".json"]
+    assert leaked == [], "nothing of the run may be left in the system temp dir"
 
 
 @needs_dynamo

@@ -178,8 +178,10 @@ class LocalTarget:
         started = time.monotonic()
         kv = run_dir / "kv"
         kv.mkdir()
+        scratch = run_dir / "tmp"  # Dynamo writes a logging config file a process into the temp dir
+        scratch.mkdir()
         logs = run_dir / "logs"
-        base_env = {"DYN_FILE_KV": str(kv)}
+        base_env = {"DYN_FILE_KV": str(kv), "TMPDIR": str(scratch)}
         port = free_port()
         base_url = f"http://{LOOPBACK}:{port}"
         components: list[Component] = []
@@ -225,6 +227,7 @@ class LocalTarget:
             with contextlib.suppress(OSError):
                 shutil.copytree(logs, dest)
         shutil.rmtree(run_dir / "kv", ignore_errors=True)
+        shutil.rmtree(run_dir / "tmp", ignore_errors=True)
         if not self.keep_logs:
             shutil.rmtree(run_dir, ignore_errors=True)
 
