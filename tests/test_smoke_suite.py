@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from recipe_harness.procs import processes_with_env
+from recipe_harness.targets.local import sweep_stale_runs
 
 # Every inner run is a subprocess: in-process runs drop and re-import modules (httpx's among them)
 # between runs, which leaves two copies of its exception classes in one interpreter.
@@ -234,6 +235,9 @@ def test_pytest_interrupted_while_deployed_leaves_nothing(tmp_path, sig):
     assert processes_with_env(TAG, tag) == []
     if sig == signal.SIGKILL:
         assert proc.returncode == -signal.SIGKILL
+        # nothing could remove the run folder; the next run's sweep does
+        (left,) = (tmp_path / "tmp").glob("recipe-harness-*")
+        assert sweep_stale_runs(tmp_path / "tmp") == [left] and not left.exists()
         return
     assert proc.returncode == 2, out  # pytest: interrupted
     assert "KeyboardInterrupt" in out

@@ -88,6 +88,31 @@ def default_roots() -> list[Path]:
     return [Path.cwd(), Path(__file__).resolve().parents[2]]
 
 
+RUN_PREFIX = "recipe-harness-"
+OWNER_FILE = "owner.pid"
+
+
+def sweep_stale_runs(parent: Path) -> list[Path]:
+    """Remove run folders whose harness process is gone: a run killed with SIGKILL takes its
+    processes with it (they die with their parent) but cannot remove its folder; the next run does."""
+    removed = []
+    for run_dir in parent.glob(f"{RUN_PREFIX}*"):
+        try:
+            pid = int((run_dir / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # someone else's live process
+        shutil.rmtree(run_dir, ignore_errors=True)
+        removed.append(run_dir)
+    return removed
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:40] or "recipe"
 
@@ -146,7 +171,9 @@ class LocalTarget:
         model_dir = tiny_model_dir()
         if workdir is not None:
             Path(workdir).mkdir(parents=True, exist_ok=True)
-        run_dir = Path(tempfile.mkdtemp(prefix=f"recipe-harness-{_slug(recipe.id)}-", dir=workdir))
+        sweep_stale_runs(Path(workdir) if workdir is not None else Path(tempfile.gettempdir()))
+        run_dir = Path(tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{_slug(recipe.id)}-", dir=workdir))
+        (run_dir / OWNER_FILE).write_text(f"{os.getpid()}\n")
         marker = f"{run_dir.name}-{uuid.uuid4().hex[:8]}"
         logs = run_dir / "logs"
         logs.mkdir()
