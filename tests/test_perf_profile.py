@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from recipe_harness import shell
 from recipe_harness.manifests import load_file
-from recipe_harness.perf import shell
 from recipe_harness.perf.profile import PerfPoint, PerfProfileError, profile_from_documents, scale_points
 from recipe_harness.perf.runner import RunTarget, build_argv
 

@@ -1,6 +1,5 @@
 """The performance suite: aiperf against a deployed recipe, gated on its thresholds and baselines.
 
-- :mod:`.shell`       reads perf scripts without running them
 - :mod:`.profile`     the recipe's aiperf invocation as a typed :class:`~.profile.PerfProfile`; scaling
 - :mod:`.runner`      runs aiperf (timeouts, process-group cleanup)
 - :mod:`.results`     parses aiperf's exports into :class:`~.results.PointResult`

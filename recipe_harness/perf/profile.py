@@ -2,7 +2,7 @@
 
 A perf manifest is a Job (or Pod, CronJob) whose container runs ``aiperf profile`` -- as its
 command and args, or from a shell script (``sh -c``, possibly a ConfigMap-mounted script) that
-loops over concurrencies. The script is read by :mod:`.shell`, never run. Invocations whose
+loops over concurrencies. The script is read by :mod:`recipe_harness.shell`, never run. Invocations whose
 artifact dir says ``warmup`` (or, next to invocations that keep artifacts, keep none) are the
 recipe's warm-up; the others form the sweep, one :class:`PerfPoint` per concurrency.
 
@@ -20,7 +20,7 @@ from pathlib import PurePosixPath
 
 from ..bundle import LoadedRecipe
 from ..manifests import Document
-from .shell import Invocation, ShellSyntaxError, find_invocations, is_resolved, iter_unresolved, kubernetes_expand
+from ..shell import Invocation, ShellSyntaxError, find_invocations, is_resolved, iter_unresolved, kubernetes_expand
 
 SHELLS = {"sh", "bash", "dash", "zsh", "ash", "ksh"}
 WORKLOAD_KINDS = ("Job", "Pod", "CronJob", "Deployment", "StatefulSet")
