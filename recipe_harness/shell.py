@@ -17,8 +17,13 @@ import ast
 import fnmatch
 import operator
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import PurePosixPath
+
+from .backends import _file_lines
+from .manifests import Document, PathT
 
 MAX_STEPS = 20_000
 MAX_DEPTH = 32
@@ -37,7 +42,8 @@ class ShellSyntaxError(ValueError):
 @dataclass(frozen=True)
 class Word:
     raw: str          # as written, quotes included
-    line: int
+    line: int         # 1-based line and column of its first character in the script
+    col: int = 1
 
 
 @dataclass(frozen=True)
@@ -109,11 +115,12 @@ def tokenize(script: str) -> list[Token]:
     tokens: list[Token] = []
     pending_heredocs: list[tuple[str, bool]] = []
     word_start: int | None = None
+    word_line = 1
 
     def end_word(j: int) -> None:
         nonlocal word_start
         if word_start is not None:
-            tokens.append(Word(s[word_start:j], line))
+            tokens.append(Word(s[word_start:j], word_line, word_start - s.rfind("\n", 0, word_start)))
             word_start = None
 
     while i < n:
@@ -159,7 +166,7 @@ def tokenize(script: str) -> list[Token]:
                 m = re.match(r"""(['"]?)([A-Za-z0-9_.-]+)\1""", s[k:])
                 if m:
                     pending_heredocs.append((m.group(2), op == "<<-"))
-                    tokens.append(Word(m.group(0), line))
+                    tokens.append(Word(m.group(0), line, k - s.rfind("\n", 0, k)))
                     i = k + m.end()
             continue
         if word_start is not None and c in ";&|()<>":
@@ -170,7 +177,7 @@ def tokenize(script: str) -> list[Token]:
             end_word(i)
             continue
         if word_start is None:
-            word_start = i
+            word_start, word_line = i, line
         if c == "\\":
             i += 2
             continue
@@ -528,14 +535,45 @@ def _strip_pattern(value: str, pattern: str, op: str) -> str:
     return value
 
 
+Programs = Mapping[str, "str | None"]
+"""The calls to find: program name (a trailing ``*`` matches any ending: ``python*``) -> the subcommand
+that must follow it (``aiperf`` -> ``profile``), or ``None``."""
+
+AIPERF_PROFILE: Programs = {"aiperf": "profile"}
+_NOT_SCRIPTS = {"echo", "printf", ":"}    # their string arguments are text, not scripts to read
+
+
+class _Matcher:
+    def __init__(self, programs: Programs) -> None:
+        self.items = [(name.rstrip("*"), name.endswith("*"), sub) for name, sub in programs.items()]
+        alternatives = [re.escape(name) + (r"\S*" if prefix else "") + (rf"\s+{re.escape(sub)}\b" if sub else r"\s")
+                        for name, prefix, sub in self.items]
+        self.mention = re.compile(rf"(^|[\s/;&|])(?:{'|'.join(alternatives)})")
+
+    def match(self, fields: list[str]) -> tuple[int, int] | None:
+        """(index of the program, index of its first argument) of the first call in ``fields``."""
+        for idx, f in enumerate(fields):
+            base = f.rsplit("/", 1)[-1]
+            for name, prefix, sub in self.items:
+                if base == name or (prefix and base.startswith(name)):
+                    if sub is None:
+                        return idx, idx + 1
+                    if idx + 1 < len(fields) and fields[idx + 1] == sub:
+                        return idx, idx + 2
+        return None
+
+
 @dataclass
 class Invocation:
-    """One ``aiperf profile`` call found in a script."""
+    """One call of a program (``aiperf profile`` by default) found in a script."""
 
-    args: list[str]                  # the words after ``aiperf profile``, expanded
-    line: int                        # 1-based line in the script
+    args: list[str]                  # the words after the program (and its subcommand), expanded
+    line: int                        # 1-based line and column of the command's first word
     context: tuple[str, ...] = ()    # enclosing loops/functions, outermost first
     bindings: dict[str, str] = field(default_factory=dict)   # loop variables at this call
+    col: int = 1
+    program: str = ""                # the program as called (``aiperf``, ``/usr/local/bin/hf``)
+    positions: list[tuple[int, int]] = field(default_factory=list)   # (line, col) of the word of each arg
 
 
 @dataclass
@@ -545,16 +583,21 @@ class _Frame:
 
 
 class Walker:
-    def __init__(self, env: dict[str, str], *, steps: int = MAX_STEPS, program: str = "aiperf") -> None:
+    def __init__(self, env: dict[str, str], *, steps: int = MAX_STEPS, programs: Programs = AIPERF_PROFILE) -> None:
         self.vars: dict[str, str] = dict(env)
         self.functions: dict[str, Block] = {}
         self.frames: list[_Frame] = [_Frame([])]
         self.budget = _Budget(steps)
-        self.program = program
+        self.programs = _Matcher(programs)
         self.found: list[Invocation] = []
         self.context: list[str] = []
         self.loop_vars: dict[str, str] = {}
-        self.line_offset = 0
+        self.line_offset = 0      # where a script passed as a string starts in the outer script
+        self.col_offset = 0
+
+    def position(self, word: Word) -> tuple[int, int]:
+        """(line, col) of ``word`` in the outermost script."""
+        return word.line + self.line_offset, word.col + (self.col_offset if word.line == 1 else 0)
 
     # variables -------------------------------------------------------------
     def lookup(self, name: str) -> str | None:
@@ -795,8 +838,11 @@ class Walker:
                 self.assign(name, value)
             return
         fields: list[str] = []
+        positions: list[tuple[int, int]] = []
         for w in words[k:]:
-            fields.extend(self.expand(w.raw))
+            expanded = self.expand(w.raw)
+            fields.extend(expanded)
+            positions.extend([self.position(w)] * len(expanded))
         if not fields:
             return
         cmd = fields[0]
@@ -816,32 +862,37 @@ class Walker:
                 self.context.pop()
                 self.frames.pop()
             return
-        for idx, f in enumerate(fields[:-1]):
-            if (f == self.program or f.endswith("/" + self.program)) and fields[idx + 1] == "profile":
-                self.found.append(Invocation(fields[idx + 2:], node.line + self.line_offset,
-                                             tuple(self.context), dict(self.loop_vars)))
-                return
+        hit = self.programs.match(fields)
+        if hit is not None:
+            idx, start = hit
+            line, col = self.position(words[k])
+            self.found.append(Invocation(fields[start:], line, tuple(self.context), dict(self.loop_vars), col,
+                                         fields[idx], positions[start:]))
+            return
+        if cmd in _NOT_SCRIPTS:
+            return
         # a script passed as a string: bash -c "...", tmux send-keys "...", ssh host "..."
-        for f in fields[1:]:
-            if re.search(rf"(^|[\s/;&|]){re.escape(self.program)}\s+profile\b", f):
-                self.nested(f, node.line, depth)
+        for f, (line, col) in zip(fields[1:], positions[1:]):
+            if self.programs.mention.search(f):
+                self.nested(f, line, col, depth)
 
-    def nested(self, script: str, line: int, depth: int) -> None:
+    def nested(self, script: str, line: int, col: int, depth: int) -> None:
         try:
             nodes = parse(script)
         except ShellSyntaxError:
             return
-        saved = self.line_offset
-        self.line_offset = saved + line - 1
+        saved = self.line_offset, self.col_offset
+        self.line_offset, self.col_offset = line - 1, col
         try:
             self.walk(nodes, depth + 1)
         finally:
-            self.line_offset = saved
+            self.line_offset, self.col_offset = saved
 
 
-def find_invocations(script: str, env: dict[str, str] | None = None, *, program: str = "aiperf") -> list[Invocation]:
-    """Every ``<program> profile ...`` call in ``script`` (raises :class:`ShellSyntaxError`)."""
-    walker = Walker(env or {}, program=program)
+def find_invocations(script: str, env: dict[str, str] | None = None,
+                     programs: Programs = AIPERF_PROFILE) -> list[Invocation]:
+    """Every call of ``programs`` in ``script`` (raises :class:`ShellSyntaxError`)."""
+    walker = Walker(env or {}, programs=programs)
     walker.walk(parse(script))
     return walker.found
 
@@ -859,3 +910,173 @@ def kubernetes_expand(text: str, env: dict[str, str]) -> str:
 
 def iter_unresolved(value: str) -> Iterator[str]:
     yield from re.findall(f"{UNRESOLVED_OPEN}(.*?){UNRESOLVED_CLOSE}", value, re.S)
+
+
+def as_written(value: str) -> str:
+    """``value`` with its unresolved parts shown as the script writes them (``$X``, ``$(date)``)."""
+    return value.replace(UNRESOLVED_OPEN, "").replace(UNRESOLVED_CLOSE, "")
+
+
+# --------------------------------------------------------------------------- what the containers of manifests run
+
+SHELLS = {"sh", "bash", "dash", "zsh", "ash", "ksh"}
+_TEMPLATE_SPEC = ("spec", "template", "spec")
+_POD_SPECS: dict[str, PathT] = {
+    "Pod": ("spec",), "CronJob": ("spec", "jobTemplate", *_TEMPLATE_SPEC),
+    **{kind: _TEMPLATE_SPEC for kind in ("Job", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")},
+}
+
+
+def pod_spec_path(doc: Document) -> PathT | None:
+    """Document path of the pod spec of a workload (Pod, Job, CronJob, Deployment ...), else ``None``."""
+    return _POD_SPECS.get(doc.kind or "")
+
+
+def container_env(container: dict) -> dict[str, str]:
+    """A container's literal env, dependent ``$(VAR)`` values expanded as Kubernetes does (``valueFrom``
+    entries are the cluster's to resolve: they stay unset here)."""
+    env: dict[str, str] = {}
+    for item in container.get("env") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            continue
+        value = item.get("value")
+        if value is None and "valueFrom" in item:
+            continue
+        env[item["name"]] = "" if value is None else str(value)
+    for name, value in list(env.items()):
+        env[name] = kubernetes_expand(value, env)
+    return env
+
+
+@dataclass
+class Container:
+    doc: Document
+    path: PathT            # document path of the container
+    pod_spec: PathT        # document path of its pod spec
+
+    @property
+    def spec(self) -> dict:
+        value = self.doc.get(*self.path)
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def volumes(self) -> dict[str, dict]:
+        vols = self.doc.get(*self.pod_spec, "volumes") or []
+        return {v["name"]: v for v in vols if isinstance(v, dict) and isinstance(v.get("name"), str)}
+
+    @cached_property
+    def env(self) -> dict[str, str]:
+        return container_env(self.spec)
+
+
+def containers(doc: Document, *, init: bool = False) -> list[Container]:
+    """The containers of a workload document (its init containers first, with ``init``)."""
+    spec = pod_spec_path(doc)
+    if spec is None:
+        return []
+    return [Container(doc, spec + (key, i), spec)
+            for key in (("initContainers", "containers") if init else ("containers",))
+            for i, c in enumerate(doc.get(*spec, key) or []) if isinstance(c, dict)]
+
+
+@dataclass
+class Script:
+    """What a container runs, located in its manifest: a ``sh -c`` script, a script mounted from a ConfigMap,
+    or -- with ``argv`` -- its plain command and args, each word with its document path."""
+
+    doc: Document                  # where the text is written (the workload, or the ConfigMap of a mounted script)
+    path: PathT                    # document path of the text (of the first word, for ``argv``)
+    env: dict[str, str]
+    container: Container | None    # None: a ConfigMap script no container is known to run
+    text: str = ""
+    argv: list[tuple[str, PathT]] | None = None
+
+    @cached_property
+    def _origin(self) -> tuple[int, int, bool]:
+        """(file line, file column) of the script's line 1, column 1, and whether it is a block scalar."""
+        line, col = self.doc.pos(self.path)
+        lines = _file_lines(self.doc.file)
+        rest = lines[line - 1][col - 1:] if 0 < line <= len(lines) else ""
+        if re.match(r"[|>][-+0-9]*\s*(#.*)?$", rest):
+            body = next((t for t in lines[line:] if t.strip()), "")
+            return line + 1, len(body) - len(body.lstrip()) + 1, True
+        return line, col + (rest[:1] in ("'", '"')), False
+
+    def at(self, line: int, col: int = 1) -> tuple[int, int]:
+        """File (line, col) of a (line, col) of the script text."""
+        first, first_col, block = self._origin
+        return first + line - 1, first_col + col - 1 if block or line == 1 else col
+
+    def invocations(self, programs: Programs = AIPERF_PROFILE) -> list[Invocation]:
+        """The calls of ``programs`` it makes, at file positions (raises :class:`ShellSyntaxError`, whose line
+        :meth:`at` places in the file)."""
+        if self.argv is not None:
+            words = [w for w, _ in self.argv]
+            hit = _Matcher(programs).match(words)
+            if hit is None:
+                return []
+            positions = [self.doc.pos(p) for _, p in self.argv]
+            (line, col), (idx, start) = positions[0], hit
+            return [Invocation(words[start:], line, col=col, program=words[idx], positions=positions[start:])]
+        out = []
+        for inv in find_invocations(self.text, self.env, programs):
+            line, col = self.at(inv.line, inv.col)
+            out.append(replace(inv, line=line, col=col, positions=[self.at(*p) for p in inv.positions]))
+        return out
+
+
+def scripts(documents: list[Document], *, unmounted: str | None = None) -> list[Script]:
+    """What the containers of ``documents`` run (init containers first), and with ``unmounted`` the ConfigMap
+    scripts of ``documents`` that mention it but that no container is known to run."""
+    config_maps = {str(d.name): d for d in documents if d.kind == "ConfigMap" and isinstance(d.get("data"), dict)}
+    out: list[Script] = []
+    for doc in documents:
+        for c in containers(doc, init=True):
+            script = _container_script(c, config_maps)
+            if script is not None:
+                out.append(script)
+    if unmounted:
+        used = {(str(s.doc.name), s.path) for s in out}
+        for name, doc in config_maps.items():
+            for key, value in doc.get("data").items():
+                if (name, ("data", key)) not in used and isinstance(value, str) and unmounted in value:
+                    out.append(Script(doc, ("data", key), {}, None, value))
+    return out
+
+
+def _container_script(c: Container, config_maps: dict[str, Document]) -> Script | None:
+    items = [(kubernetes_expand(str(v), c.env), c.path + (key, i))
+             for key in ("command", "args") if isinstance(c.spec.get(key), list)
+             for i, v in enumerate(c.spec[key])]
+    if not items:
+        return None
+    argv = [w for w, _ in items]
+    if PurePosixPath(argv[0]).name not in SHELLS:
+        return Script(c.doc, items[0][1], c.env, c, argv=items)
+    k = 1
+    while k < len(argv) and argv[k][:1] in "-+" and "c" not in argv[k][1:] and argv[k] != "--":
+        k += 2 if argv[k].endswith("o") else 1   # -o pipefail, -euo pipefail
+    if k < len(argv) and argv[k].startswith("-") and "c" in argv[k][1:]:
+        return Script(c.doc, items[k + 1][1], c.env, c, argv[k + 1]) if k + 1 < len(argv) else None
+    if k < len(argv):
+        # `bash /scripts/run.sh`: a script file, from a ConfigMap of the manifest if one is mounted there
+        found = _mounted(argv[k], c, config_maps)
+        if found is not None:
+            return Script(found[0], ("data", found[1]), c.env, c, str(found[0].get("data", found[1])))
+    return None
+
+
+def _mounted(path: str, c: Container, config_maps: dict[str, Document]) -> tuple[Document, str] | None:
+    """The ConfigMap document and key a container sees at ``path``, if one is mounted there."""
+    for mount in c.spec.get("volumeMounts") or []:
+        if not isinstance(mount, dict):
+            continue
+        mount_path = str(mount.get("mountPath", "")).rstrip("/")
+        if not mount_path or not path.startswith(mount_path + "/"):
+            continue
+        cm = (c.volumes.get(mount.get("name")) or {}).get("configMap") or {}
+        doc = config_maps.get(str(cm.get("name")))
+        key = path[len(mount_path) + 1:]
+        if doc is not None and key in doc.get("data"):
+            return doc, key
+    return None

@@ -14,16 +14,12 @@ are replaced by the harness; anything else is listed in :attr:`PerfProfile.ignor
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field, replace
-from pathlib import PurePosixPath
 
 from ..bundle import LoadedRecipe
 from ..manifests import Document
-from ..shell import Invocation, ShellSyntaxError, find_invocations, is_resolved, iter_unresolved, kubernetes_expand
+from ..shell import Invocation, ShellSyntaxError, is_resolved, iter_unresolved, scripts
 
-SHELLS = {"sh", "bash", "dash", "zsh", "ash", "ksh"}
-WORKLOAD_KINDS = ("Job", "Pod", "CronJob", "Deployment", "StatefulSet")
 MIN_REQUESTS = 4
 """A scaled point still sends at least this many requests (or the recipe's count, if smaller)."""
 
@@ -189,138 +185,6 @@ class PerfProfile:
         return "; ".join(parts)
 
 
-# --------------------------------------------------------------------------- manifest walking
-
-
-@dataclass
-class _Script:
-    text: str
-    env: dict[str, str]
-    doc: Document
-    path: tuple
-    direct: bool = False      # command/args are aiperf's argv, not a script
-
-
-def _pod_spec(doc: Document) -> tuple[dict | None, tuple]:
-    body = doc.body if isinstance(doc.body, dict) else {}
-    kind = doc.kind
-    if kind == "Pod":
-        return body.get("spec"), ("spec",)
-    if kind == "CronJob":
-        spec = doc.get("spec", "jobTemplate", "spec", "template", "spec")
-        return spec, ("spec", "jobTemplate", "spec", "template", "spec")
-    if kind in WORKLOAD_KINDS:
-        return doc.get("spec", "template", "spec"), ("spec", "template", "spec")
-    return None, ()
-
-
-def _container_env(container: dict) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for item in container.get("env") or []:
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            continue
-        value = item.get("value")
-        if value is None and "valueFrom" in item:
-            continue   # resolved by the cluster at run time: stays unresolved here
-        env[item["name"]] = "" if value is None else str(value)
-    # dependent variables ($(A) in B's value) as Kubernetes expands them, in order
-    for name, value in list(env.items()):
-        env[name] = kubernetes_expand(value, env)
-    return env
-
-
-def _scripts(documents: list[Document]) -> list[_Script]:
-    config_maps: dict[str, tuple[Document, dict]] = {}
-    for doc in documents:
-        if doc.kind == "ConfigMap" and isinstance(doc.get("data"), dict):
-            config_maps[str(doc.name)] = (doc, doc.get("data"))
-    out: list[_Script] = []
-    used_maps: set[tuple[str, str]] = set()
-    for doc in documents:
-        spec, base = _pod_spec(doc)
-        if not isinstance(spec, dict):
-            continue
-        volumes = {v.get("name"): v for v in spec.get("volumes") or [] if isinstance(v, dict)}
-        for group in ("initContainers", "containers"):
-            for ci, container in enumerate(spec.get(group) or []):
-                if not isinstance(container, dict):
-                    continue
-                env = _container_env(container)
-                command = [str(x) for x in container.get("command") or []]
-                args = [str(x) for x in container.get("args") or []]
-                argv = [kubernetes_expand(x, env) for x in command + args]
-                cpath = base + (group, ci)
-                if not argv:
-                    continue
-                first = PurePosixPath(argv[0]).name
-                if first in SHELLS:
-                    k = 1
-                    while k < len(argv) and argv[k][:1] in "-+" and "c" not in argv[k][1:] and argv[k] != "--":
-                        k += 2 if argv[k].endswith("o") else 1   # -o pipefail, -euo pipefail
-                    if k < len(argv) and argv[k].startswith("-") and "c" in argv[k][1:]:
-                        if k + 1 < len(argv):
-                            idx = k + 1
-                            where = ("command", idx) if idx < len(command) else ("args", idx - len(command))
-                            out.append(_Script(argv[idx], env, doc, cpath + where))
-                        continue
-                    if k < len(argv):
-                        # `bash /scripts/run.sh`: a script file, from a ConfigMap of the manifest if mounted
-                        found = _mounted_script(argv[k], container, volumes, config_maps)
-                        if found is not None:
-                            cm_name, key, cm_doc = found
-                            used_maps.add((cm_name, key))
-                            out.append(_Script(str(config_maps[cm_name][1][key]), env, cm_doc, ("data", key)))
-                        continue
-                where = ("command", 0) if command else ("args", 0)
-                out.append(_Script("\0".join(argv), env, doc, cpath + where, direct=True))
-    # ConfigMap scripts no container is known to run: read them with an empty environment
-    for name, (doc, data) in config_maps.items():
-        for key, value in data.items():
-            if (name, key) in used_maps or not isinstance(value, str) or "aiperf" not in value:
-                continue
-            out.append(_Script(value, {}, doc, ("data", key)))
-    return out
-
-
-def _mounted_script(path: str, container: dict, volumes: dict, config_maps: dict) -> tuple[str, str, Document] | None:
-    for mount in container.get("volumeMounts") or []:
-        if not isinstance(mount, dict):
-            continue
-        mount_path = str(mount.get("mountPath", "")).rstrip("/")
-        if not mount_path or not path.startswith(mount_path + "/"):
-            continue
-        vol = volumes.get(mount.get("name")) or {}
-        cm = (vol.get("configMap") or {}).get("name")
-        key = path[len(mount_path) + 1:]
-        if cm in config_maps and key in config_maps[cm][1]:
-            return cm, key, config_maps[cm][0]
-    return None
-
-
-def _script_first_line(script: _Script) -> int:
-    """File line of the script's first line (block scalars start on the line after ``|``)."""
-    line, col = script.doc.pos(script.path)
-    try:
-        with open(script.doc.file, encoding="utf-8", errors="replace") as fh:
-            lines = fh.read().splitlines()
-        rest = lines[line - 1][col - 1:] if 0 < line <= len(lines) else ""
-    except OSError:
-        rest = ""
-    if re.match(r"[|>][-+0-9]*\s*(#.*)?$", rest):
-        return line + 1
-    return line
-
-
-def _invocations(script: _Script) -> list[Invocation]:
-    if script.direct:
-        argv = script.text.split("\0")
-        for i, word in enumerate(argv[:-1]):
-            if PurePosixPath(word).name == "aiperf" and argv[i + 1] == "profile":
-                return [Invocation(argv[i + 2:], 1)]
-        return []
-    return find_invocations(script.text, script.env)
-
-
 # --------------------------------------------------------------------------- argument parsing
 
 
@@ -445,16 +309,13 @@ def profile_from_documents(documents: list[Document], file: str = "") -> PerfPro
         raise PerfProfileError("the recipe has no perf manifest", file)
     file = file or documents[0].file
     found: list[tuple[Invocation, int, str]] = []
-    for script in _scripts(documents):
+    for script in scripts(documents, unmounted="aiperf"):
         try:
-            invocations = _invocations(script)
+            invocations = script.invocations()
         except ShellSyntaxError as exc:
-            first = _script_first_line(script)
             raise PerfProfileError(f"cannot read the perf script: {exc}", script.doc.file,
-                                   first + max(exc.line, 1) - 1) from None
-        first = _script_first_line(script) if not script.direct else script.doc.pos(script.path)[0]
-        for inv in invocations:
-            found.append((inv, (first + inv.line - 1) if not script.direct else first, script.doc.file))
+                                   script.at(max(exc.line, 1))[0]) from None
+        found += [(inv, inv.line, script.doc.file) for inv in invocations]
     if not found:
         raise PerfProfileError("no `aiperf profile` invocation found in the perf manifest "
                                "(container command/args, its shell script, or a mounted ConfigMap script)", file,
