@@ -1,14 +1,17 @@
-"""Read the shell scripts of perf manifests without running them.
+"""Read the shell scripts of Kubernetes manifests without running them.
 
-A perf Job usually runs ``/bin/sh -c <script>``: install aiperf, wait for the model, then call
-``aiperf profile ...`` -- directly, from a shell function, in a ``for`` loop over concurrencies,
+A Job usually runs ``/bin/sh -c <script>``: install a tool, wait for the model, then call
+``aiperf profile ...`` or ``hf download ...`` -- directly, from a shell function, in a ``for`` loop,
 or inside a ``tmux send-keys "..."`` string. :func:`find_invocations` walks such a script
-symbolically and returns every ``aiperf profile`` call with its arguments expanded as far as
-the script's own assignments and the container's environment allow.
+symbolically and returns every call of the programs asked for, with its arguments expanded as far
+as the script's own assignments and the container's environment allow, and the script position of
+each argument's word. :func:`scripts` finds what the containers of manifests run (``sh -c``
+scripts, scripts mounted from ConfigMaps, plain command + args) and :meth:`Script.invocations`
+places the calls at file positions.
 
 Nothing is ever executed: command substitutions (``$(date +%s)``, backticks) stay unresolved,
 arithmetic (``$((10*concurrency))``) is evaluated on integers only, ``while`` bodies are read
-once, every ``if`` branch is read, and the walk has a step budget.
+once, every ``if`` branch is read, and the walk has a step budget and a depth limit.
 """
 
 from __future__ import annotations
@@ -455,6 +458,8 @@ def parse(script: str) -> list[Node]:
 # --------------------------------------------------------------------------- expansion
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_PLAIN = re.compile(r"[^'\"\\$`]+")       # runs of characters a word keeps as they are
+_PLAIN_DQUOTED = re.compile(r"[^\\$`]*")  # the same inside double quotes
 _ASSIGN = re.compile(rf"^({_NAME})(\+?=)(.*)$", re.S)
 
 
@@ -670,9 +675,10 @@ class Walker:
                 has_field = True
                 i = j + 1
             else:
-                current.append(c)
+                j = _PLAIN.match(s, i).end()    # type: ignore[union-attr]
+                current.append(s[i:j])
                 has_field = True
-                i += 1
+                i = j
         if has_field or current:
             fields.append("".join(current))
         return fields
@@ -699,8 +705,9 @@ class Walker:
                 out.append(unresolved(s[i:j + 1]))
                 i = j + 1
             else:
-                out.append(c)
-                i += 1
+                j = _PLAIN_DQUOTED.match(s, i + 1).end()    # type: ignore[union-attr]
+                out.append(s[i:j])
+                i = j
         return "".join(out)
 
     def _dollar(self, s: str, i: int) -> tuple[str, int, bool]:

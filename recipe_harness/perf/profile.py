@@ -400,15 +400,20 @@ def profile_from_documents(documents: list[Document], file: str = "") -> PerfPro
     return prof
 
 
-def profile_of(recipe: LoadedRecipe) -> PerfProfile:
-    """The profile of a loaded recipe: its perf manifests plus the ConfigMaps of its folder (scripts)."""
+def perf_documents(recipe: LoadedRecipe) -> list[Document]:
+    """A recipe's perf manifests plus the ConfigMaps of its folder (scripts they may mount)."""
     docs = list(recipe.perf_documents)
     for path in getattr(recipe.recipe, "extra_files", ()):
         docs += [d for d in recipe.documents(path) if d.kind == "ConfigMap"]
+    return docs
+
+
+def profile_of(recipe: LoadedRecipe) -> PerfProfile:
+    """The profile of a loaded recipe, read from :func:`perf_documents`."""
     first = str(recipe.recipe.perf_files[0]) if recipe.recipe.perf_files else ""
     if not recipe.perf_documents:
         raise PerfProfileError("the recipe has no perf manifest", first)
-    return profile_from_documents(docs, first)
+    return profile_from_documents(perf_documents(recipe), first)
 
 
 def _plain(value: object) -> str | None:

@@ -10,9 +10,9 @@ from ..backends import Source
 from ..bundle import LoadedRecipe
 from ..findings import Finding
 from ..model import Service
+from ..shell import containers
 from . import rule
 from .common import at, emit, known, workers
-from .scripts import containers
 
 
 @dataclass

@@ -12,9 +12,10 @@ from ..bundle import LoadedRecipe
 from ..findings import Finding
 from ..manifests import Document
 from ..model import Service
+from ..shell import Container, pod_spec_path
 from . import rule
 from .common import at, emit, hf_hub_dir, hub_folder, is_repo_id, known, pvc_mount_of, pvcs, service_at, workers
-from .scripts import Container, downloads, pod_spec_path
+from .scripts import downloads
 
 
 def _documented(recipe: LoadedRecipe, name: str) -> bool:
