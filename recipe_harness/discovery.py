@@ -181,6 +181,24 @@ def _upwards(recipe_dir: Path, model_dir: Path, names: tuple[str, ...]) -> list[
     return out
 
 
+KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml")
+
+
+def _kustomize_patches(kustomizations) -> set[Path]:
+    """Files that kustomizations apply as patches: partial DGDs, not recipes of their own."""
+    from .manifests import load_file
+
+    out: set[Path] = set()
+    for k in kustomizations:
+        for doc in load_file(k).documents:
+            body = doc.body if isinstance(doc.body, dict) else {}
+            refs = [e.get("path") if isinstance(e, dict) else None
+                    for key in ("patches", "patchesJson6902") for e in body.get(key) or []]
+            refs += [e for e in body.get("patchesStrategicMerge") or [] if isinstance(e, str)]
+            out.update(Path(os.path.normpath(k.parent / r)) for r in refs if isinstance(r, str) and "\n" not in r)
+    return out
+
+
 def _is_model_cache(path: Path, root: Path) -> bool:
     return any(part in MODEL_CACHE_DIRS for part in path.relative_to(root).parts[:-1])
 
@@ -194,12 +212,14 @@ def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...]
                                        "recipes root is not a folder",
                                        hint="pass --recipes-root DIR pointing at the folder that holds <model>/ folders"))
         return result
-    dgd_files = [p for p in _walk(root_path, result.findings)
-                 if not _is_model_cache(p, root_path) and mentions_dgd(p)]
+    yaml_files = _walk(root_path, result.findings)
+    patches = _kustomize_patches(p for p in yaml_files if p.name in KUSTOMIZATION_NAMES)
+    dgd_files = [p for p in yaml_files
+                 if not _is_model_cache(p, root_path) and p not in patches and mentions_dgd(p)]
     by_dir: dict[Path, list[Path]] = {}
     for p in dgd_files:
         by_dir.setdefault(p.parent, []).append(p)
-    not_extra = {*THRESHOLDS_NAMES, SUPPRESSIONS_NAME, "kustomization.yaml", "kustomization.yml"}
+    not_extra = {*THRESHOLDS_NAMES, SUPPRESSIONS_NAME, *KUSTOMIZATION_NAMES}
     for folder, files in sorted(by_dir.items()):
         rel_dir = folder.relative_to(root_path)
         single = len(files) == 1 and files[0].stem in DEPLOY_STEMS
@@ -210,7 +230,7 @@ def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...]
             if rid in ("", "."):
                 rid = file.stem
             thresholds = next((folder / n for n in THRESHOLDS_NAMES if (folder / n).is_file()), None)
-            kustom = next((folder / n for n in ("kustomization.yaml", "kustomization.yml", "Kustomization") if (folder / n).is_file()), None)
+            kustom = next((folder / n for n in (*KUSTOMIZATION_NAMES, "Kustomization") if (folder / n).is_file()), None)
             perf = _perf_files(folder, file.stem, model_dir, root_path, single)
             extra = tuple(p for p in _yaml_files(folder)
                           if p not in files and p not in perf and p.name not in not_extra

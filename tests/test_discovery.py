@@ -122,3 +122,19 @@ def test_other_manifests_of_the_recipe_folder_belong_to_it(tmp_path):
     (r,) = discover(tmp_path).recipes
     assert [p.name for p in r.extra_files] == ["engine-config.yaml"]
     assert [p.name for p in r.files] == ["deploy.yaml", "engine-config.yaml", "perf.yaml"]
+
+
+def test_kustomize_patches_are_not_recipes_but_bases_are(tmp_path):
+    """Upstream trees keep a full DGD in kustomize/base and partial DGDs as patches of components/overlays."""
+    write(tmp_path / "q/vllm/cloud/kustomize/base/deploy.yaml", DGD.format(name="base"))
+    write(tmp_path / "q/vllm/cloud/kustomize/base/kustomization.yaml", "resources: [deploy.yaml]\n")
+    comp = tmp_path / "q/vllm/cloud/kustomize/components/rdma"
+    write(comp / "patch-dgd.yaml", DGD.format(name="base"))
+    write(comp / "strategic.yaml", DGD.format(name="base"))
+    write(comp / "kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n"
+          "patches:\n  - target: {kind: DynamoGraphDeployment}\n    path: patch-dgd.yaml\n"
+          "patchesStrategicMerge: [strategic.yaml]\n")
+    write(tmp_path / "q/vllm/cloud/deploy-aws.yaml", DGD.format(name="aws"))
+    write(tmp_path / "q/vllm/cloud/deploy-gke.yaml", DGD.format(name="gke"))
+    ids = [r.id for r in discover(tmp_path).recipes]
+    assert ids == ["q/vllm/cloud/deploy-aws", "q/vllm/cloud/deploy-gke", "q/vllm/cloud/kustomize/base"]

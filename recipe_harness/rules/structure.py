@@ -113,13 +113,13 @@ def readme_validated(recipe: LoadedRecipe) -> Iterator[Finding]:
                    recipe=recipe.id)
 
 
-@rule("RH108", "structure", "A perf manifest, when present, holds a benchmark Job.",
-      "make perf.yaml a batch/v1 Job that runs aiperf against the frontend", severity=Severity.ERROR)
-def perf_is_job(recipe: LoadedRecipe) -> Iterator[Finding]:
+@rule("RH108", "structure", "A perf manifest, when present, holds the benchmark's Job or Pod.",
+      "make perf.yaml a batch/v1 Job (or a v1 Pod) that runs aiperf against the frontend", severity=Severity.ERROR)
+def perf_is_workload(recipe: LoadedRecipe) -> Iterator[Finding]:
     for path in recipe.recipe.perf_files:
         result = recipe.results.get(path)
         if result is None or result.findings:
             continue
-        if not any(d.kind == "Job" for d in result.documents):
+        if not any(d.kind in ("Job", "Pod") for d in result.documents):
             line, col = result.documents[0].pos() if result.documents else (1, 1)
-            yield make("RH108", str(path), line, col, "perf manifest holds no Job", recipe=recipe.id)
+            yield make("RH108", str(path), line, col, "perf manifest holds no Job or Pod", recipe=recipe.id)
