@@ -6,6 +6,7 @@ folder's model-cache manifests (``model-cache/`` or ``model_cache/``), its perf 
 READMEs from the recipe folder up to the model folder. Works on the seed layout
 ``<model>/<backend>/<mode>/deploy.yaml``, on nested modes (``deepseek-r1/trtllm/disagg/wide_ep/gb200``)
 and on trees with several DGD files in one folder (each its own recipe, the id gets the file stem).
+``*.template.yaml`` files (copy-and-fill templates with placeholders) are not recipes.
 
 Symlinks are never followed outside the root; they are reported.
 """
@@ -28,6 +29,7 @@ YAML_SUFFIXES = (".yaml", ".yml")
 MODEL_CACHE_DIRS = ("model-cache", "model_cache")
 PERF_DIRS = ("perf",)
 DEPLOY_STEMS = ("deploy",)
+TEMPLATE_SUFFIX = ".template"
 SKIP_DIRS = {".git", "__pycache__", "node_modules", ".venv"}
 THRESHOLDS_NAMES = ("thresholds.yaml", "thresholds.yml")
 SUPPRESSIONS_NAME = ".recipe-harness.yaml"
@@ -199,6 +201,11 @@ def _kustomize_patches(kustomizations) -> set[Path]:
     return out
 
 
+def _is_template(path: Path) -> bool:
+    """``deploy.template.yaml``: a file to copy and fill in, not one to apply."""
+    return path.stem.endswith(TEMPLATE_SUFFIX)
+
+
 def _is_model_cache(path: Path, root: Path) -> bool:
     return any(part in MODEL_CACHE_DIRS for part in path.relative_to(root).parts[:-1])
 
@@ -215,7 +222,8 @@ def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...]
     yaml_files = _walk(root_path, result.findings)
     patches = _kustomize_patches(p for p in yaml_files if p.name in KUSTOMIZATION_NAMES)
     dgd_files = [p for p in yaml_files
-                 if not _is_model_cache(p, root_path) and p not in patches and mentions_dgd(p)]
+                 if not _is_model_cache(p, root_path) and p not in patches and not _is_template(p)
+                 and mentions_dgd(p)]
     by_dir: dict[Path, list[Path]] = {}
     for p in dgd_files:
         by_dir.setdefault(p.parent, []).append(p)
@@ -233,7 +241,7 @@ def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...]
             kustom = next((folder / n for n in (*KUSTOMIZATION_NAMES, "Kustomization") if (folder / n).is_file()), None)
             perf = _perf_files(folder, file.stem, model_dir, root_path, single)
             extra = tuple(p for p in _yaml_files(folder)
-                          if p not in files and p not in perf and p.name not in not_extra
+                          if p not in files and p not in perf and p.name not in not_extra and not _is_template(p)
                           and not p.name.startswith(("perf", "thresholds")))
             supp = _upwards(folder, model_dir, (SUPPRESSIONS_NAME,))
             readmes = list(reversed(_upwards(folder, model_dir, ("README.md", "README.rst", "README"))))

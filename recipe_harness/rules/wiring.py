@@ -29,7 +29,8 @@ def one_frontend(recipe: LoadedRecipe) -> Iterator[Finding]:
     if dep is None:
         return
     fronts = dep.frontends
-    if not fronts:
+    sidecar_frontends = any(s.raw.get("frontendSidecar") for s in dep.services)
+    if not fronts and not sidecar_frontends:
         services_key = ("spec", "services") if dep.document.get("spec", "services") is not None else ("spec", "components")
         yield emit("RH330", recipe, at(dep.document, services_key, key=True),
                    f"{dep.name} has no Frontend service: nothing serves the OpenAI API")

@@ -406,7 +406,7 @@ class Compiler:
             addl = addl or _noop
         known = sorted(props)
         moved: dict[str, str] = s.get("x-rh-moved") or {}
-        prune_null = structural
+        prune_null = structural or dialect == JSON  # every schema here describes an apiserver object
         min_p, max_p = s.get("minProperties"), s.get("maxProperties")
 
         def obj_check(value: Any, path: PathT, out: list[Violation]) -> None:

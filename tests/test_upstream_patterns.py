@@ -1,0 +1,34 @@
+"""Patterns of the upstream recipes layout that are legitimate and must not be reported as problems."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from recipe_harness.bundle import LoadedRecipe
+from recipe_harness.checks import StaticChecker
+from recipe_harness.discovery import discover
+from recipe_harness.findings import Severity
+
+ROOT = Path(__file__).parent.parent / "fixtures" / "upstream-patterns" / "recipes"
+
+
+def findings(recipe_id: str):
+    d = discover(ROOT, [recipe_id])
+    assert [r.id for r in d.recipes] == [recipe_id]
+    checker = StaticChecker(discovery=d)
+    return [f for fs in checker.run_all(LoadedRecipe.load(d.recipes[0])).values() for f in fs]
+
+
+def test_template_files_are_not_recipes():
+    ids = [r.id for r in discover(ROOT).recipes]
+    assert ids == ["tiny/vllm/agg", "tiny/vllm/sidecar"]
+
+
+def test_null_field_is_a_warning_that_the_apiserver_drops_it_not_a_type_error():
+    found = [f for f in findings("tiny/vllm/agg") if f.rule.startswith("RH2")]
+    assert [(f.rule, f.line, f.severity) for f in found] == [("RH203", 10, Severity.WARNING)]
+    assert "null value for a non-nullable field" in found[0].message
+
+
+def test_frontend_sidecars_serve_the_api_without_a_frontend_service():
+    assert [f for f in findings("tiny/vllm/sidecar") if f.rule == "RH330"] == []
