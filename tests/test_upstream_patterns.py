@@ -21,7 +21,7 @@ def findings(recipe_id: str):
 
 def test_template_files_are_not_recipes():
     ids = [r.id for r in discover(ROOT).recipes]
-    assert ids == ["tiny/vllm/agg", "tiny/vllm/sidecar"]
+    assert ids == ["tiny/vllm/agg", "tiny/vllm/decode-label", "tiny/vllm/sidecar"]
 
 
 def test_null_field_is_a_warning_that_the_apiserver_drops_it_not_a_type_error():
@@ -32,3 +32,8 @@ def test_null_field_is_a_warning_that_the_apiserver_drops_it_not_a_type_error():
 
 def test_frontend_sidecars_serve_the_api_without_a_frontend_service():
     assert [f for f in findings("tiny/vllm/sidecar") if f.rule == "RH330"] == []
+
+
+def test_a_vllm_worker_labelled_decode_without_the_flag_serves_alone():
+    """vLLM workers without --disaggregation-mode serve aggregated: no missing-prefill error (RH334)."""
+    assert [f.rule for f in findings("tiny/vllm/decode-label") if f.rule in ("RH334", "RH335")] == []

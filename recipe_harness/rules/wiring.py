@@ -150,12 +150,20 @@ def both_halves(recipe: LoadedRecipe) -> Iterator[Finding]:
     modes: dict[str, list] = {}
     for svc, cfg in ws:
         mode = effective_mode(svc, cfg)
-        if svc.role in ("prefill", "decode") and mode == "agg":
-            mode = svc.role
+        if mode == "agg" and svc.role == "prefill":
+            mode = "prefill"  # meant as prefill; RH335 reports its missing flag
+        elif mode == "agg" and cfg.backend == "vllm":
+            mode = "agg-or-decode"  # vLLM workers without the flag serve alone, or take the decode side
+        elif mode == "agg" and svc.role == "decode":
+            mode = "decode"
         modes.setdefault(mode, []).append(svc)
-    if ("prefill" in modes) == ("decode" in modes):
+    has_decode = "decode" in modes or "agg-or-decode" in modes
+    if "prefill" in modes and not has_decode:
+        have, missing = "prefill", "decode"
+    elif "decode" in modes and "prefill" not in modes:
+        have, missing = "decode", "prefill"
+    else:
         return
-    have, missing = ("prefill", "decode") if "prefill" in modes else ("decode", "prefill")
     svc = modes[have][0]
     yield emit("RH334", recipe, service_at(dep, svc),
                f"{svc.name} is a {have} worker but no {missing} worker exists: requests would never complete")
