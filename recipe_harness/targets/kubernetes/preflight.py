@@ -19,7 +19,7 @@ from typing import Any
 
 from ...bundle import LoadedRecipe
 from .client import ApiError, Kube
-from .resources import CRD, DEPLOYMENT, DGD_CRD, NODE, STORAGE_CLASS, split_api_version
+from .resources import CRD, DEPLOYMENT, DGD_CRD, NODE, STORAGE_CLASS, split_api_version, walk_maps
 
 OK, MISSING, FAIL, UNKNOWN = "ok", "missing", "fail", "unknown"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -79,18 +79,8 @@ class PreflightReport:
         return "\n".join(c.line() for c in self.checks)
 
 
-def _walk(obj: Any):
-    if isinstance(obj, dict):
-        yield obj
-        for v in obj.values():
-            yield from _walk(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _walk(v)
-
-
 def _product_from_manifest(body: Any) -> str | None:
-    for node in _walk(body):
+    for node in walk_maps(body):
         if PRODUCT_LABEL in node and isinstance(node[PRODUCT_LABEL], str):
             return node[PRODUCT_LABEL]
         if node.get("key") == PRODUCT_LABEL and node.get("values"):
@@ -127,7 +117,7 @@ def requirements(recipe: LoadedRecipe, *, twin: bool = False) -> Requirements:
     req.gpus_per_pod = max((s.gpus for s in dep.services), default=0)
     req.gpu_product = _product_from_manifest(dep.document.body) or _product_from_readmes(recipe)
     for svc in dep.services:
-        for node in _walk(svc.raw):
+        for node in walk_maps(svc.raw):
             for section in ("requests", "limits"):
                 sec = node.get(section)
                 if not isinstance(sec, dict):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from .client import ApiError, Kube
@@ -113,3 +115,14 @@ class Resolver:
                 found[res["kind"]] = ResourceType(group, version, name, bool(res.get("namespaced", True)))
             self._discovered[key] = found
         return self._discovered[key]
+
+
+def walk_maps(obj: Any) -> Iterator[dict]:
+    """Every mapping inside a manifest body, depth first."""
+    if isinstance(obj, dict):
+        yield obj
+        for v in obj.values():
+            yield from walk_maps(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from walk_maps(v)

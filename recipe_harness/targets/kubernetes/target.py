@@ -24,7 +24,7 @@ from .analysis import Failure
 from .client import ApiError, Kube
 from .namespace import REGISTRY, create_namespace, delete_namespace
 from .portforward import PortForward
-from .resources import EVENT, JOB, POD, SECRET, Resolver, ResourceType, dgd_type
+from .resources import EVENT, JOB, POD, SECRET, Resolver, ResourceType, dgd_type, walk_maps
 from .watch import WatchSet
 
 DGD_LABEL = "nvidia.com/dynamo-graph-deployment-name"
@@ -67,21 +67,11 @@ def _log(message: str) -> None:
     print(f"[recipe-harness kubernetes] {message}", file=sys.stderr, flush=True)
 
 
-def _walk(obj: Any):
-    if isinstance(obj, dict):
-        yield obj
-        for v in obj.values():
-            yield from _walk(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _walk(v)
-
-
 def referenced_secrets(manifests: Manifests) -> list[str]:
     """Secrets the manifests read env from (``envFromSecret``, ``secretRef``, ``secretKeyRef``)."""
     names: set[str] = set()
     for body in [manifests.dgd, *manifests.model_cache, *manifests.perf]:
-        for node in _walk(body):
+        for node in walk_maps(body):
             if isinstance(node.get("envFromSecret"), str):
                 names.add(node["envFromSecret"])
             for key in ("secretRef", "secretKeyRef"):
