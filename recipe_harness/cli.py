@@ -219,7 +219,9 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
     suites = args.suite or ["static", "smoke"]
     extra = [a for a in (args.pytest_args or []) if a != "--"]
     out = ["--pyargs", "recipe_harness.suites", "-m", " or ".join(suites), "--report-dir", args.report_dir,
-           "-p", "no:cacheprovider", "--target", args.target]
+           "-p", "no:cacheprovider", "--target", args.target,
+           # test-only plugins of the harness's own tests; the suites need neither
+           "-p", "no:kmock", "-p", "no:asyncio"]
     if args.recipes_root:
         out += ["--recipes-root", args.recipes_root]
     for pat in args.recipe:

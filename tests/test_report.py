@@ -73,8 +73,9 @@ def test_clean_tree_passes_every_static_check(run_suite):
 
 def test_no_recipes_is_a_usage_error_never_a_green_run(run_suite, tmp_path):
     result, _ = run_suite(tmp_path / "missing")
-    assert result.ret != 0
-    result.stdout.fnmatch_lines(["*no recipes selected (--recipes-root*missing)*recipes root is not a folder*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: no recipes selected (--recipes-root*missing)*recipes root is not a folder*"])
     result, _ = run_suite(FIXTURES / "good" / "recipes", "--recipe", "nope/*")
-    assert result.ret != 0
-    result.stdout.fnmatch_lines(["*no recipes selected*--recipe nope/*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: no recipes selected*--recipe nope/*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()

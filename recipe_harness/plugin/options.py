@@ -36,6 +36,14 @@ def pytest_configure(config: pytest.Config) -> None:
     harness_of(config)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # A selection given on the command line is checked up front: one clear error, not a
+    # collection error in every suite module. (With the defaults, suites check it when collected.)
+    config = session.config
+    if config.getoption("--recipes-root", default=None) or config.getoption("--recipe", default=None):
+        selected_recipes(config)
+
+
 @dataclass
 class Harness:
     """What the suites share in one session: the discovered recipes and their loaded files."""
