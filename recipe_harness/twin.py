@@ -1,7 +1,8 @@
 """The local twin of a recipe: the recipe's own topology, run as real Dynamo processes on CPU.
 
-One ``dynamo.frontend`` with the recipe's router mode and KV-event setting, and for every worker
-service one ``dynamo.mocker`` process per replica, each in the service's disaggregation role with
+One ``dynamo.frontend`` with the recipe's router mode and KV-event setting -- its Frontend
+service's, or else (no Frontend service) those of the ``frontendSidecar`` the operator runs in
+every pod of a worker service, the GAIE pattern -- and for every worker service one ``dynamo.mocker`` process per replica, each in the service's disaggregation role with
 the served model name, data-parallel size, block size, max model length and max sequences of the
 engine it stands in for (:func:`recipe_harness.backends.engine_config`). Mocker recipes keep
 their mocker tuning flags. Tensor/pipeline/expert parallelism and multinode layouts have no
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 
 from .backends import EngineConfig, engine_config, frontend_config
 from .bundle import LoadedRecipe
-from .model import ROLE_DECODE, ROLE_PREFILL, Service, flag_value
+from .model import ROLE_DECODE, ROLE_PREFILL, ROLE_WORKER, Service, flag_value
 from .targets import DeployError
 
 FRONTEND_ROUTER_MODES = ("round-robin", "random", "power-of-two", "kv", "least-loaded", "device-aware-weighted")
@@ -109,10 +110,19 @@ def _scale(requested: dict[str, int], caps: Caps) -> dict[str, int]:
     return counts
 
 
-def _mocker_args(service: Service, cfg: EngineConfig, model_name: str, caps: Caps, notes: list[str]) -> list[str]:
+def _run_role(service: Service, cfg: EngineConfig, has_prefill: bool) -> str:
+    """The role a worker runs in: a vLLM worker labelled decode without ``--disaggregation-mode``
+    and with no prefill worker in the graph serves alone (upstream GAIE recipes are written so)."""
+    if service.role == ROLE_DECODE and cfg.backend == "vllm" and cfg.disaggregation_mode is None and not has_prefill:
+        return ROLE_WORKER
+    return service.role
+
+
+def _mocker_args(service: Service, role: str, cfg: EngineConfig, model_name: str, caps: Caps,
+                 notes: list[str]) -> list[str]:
     args = ["--model-name", model_name]
-    if service.role in (ROLE_PREFILL, ROLE_DECODE):
-        args += ["--disaggregation-mode", service.role]
+    if role in (ROLE_PREFILL, ROLE_DECODE):
+        args += ["--disaggregation-mode", role]
     elif cfg.disaggregation_mode in (ROLE_PREFILL, ROLE_DECODE):
         args += ["--disaggregation-mode", cfg.disaggregation_mode]
     if cfg.backend in MOCKER_ENGINES:
@@ -157,6 +167,25 @@ def _parallelism_note(service: Service, cfg: EngineConfig) -> str | None:
     return f"{service.name}: {' '.join(parts)} per replica simulated by one mocker worker"
 
 
+def _sidecar_frontend(recipe: LoadedRecipe, notes: list[str]) -> Service:
+    """The frontend sidecar the twin's one frontend process stands for (the first, if several)."""
+    dep = recipe.deployment
+    assert dep is not None
+    owners = dep.sidecar_frontends
+    sides = [s.frontend_sidecar for s in owners if s.frontend_sidecar is not None]
+    pods = sum(max(1, s.replicas) for s in owners)
+    notes.append(f"frontend sidecars ({', '.join(s.name for s in sides)}: one frontend in each of {pods} worker "
+                 f"pod{'s' if pods != 1 else ''}) -> 1 frontend process serving every worker")
+    modes = {s.name: frontend_config(recipe, s).router_mode for s in sides}
+    if len(set(modes.values())) > 1:
+        notes.append("frontend sidecars route differently (" + ", ".join(f"{k}: {v}" for k, v in modes.items())
+                     + f"); the twin routes as {sides[0].name}")
+    pickers = [s.name for s in dep.services if s.component_type.lower() == "epp"]
+    if pickers:
+        notes.append(f"{', '.join(pickers)} (endpoint picker): not run; clients reach the frontend directly")
+    return sides[0]
+
+
 def plan(recipe: LoadedRecipe, caps: Caps | None = None, *, speedup_ratio: float | None = None) -> Twin:
     """The twin of ``recipe``; :class:`DeployError` when the recipe has nothing to run."""
     caps = caps or Caps()
@@ -174,14 +203,24 @@ def plan(recipe: LoadedRecipe, caps: Caps | None = None, *, speedup_ratio: float
     front = dep.frontend
     router = "round-robin"
     kv_events = True
+    sidecar = front is None and bool(dep.sidecar_frontends)
+    if sidecar:
+        front = _sidecar_frontend(recipe, notes)
+    elif front is not None and dep.sidecar_frontends:
+        notes.append(f"frontend sidecars of {', '.join(s.name for s in dep.sidecar_frontends)} not run: "
+                     f"the twin serves through {front.name}")
     if front is None:
         notes.append("the recipe declares no frontend; the twin adds one (round-robin)")
         front_name = "Frontend"
     else:
         fc = frontend_config(recipe, front)
         router, kv_events, front_name = fc.router_mode, fc.router_kv_events, front.name
-        if front.replicas > 1:
+        if front.replicas > 1 and not sidecar:
             notes.append(f"{front.name}: {front.replicas} replicas -> 1 frontend process")
+    if router == "direct":
+        notes.append("router mode 'direct' serves the worker an external picker (the GAIE endpoint picker) "
+                     "names in each request; no picker runs here, the twin routes round-robin")
+        router = "round-robin"
     if router not in FRONTEND_ROUTER_MODES:
         notes.append(f"router mode {router!r} cannot serve plain OpenAI requests here; the twin routes round-robin")
         router = "round-robin"
@@ -191,18 +230,23 @@ def plan(recipe: LoadedRecipe, caps: Caps | None = None, *, speedup_ratio: float
 
     counts = _scale({s.name: max(1, s.replicas) for s in workers}, caps)
     twins: list[WorkerTwin] = []
+    has_prefill = any(s.role == ROLE_PREFILL or c.disaggregation_mode == ROLE_PREFILL for s, c in engines)
     for service, cfg in engines:
         n = counts[service.name]
+        role = _run_role(service, cfg, has_prefill)
+        if role != service.role:
+            notes.append(f"{service.name}: labelled {service.role}, but vLLM runs without --disaggregation-mode "
+                         f"and no prefill worker exists: it serves alone (aggregated)")
         if n < service.replicas:
             notes.append(f"{service.name}: {service.replicas} replicas -> {n} mocker processes "
                          f"(cap {caps.processes_per_service} per service, {caps.worker_processes} in all)")
-        args = _mocker_args(service, cfg, model_name, caps, notes)
+        args = _mocker_args(service, role, cfg, model_name, caps, notes)
         if speedup_ratio is not None and "--speedup-ratio" not in args:
             args += ["--speedup-ratio", f"{speedup_ratio:g}"]
         note = _parallelism_note(service, cfg)
         if note:
             notes.append(note)
-        twins.append(WorkerTwin(service=service.name, role=service.role, replicas=service.replicas,
+        twins.append(WorkerTwin(service=service.name, role=role, replicas=service.replicas,
                                 processes=n, args=args, engine=cfg))
     roles = {t.role for t in twins}
     if ROLE_DECODE in roles and ROLE_PREFILL not in roles:

@@ -20,6 +20,7 @@ ROLE_DECODE = "decode"
 ROLE_PLANNER = "planner"
 ROLE_OTHER = "other"
 WORKER_ROLES = (ROLE_WORKER, ROLE_PREFILL, ROLE_DECODE)
+SIDECAR_CONTAINER = "sidecar-frontend"  # the operator's name for a frontend sidecar container
 
 
 @dataclass
@@ -68,6 +69,9 @@ class Service:
     path: PathT = ()           # document path of the service node
     args_path: PathT = ()      # document path of its args (or command) list
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    # The OpenAI frontend the operator runs in every pod of this service (``frontendSidecar``, the
+    # GAIE pattern), as a frontend Service named ``<service>/<container>``; not in Deployment.services.
+    frontend_sidecar: Service | None = None
 
     @property
     def total_gpus(self) -> int:
@@ -143,6 +147,11 @@ class Deployment:
     def frontend(self) -> Service | None:
         fronts = self.frontends
         return fronts[0] if fronts else None
+
+    @property
+    def sidecar_frontends(self) -> list[Service]:
+        """Services whose pods run a frontend sidecar (each pod serves the API on its own)."""
+        return [s for s in self.services if s.frontend_sidecar is not None]
 
     @property
     def frontend_service_name(self) -> str | None:

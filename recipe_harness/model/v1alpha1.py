@@ -13,6 +13,7 @@ from . import (
     ROLE_PLANNER,
     ROLE_PREFILL,
     ROLE_WORKER,
+    SIDECAR_CONTAINER,
     Deployment,
     EnvVar,
     Mount,
@@ -138,6 +139,23 @@ def new_deployment(doc: Document, env_key: str) -> tuple[Deployment, dict]:
     return dep, spec
 
 
+def frontend_sidecar(owner: Service, spec: Any, base: tuple, graph_env: list[EnvVar]) -> Service | None:
+    """The ``frontendSidecar`` map (image, args, envFromSecret, envs) of a service, as a frontend Service."""
+    if not isinstance(spec, dict):
+        return None
+    side = Service(name=f"{owner.name}/{SIDECAR_CONTAINER}", role=ROLE_FRONTEND, component_type="frontend",
+                   replicas=owner.replicas, path=base, raw=spec)
+    side.image = spec.get("image") if isinstance(spec.get("image"), str) else None
+    args = spec.get("args") if isinstance(spec.get("args"), list) else []
+    side.args = [str(a) for a in args]
+    side.argv = split_argv([], args)
+    side.args_path = base + ("args",) if args else ()
+    side.env = [*graph_env, *env_list(spec.get("envs"), base + ("envs",))]
+    if isinstance(spec.get("envFromSecret"), str):
+        side.env_from_secrets.append(spec["envFromSecret"])
+    return side
+
+
 def normalise(doc: Document) -> Deployment:
     dep, spec = new_deployment(doc, "envs")
     for i, pvc in enumerate(spec.get("pvcs") or []):
@@ -184,5 +202,6 @@ def normalise(doc: Document) -> Deployment:
         if not svc.gpus and isinstance(main, dict):
             svc.gpus = gpu_count(main.get("resources"))
         pod_volumes_into(svc, extra)
+        svc.frontend_sidecar = frontend_sidecar(svc, raw.get("frontendSidecar"), base + ("frontendSidecar",), dep.env)
         dep.services.append(svc)
     return dep

@@ -6,7 +6,7 @@ volumes) and no component-level ``resources``/``envs`` (they live on the main co
 from __future__ import annotations
 
 from ..manifests import Document
-from . import PVC, Deployment, Mount, Service, as_int
+from . import PVC, ROLE_FRONTEND, Deployment, Mount, Service, as_int
 from .v1alpha1 import container_into, gpu_count, new_deployment, pod_volumes_into, role_of
 
 MAIN_CONTAINER = "main"
@@ -35,6 +35,24 @@ def _main_container(pod_spec: dict) -> tuple[int, dict] | tuple[None, None]:
         if isinstance(c, dict):
             return i, c
     return None, None
+
+
+def _frontend_sidecar(owner: Service, name: object, pod_spec: dict, tpath: tuple,
+                      graph_env: list) -> Service | None:
+    """The podTemplate container ``frontendSidecar`` names, as a frontend Service."""
+    if not isinstance(name, str) or not name:
+        return None
+    containers = pod_spec.get("containers") if isinstance(pod_spec.get("containers"), list) else []
+    side = Service(name=f"{owner.name}/{name}", role=ROLE_FRONTEND, component_type="frontend",
+                   replicas=owner.replicas, path=owner.path + ("frontendSidecar",), raw={})
+    side.env.extend(graph_env)
+    for i, c in enumerate(containers):
+        if isinstance(c, dict) and c.get("name") == name:
+            side.raw = c
+            container_into(side, c, tpath + ("spec", "containers", i))
+            side.path = tpath + ("spec", "containers", i)
+            break
+    return side
 
 
 def _claims(pod_spec: dict, base: tuple) -> list[tuple[str, tuple]]:
@@ -80,6 +98,7 @@ def normalise(doc: Document) -> Deployment:
             svc.mounts.append(Mount(name=cache["pvcName"], mount_path=str(cache.get("mountPath") or ""),
                                     pvc=cache["pvcName"], path=base + ("compilationCache",)))
         pod_volumes_into(svc, pod_spec)
+        svc.frontend_sidecar = _frontend_sidecar(svc, raw.get("frontendSidecar"), pod_spec, tpath, dep.env)
         claims = _claims(pod_spec, tpath + ("spec",))
         if isinstance(cache, dict) and isinstance(cache.get("pvcName"), str):
             claims.append((cache["pvcName"], base + ("compilationCache",)))
