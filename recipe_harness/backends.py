@@ -287,6 +287,19 @@ def _engine_words(words: list[_Word]) -> tuple[str | None, list[_Word]]:
 _FLAG_EQ = re.compile(r"^(--?[A-Za-z0-9][\w.-]*)=(.*)$", re.S)
 
 
+def _dashed_flags(words: list[_Word]) -> list[_Word]:
+    """vLLM's argument parser reads ``--data_parallel_size`` as ``--data-parallel-size``: spell every long flag
+    name with dashes (the value after ``=`` is left as written)."""
+    out: list[_Word] = []
+    for w in words:
+        if w.text.startswith("--") and "_" in w.text.split("=", 1)[0]:
+            head, eq, rest = w.text.partition("=")
+            out.append(_Word(head.replace("_", "-") + eq + rest, w.src))
+        else:
+            out.append(w)
+    return out
+
+
 def _flag(words: list[_Word], names: tuple[str, ...]) -> _Word | None:
     """Last value of any of ``names`` (``--x v`` / ``--x=v``); a bare flag gives an empty-text word."""
     found: _Word | None = None
@@ -491,6 +504,8 @@ def _engine_config(recipe: LoadedRecipe, service: Service) -> EngineConfig:
     backend = detect_backend(recipe, service, module)
     if backend == "frontend":
         backend = "unknown"
+    if backend == "vllm":
+        words = _dashed_flags(words)
     cfg = EngineConfig(backend=backend, argv=[w.text for w in words], module=module)
     service_src: Source = (doc.file, *doc.pos(service.args_path or service.path))
     flags = _FLAGS.get(backend, {})

@@ -37,3 +37,25 @@ def test_frontend_sidecars_serve_the_api_without_a_frontend_service():
 def test_a_vllm_worker_labelled_decode_without_the_flag_serves_alone():
     """vLLM workers without --disaggregation-mode serve aggregated: no missing-prefill error (RH334)."""
     assert [f.rule for f in findings("tiny/vllm/decode-label") if f.rule in ("RH334", "RH335")] == []
+
+
+MOE_ROOT = Path(__file__).parent.parent / "fixtures" / "upstream-patterns" / "recipes-moe"
+
+
+def moe_findings(recipe_id: str):
+    d = discover(MOE_ROOT, [recipe_id])
+    assert [r.id for r in d.recipes] == [recipe_id]
+    checker = StaticChecker(discovery=d)
+    return [f for fs in checker.run_all(LoadedRecipe.load(d.recipes[0])).values() for f in fs]
+
+
+def test_vllm_flags_spelled_with_underscores_count():
+    """vLLM reads --data_parallel_size as --data-parallel-size: 4 DP ranks of TP1 fill the 4 GPUs."""
+    from recipe_harness.backends import engine_config
+
+    d = discover(MOE_ROOT, ["moe/vllm/dep-underscore"])
+    recipe = LoadedRecipe.load(d.recipes[0])
+    worker = next(s for s in recipe.deployment.services if s.name == "VllmWorker")
+    cfg = engine_config(recipe, worker)
+    assert (cfg.tensor_parallel, cfg.data_parallel, cfg.data_parallel_local) == (1, 4, 4)
+    assert [f.rule for f in moe_findings("moe/vllm/dep-underscore") if f.rule in ("RH300", "RH302")] == []
