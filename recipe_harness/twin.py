@@ -110,7 +110,11 @@ def _scale(requested: dict[str, int], caps: Caps) -> dict[str, int]:
     return counts
 
 
-def _run_role(service: Service, cfg: EngineConfig, has_prefill: bool) -> str:
+def has_prefill_worker(engines: list[tuple[Service, EngineConfig]]) -> bool:
+    return any(s.role == ROLE_PREFILL or c.disaggregation_mode == ROLE_PREFILL for s, c in engines)
+
+
+def run_role(service: Service, cfg: EngineConfig, has_prefill: bool) -> str:
     """The role a worker runs in: a vLLM worker labelled decode without ``--disaggregation-mode``
     and with no prefill worker in the graph serves alone (upstream GAIE recipes are written so)."""
     if service.role == ROLE_DECODE and cfg.backend == "vllm" and cfg.disaggregation_mode is None and not has_prefill:
@@ -230,10 +234,10 @@ def plan(recipe: LoadedRecipe, caps: Caps | None = None, *, speedup_ratio: float
 
     counts = _scale({s.name: max(1, s.replicas) for s in workers}, caps)
     twins: list[WorkerTwin] = []
-    has_prefill = any(s.role == ROLE_PREFILL or c.disaggregation_mode == ROLE_PREFILL for s, c in engines)
+    has_prefill = has_prefill_worker(engines)
     for service, cfg in engines:
         n = counts[service.name]
-        role = _run_role(service, cfg, has_prefill)
+        role = run_role(service, cfg, has_prefill)
         if role != service.role:
             notes.append(f"{service.name}: labelled {service.role}, but vLLM runs without --disaggregation-mode "
                          f"and no prefill worker exists: it serves alone (aggregated)")

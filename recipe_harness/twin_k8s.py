@@ -5,7 +5,8 @@ written (``examples/backends/mocker/deploy``): every worker keeps its name, type
 disaggregation role, env, Secrets and volume mounts, but runs ``python3 -m dynamo.mocker`` with
 the model, served name, block size, batch limits and data parallelism of the engine it stands
 in for, in the image that ships the mocker, with no GPU/RDMA requests and no GPU node
-selection. The frontend keeps its command (router mode, port) in the same image. The DGD name,
+selection. The frontend keeps its command (router mode, port) in the same image, and so does a
+worker's ``frontendSidecar`` (the GAIE pattern: a frontend in every worker pod). The DGD name,
 and so every Service name the perf Job talks to, is unchanged.
 
 Model-cache manifests follow: PVCs fit a kind cluster's default storage class (1Gi,
@@ -24,6 +25,7 @@ from typing import Any
 from .backends import engine_config
 from .bundle import LoadedRecipe
 from .model import Service
+from .twin import has_prefill_worker, run_role
 
 DEFAULT_DYNAMO_VERSION = "1.6.1"
 # "There is no dedicated mocker-runtime image. The published dynamo-planner image includes the
@@ -116,6 +118,9 @@ def _gpu_free_pod_spec(spec: Any) -> None:
 
 def _mocker_args(recipe: LoadedRecipe, svc: Service, opts: TwinOptions) -> list[str]:
     cfg = engine_config(recipe, svc)
+    dep = recipe.deployment
+    has_prefill = has_prefill_worker([(w, engine_config(recipe, w)) for w in dep.workers]) if dep else False
+    role = run_role(svc, cfg, has_prefill)
     model = cfg.model or cfg.served_name or "Qwen/Qwen3-0.6B"
     args = ["--model-path", model, "--model-name", cfg.served_name or model,
             "--speedup-ratio", f"{opts.speedup_ratio:g}"]
@@ -128,7 +133,7 @@ def _mocker_args(recipe: LoadedRecipe, svc: Service, opts: TwinOptions) -> list[
     if cfg.data_parallel and cfg.data_parallel > 1:
         args += ["--data-parallel-size", str(cfg.data_parallel)]
     args.append("--enable-prefix-caching" if cfg.prefix_caching else "--no-enable-prefix-caching")
-    mode = cfg.disaggregation_mode or {"prefill": "prefill", "decode": "decode"}.get(svc.role)
+    mode = cfg.disaggregation_mode or {"prefill": "prefill", "decode": "decode"}.get(role)
     if mode in ("prefill", "decode"):
         args += ["--disaggregation-mode", mode]
     return args
@@ -138,6 +143,26 @@ def _drop_offline(env: Any) -> Any:
     if isinstance(env, list):
         return [e for e in env if not (isinstance(e, dict) and e.get("name") == "HF_HUB_OFFLINE")]
     return env
+
+
+def _twin_sidecar(node: dict[str, Any], svc: Service, pod_spec: dict[str, Any], image: str, v1beta1: bool) -> str:
+    """Keep a worker's frontend sidecar (its args: router mode, port) in the twin image, GPU-free."""
+    if v1beta1:
+        name = node.get("frontendSidecar")
+        side = next((c for c in pod_spec.get("containers") or [] if isinstance(c, dict) and c.get("name") == name), None)
+        if side is None:
+            return f"{svc.name}: frontendSidecar names no container {name!r}; left as written"
+        _strip_gpu_resources(side.get("resources"))
+        if "env" in side:
+            side["env"] = _drop_offline(side["env"])
+    else:
+        side = node.get("frontendSidecar")
+        if not isinstance(side, dict):
+            return f"{svc.name}: frontendSidecar is not a map; left as written"
+        if "envs" in side:
+            side["envs"] = _drop_offline(side["envs"])
+    side["image"] = image
+    return f"{svc.name}: frontend sidecar kept in every pod ({' '.join(svc.frontend_sidecar.argv) or 'default args'})"
 
 
 def twin_dgd(recipe: LoadedRecipe, opts: TwinOptions | None = None) -> tuple[dict[str, Any], list[str]]:
@@ -182,6 +207,8 @@ def twin_dgd(recipe: LoadedRecipe, opts: TwinOptions | None = None) -> tuple[dic
             notes.append(f"{svc.name}: {svc.role} x{svc.replicas} -> mocker ({svc.total_gpus} GPUs dropped)")
         elif svc.role == "frontend":
             container["image"] = image
+        if svc.frontend_sidecar is not None:
+            notes.append(_twin_sidecar(node, svc, pod_spec, image, v1beta1))
         if not container.get("resources"):
             container.pop("resources", None)
     spec = body.setdefault("spec", {})

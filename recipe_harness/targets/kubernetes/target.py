@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...backends import engine_config, router_mode
+from ...backends import engine_config, frontend_config, router_mode
 from ...bundle import LoadedRecipe
+from ...model import Service
 from .. import Component, DeployError, Endpoint
 from . import analysis, diagnostics, perf_artifacts
 from .analysis import Failure
@@ -61,6 +62,36 @@ class Manifests:
     model_cache: list[dict[str, Any]] = field(default_factory=list)
     perf: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ApiService:
+    """The Kubernetes Service that serves the OpenAI API, its port, and the frontend behind it."""
+
+    name: str
+    port: int
+    frontend: Service
+    note: str = ""
+
+
+def api_service(recipe: LoadedRecipe) -> ApiService | None:
+    """The Frontend service's Service (``<dgd>-<frontend>``, port 8000) or, with no Frontend service,
+    the Service of the first worker service whose pods run a ``frontendSidecar``: the operator names
+    every component's Service ``<dgd>-<lowercased service name>`` and the sidecar listens in each pod
+    on its frontend HTTP port (8000 unless its args say otherwise)."""
+    dep = recipe.deployment
+    if dep is None:
+        return None
+    front = dep.frontend
+    if front is not None and dep.frontend_service_name:
+        return ApiService(dep.frontend_service_name, 8000, front)
+    owners = dep.sidecar_frontends
+    if not owners or owners[0].frontend_sidecar is None:
+        return None
+    side = owners[0].frontend_sidecar
+    port = frontend_config(recipe, side).http_port
+    return ApiService(f"{dep.name}-{owners[0].name.lower()}", port, side,
+                      note=f"API through the frontend sidecar of {owners[0].name} (one pod of {owners[0].replicas})")
 
 
 def _log(message: str) -> None:
@@ -292,19 +323,22 @@ class KubernetesTarget:
             svc = by_name.get(str(labels.get(COMPONENT_LABEL, "")).lower())
             components.append(Component(name=pod["metadata"]["name"], role=svc.role if svc else "other",
                                         service=svc.name if svc else labels.get(COMPONENT_LABEL, "")))
-        front = dep.frontend
+        api = api_service(recipe)
+        notes = [f"namespace: {namespace}"] + ([api.note] if api and api.note else [])
         return Endpoint(base_url=url, model=served, target="kubernetes", recipe_id=recipe.id,
                         components=components, logs_dir=diag_dir,
-                        router_mode=router_mode(recipe, front) if front else "round-robin",
-                        disaggregated=dep.is_disaggregated, notes=[f"namespace: {namespace}"])
+                        router_mode=router_mode(recipe, api.frontend) if api else "round-robin",
+                        disaggregated=dep.is_disaggregated, notes=notes)
 
     @contextmanager
     def deploy(self, recipe: LoadedRecipe, workdir: Path) -> Iterator[Endpoint]:
         manifests = self.manifests(recipe)
         dep = recipe.deployment
         assert dep is not None
-        if not dep.frontend_service_name:
-            raise DeployError(f"{recipe.id}: the DGD has no frontend service to port-forward to")
+        api = api_service(recipe)
+        if api is None:
+            raise DeployError(f"{recipe.id}: the DGD has no frontend service (and no worker with a "
+                              "frontendSidecar) to port-forward to")
         diag_dir = Path(workdir) / "kubernetes"
         kube = self.kube
         run_id = _secrets.token_hex(4)
@@ -331,7 +365,7 @@ class KubernetesTarget:
                     self.wait_jobs(ns, jobs, self.options.job_timeout, what="model-cache Job", diag_dir=diag_dir)
                 self.apply(ns, manifests.dgd, resolver)
                 self.wait_dgd(ns, rtype, dgd_name, self.options.deploy_timeout, diag_dir)
-                forward = PortForward(kube, ns, dep.frontend_service_name, 8000).start()
+                forward = PortForward(kube, ns, api.name, api.port).start()
                 endpoint = self._endpoint(recipe, ns, forward.url, diag_dir)
                 self._wait_http(forward.url, endpoint.model, self.options.http_timeout)
             except ApiError as exc:
