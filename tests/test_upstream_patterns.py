@@ -59,3 +59,15 @@ def test_vllm_flags_spelled_with_underscores_count():
     cfg = engine_config(recipe, worker)
     assert (cfg.tensor_parallel, cfg.data_parallel, cfg.data_parallel_local) == (1, 4, 4)
     assert [f.rule for f in moe_findings("moe/vllm/dep-underscore") if f.rule in ("RH300", "RH302")] == []
+
+
+def test_component_type_main_is_a_worker():
+    """componentType main (the operator's older worker type) marks workers; prefill/decode come from the name."""
+    from recipe_harness.twin import plan
+
+    d = discover(MOE_ROOT, ["moe/trtllm/main-type"])
+    recipe = LoadedRecipe.load(d.recipes[0])
+    assert [(s.name, s.role) for s in recipe.deployment.workers] == [
+        ("TrtllmPrefillWorker", "prefill"), ("TrtllmDecodeWorker", "decode")]
+    plan(recipe)  # raises DeployError when the graph has no worker to serve
+    assert [f.rule for f in moe_findings("moe/trtllm/main-type") if f.rule.startswith("RH33")] == []

@@ -38,6 +38,10 @@ def role_of(component_type: str, sub_component_type: str, name: str) -> str:
     if ctype in _ROLE_BY_TYPE:
         return _ROLE_BY_TYPE[ctype]
     lname = name.lower()
+    if ctype == "main":  # the operator's older name for a worker component
+        if sub in ("prefill", "decode"):
+            return sub
+        return ROLE_PREFILL if "prefill" in lname else ROLE_DECODE if "decode" in lname else ROLE_WORKER
     if not ctype:
         if "frontend" in lname:
             return ROLE_FRONTEND
