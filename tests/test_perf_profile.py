@@ -208,3 +208,33 @@ def test_argv_caps_dataset_entries_only_when_scaled(tmp_path):
     argv = build_argv("aiperf", p, full[0], target, tmp_path, scaled=False)
     assert argv[argv.index("--num-dataset-entries") + 1] == "12800"
     assert "--no-gpu-telemetry" not in argv
+
+
+def test_trace_replay_request_count_computed_from_the_trace_is_unknown_not_an_error(tmp_path):
+    manifest = tmp_path / "perf.yaml"
+    manifest.write_text("""\
+apiVersion: batch/v1
+kind: Job
+metadata: {name: replay}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: perf
+          image: python:3.12-slim
+          command: [bash, -c]
+          args:
+            - |
+              TRACE_FILE=/data/trace.jsonl
+              aiperf profile -m org/model --url http://x-frontend:8000 --input-file "${TRACE_FILE}" \\
+                --custom-dataset-type mooncake_trace --fixed-schedule --request-count $(wc -l < "${TRACE_FILE}")
+""")
+    prof = profile_from_documents(load_file(manifest).documents, str(manifest))
+    assert prof.trace_replay and "/data/trace.jsonl" in prof.trace_replay
+    assert [p.request_count for p in prof.points] == [None]
+    # without a trace, the same unknown count is an error that says why
+    manifest.write_text(manifest.read_text().replace('--input-file "${TRACE_FILE}" \\\n', "").replace(
+        "--custom-dataset-type mooncake_trace --fixed-schedule ", ""))
+    with pytest.raises(PerfProfileError, match="cannot be resolved without running the script"):
+        profile_from_documents(load_file(manifest).documents, str(manifest))

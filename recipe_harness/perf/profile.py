@@ -266,6 +266,13 @@ def _int(value: object, option: str, inv_line: int, file: str) -> int | None:
     return int(number)
 
 
+def _int_or_unknown(value: object, option: str, inv_line: int, file: str) -> int | None:
+    """Like :func:`_int`, but a value only the running script could know is ``None``."""
+    if value is not None and not is_resolved(str(value).strip()):
+        return None
+    return _int(value, option, inv_line, file)
+
+
 def _float(value: object, option: str, inv_line: int, file: str) -> float | None:
     if value is None:
         return None
@@ -369,6 +376,9 @@ def profile_from_documents(documents: list[Document], file: str = "") -> PerfPro
     prof.public_dataset = _plain(v.get("public_dataset"))
     prof.passthrough = list(first.passthrough)
     prof.ignored = list(dict.fromkeys(x for p, *_ in main for x in p.ignored))
+    # a trace replay is never rerun by the harness (it is skipped, RH403): a request count the
+    # script computes from the trace file, e.g. $(wc -l < trace.jsonl), is simply unknown
+    count = _int_or_unknown if prof.trace_replay else _int
     for p, pline, pf, _inv in main:
         diffs = [name for name in _WORKLOAD_FIELDS if p.values.get(name) != v.get(name)]
         if diffs:
@@ -377,7 +387,7 @@ def profile_from_documents(documents: list[Document], file: str = "") -> PerfPro
         point = PerfPoint(
             concurrency=_int(p.values.get("concurrency"), "--concurrency", pline, pf),
             request_rate=_float(p.values.get("request_rate"), "--request-rate", pline, pf),
-            request_count=_int(p.values.get("request_count"), "--request-count", pline, pf),
+            request_count=count(p.values.get("request_count"), "--request-count", pline, pf),
             warmup_request_count=_int(p.values.get("warmup_request_count"), "--warmup-request-count", pline, pf),
             benchmark_duration=_float(p.values.get("benchmark_duration"), "--benchmark-duration", pline, pf),
             line=pline,
