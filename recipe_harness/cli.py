@@ -162,6 +162,8 @@ def run_checks(discoveries, options) -> tuple[list[str], list[Finding]]:
             findings.append(Finding(str(d.root), 0, 0, "RH011", f"no recipes found under {d.root}",
                                     hint="a recipe is a folder with a deploy.yaml holding a DynamoGraphDeployment"))
             continue
+        dirs = [str(r.dir) + "/" for r in d.recipes]
+        findings.extend(f for f in d.findings if not any(f.file.startswith(x) for x in dirs))  # outside every recipe
         for recipe in d.recipes:
             ids.append(recipe.id)
             loaded = LoadedRecipe.load(recipe, cache)

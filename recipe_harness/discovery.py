@@ -18,12 +18,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .findings import Finding
+from .findings import Finding, Severity
 from .manifests import mentions_dgd
 
 RULE_SYMLINK = "RH010"
 RULE_NO_RECIPES = "RH011"
 RULE_ROOT = "RH012"
+RULE_NOT_A_RECIPE = "RH013"
 
 YAML_SUFFIXES = (".yaml", ".yml")
 MODEL_CACHE_DIRS = ("model-cache", "model_cache")
@@ -221,9 +222,14 @@ def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...]
         return result
     yaml_files = _walk(root_path, result.findings)
     patches = _kustomize_patches(p for p in yaml_files if p.name in KUSTOMIZATION_NAMES)
-    dgd_files = [p for p in yaml_files
-                 if not _is_model_cache(p, root_path) and p not in patches and not _is_template(p)
-                 and mentions_dgd(p)]
+    candidates = [p for p in yaml_files if not _is_model_cache(p, root_path) and p not in patches and not _is_template(p)]
+    dgd_files = [p for p in candidates if mentions_dgd(p)]
+    for p in candidates:
+        if p.stem in DEPLOY_STEMS and p not in dgd_files:
+            result.findings.append(Finding(
+                str(p), 1, 1, RULE_NOT_A_RECIPE, "holds no DynamoGraphDeployment: not checked as a recipe",
+                severity=Severity.INFO,
+                hint="a recipe's deploy.yaml holds a DynamoGraphDeployment; other workloads are not checked"))
     by_dir: dict[Path, list[Path]] = {}
     for p in dgd_files:
         by_dir.setdefault(p.parent, []).append(p)

@@ -121,3 +121,13 @@ def test_test_command_with_a_typo_in_the_root_is_a_usage_error(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "does not exist" in result.stderr
+
+
+def test_findings_outside_every_recipe_are_printed(tmp_path, capsys):
+    root = tmp_path / "recipes"
+    shutil.copytree(FIXTURES / "structure" / "good" / "recipes", root)
+    (root / "tiny" / "vllm" / "raw").mkdir()
+    (root / "tiny" / "vllm" / "raw" / "deploy.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n")
+    assert main(["check", str(root), "-v", "--no-hints"]) == 0  # a note does not fail the check
+    assert f"{root / 'tiny/vllm/raw/deploy.yaml'}:1:1: RH013 holds no DynamoGraphDeployment: not checked as a recipe" \
+        in capsys.readouterr().out

@@ -138,3 +138,12 @@ def test_kustomize_patches_are_not_recipes_but_bases_are(tmp_path):
     write(tmp_path / "q/vllm/cloud/deploy-gke.yaml", DGD.format(name="gke"))
     ids = [r.id for r in discover(tmp_path).recipes]
     assert ids == ["q/vllm/cloud/deploy-aws", "q/vllm/cloud/deploy-gke", "q/vllm/cloud/kustomize/base"]
+
+
+def test_a_deploy_yaml_without_a_dgd_is_reported_as_a_note(tmp_path):
+    write(tmp_path / "m/vllm/agg/deploy.yaml", DGD.format(name="x"))
+    write(tmp_path / "m/vllm/raw/deploy.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n")
+    d = discover(tmp_path)
+    assert [r.id for r in d.recipes] == ["m/vllm/agg"]
+    assert [(Path(f.file).relative_to(tmp_path).as_posix(), f.rule, f.severity.value) for f in d.findings] == [
+        ("m/vllm/raw/deploy.yaml", "RH013", "info")]

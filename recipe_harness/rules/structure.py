@@ -24,6 +24,8 @@ describe("RH010", "yaml", "Symlinks stay inside the recipes root and do not loop
          "copy the file into the tree instead of linking outside it")
 describe("RH011", "yaml", "The recipes root holds at least one recipe.", "point --recipes-root at the recipes folder")
 describe("RH012", "yaml", "The recipes root is a readable folder.", "pass --recipes-root DIR")
+describe("RH013", "yaml", "A deploy.yaml that holds no DynamoGraphDeployment is reported, not silently skipped.",
+         "a recipe's deploy.yaml holds a DynamoGraphDeployment; other workloads are not checked", Severity.INFO)
 
 GPU_PRODUCTS = r"(?:GB300|GB200|B300|B200|H200|H100|H20|H800|A100|A800|A10G|L40S|L40|L4|RTX\s?\w+|MI300X|CPU)"
 _GPU_COUNT = re.compile(
