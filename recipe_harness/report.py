@@ -197,8 +197,10 @@ GROUPS = ("smoke", "perf", "preflight")
 
 
 def group_of(check: str) -> str:
-    """The suite a check belongs to: smoke-*, perf*, preflight*, else static."""
-    return next((g for g in GROUPS if check.startswith(g)), "static")
+    """The suite a check belongs to: ``smoke-*`` checks, ``perf``, ``preflight``; the rest is static
+    (``perf-config`` is a static check of the perf manifest)."""
+    return next((g for g in GROUPS if check == g or check.startswith(g + ":") or
+                 (g == "smoke" and check.startswith("smoke-"))), "static")
 
 
 def _group_status(checks: dict[str, CheckEntry]) -> tuple[str, str]:

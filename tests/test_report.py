@@ -79,3 +79,15 @@ def test_no_recipes_is_a_usage_error_never_a_green_run(run_suite, tmp_path):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: no recipes selected*--recipe nope/*"])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_suite_columns_of_summary_md():
+    from recipe_harness.report import Summary, group_of
+
+    assert [group_of(c) for c in ("yaml", "perf-config", "smoke-chat", "perf", "preflight", "bench-fit")] == [
+        "static", "static", "smoke", "perf", "preflight", "static"]
+    s = Summary()
+    for check, outcome in [("yaml", "passed"), ("perf-config", "passed"), ("smoke-chat", "passed"),
+                           ("smoke-disagg", "skipped"), ("perf", "failed")]:
+        s.entry("m/vllm/agg", check).outcome = outcome
+    assert "| `m/vllm/agg` | ✅ 2 | ✅ 1 (1 skipped) | ❌ perf |" in s.to_markdown()
