@@ -85,9 +85,7 @@ def _with_recipe(f: Finding, recipe_id: str) -> Finding:
 
 
 def apply_suppressions(recipe: LoadedRecipe, check: str, findings: list[Finding]) -> list[Finding]:
-    """Hook for per-recipe suppressions (``.recipe-harness.yaml``); see :mod:`.suppressions`."""
-    try:
-        from .suppressions import apply
-    except ImportError:
-        return findings
+    """Per-recipe suppressions (``.recipe-harness.yaml``); see :mod:`.suppressions`."""
+    from .suppressions import apply
+
     return apply(recipe, check, findings)

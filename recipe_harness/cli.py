@@ -264,20 +264,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
-    from .rules import all_rules
+    from dataclasses import asdict
 
-    rules = all_rules()
-    try:
-        from .schema import RULES as SCHEMA_RULES  # documented by the schema stage
-    except ImportError:
-        SCHEMA_RULES = {}
-    rows = [{"id": r.id, "check": r.check, "severity": r.severity.value, "doc": r.doc, "hint": r.hint}
-            for r in rules.values()]
-    known = {r["id"] for r in rows}
-    notes = {"RH204", "RH207"}  # kinds not validated, CEL rules not evaluated: notes unless --strict-kinds
-    rows += [{"id": rid, "check": "schema", "severity": "info" if rid in notes else "error", "doc": doc, "hint": ""}
-             for rid, doc in SCHEMA_RULES.items() if rid not in known]
-    rows.sort(key=lambda r: r["id"])
+    from .rules.docs import rows as rule_rows
+
+    rows = [asdict(r) for r in rule_rows()]
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     elif args.format == "markdown":
@@ -307,10 +298,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    try:
-        from .cli_clean import clean
-    except ImportError:
-        raise UsageError("the Kubernetes target is not available in this installation") from None
+    from .cli_clean import clean
+
     return clean(list(args.clean_args))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,12 +55,3 @@ def display_path(file: str | os.PathLike[str], relative_to: str | os.PathLike[st
         return absolute.relative_to(base.absolute()).as_posix()
     except ValueError:
         return str(file)
-
-
-def findings_to_json(findings: list[Finding]) -> str:
-    return json.dumps([f.to_dict() for f in findings], indent=2)
-
-
-def has_errors(findings: list[Finding], *, strict: bool = False) -> bool:
-    failing = {Severity.ERROR, Severity.WARNING} if strict else {Severity.ERROR}
-    return any(f.severity in failing for f in findings)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -325,11 +324,6 @@ def load_file(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES) -> LoadResul
         return LoadResult(file, [], [problem])
     assert text is not None
     return loads(text, file)
-
-
-def iter_documents(results: list[LoadResult]) -> Iterator[Document]:
-    for result in results:
-        yield from result.documents
 
 
 DGD_KIND = "DynamoGraphDeployment"

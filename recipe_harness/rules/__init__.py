@@ -19,9 +19,6 @@ RULE_MODULES = ("structure", "gpu", "storage", "model_identity", "wiring", "imag
                 "suppressed")
 """Modules of this package holding rules, in check order; each registers its rules on import."""
 
-# Extra modules (outside ``recipe_harness.rules``) may add their names here before first use.
-EXTRA_RULE_MODULES: list[str] = []
-
 
 @dataclass(frozen=True)
 class Rule:
@@ -69,8 +66,6 @@ def all_rules() -> dict[str, Rule]:
     if not _loaded:
         for name in RULE_MODULES:
             importlib.import_module(f"{__name__}.{name}")
-        for name in EXTRA_RULE_MODULES:
-            importlib.import_module(name)
         _loaded = True
     return dict(sorted(_REGISTRY.items()))
 
