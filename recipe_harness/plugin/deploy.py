@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from ..bundle import LoadedRecipe
-from ..targets import DeployError, Endpoint
+from ..targets import DeployError, DeploySkip, Endpoint
 from .options import harness_of, selected_recipes
 
 TARGETS = ("local", "kubernetes")
@@ -132,11 +132,17 @@ def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     stack = contextlib.ExitStack()
     started = time.monotonic()
     failure: str | None = None
+    skip: str | None = None
     try:
         endpoint = stack.enter_context(target.deploy(loaded, workdir))
+    except DeploySkip as exc:
+        stack.close()
+        skip = f"{loaded.id} not deployed on the {target_name(config)} target: {exc}"
     except DeployError as exc:
         stack.close()
         failure = f"deploying {loaded.id} on the {target_name(config)} target failed: {exc}"
+    if skip is not None:
+        pytest.skip(skip)
     if failure is not None:  # outside the except block: the message alone, without the exception chain
         pytest.fail(failure, pytrace=False)
     with stack:

@@ -24,6 +24,12 @@ class DeployError(Exception):
     (with its last log lines)."""
 
 
+class DeploySkip(Exception):
+    """The recipe cannot be deployed on this target for a reason that is not the recipe's fault
+    (the cluster lacks what it needs, it needs CRDs or images the harness cannot provide); the
+    message says what is missing. Checks that need the deployment are skipped with it."""
+
+
 @dataclass
 class Component:
     """One running piece of the deployment (a process or a pod)."""
