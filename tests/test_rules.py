@@ -49,6 +49,8 @@ EXPECTED = {
     "RH333": ("RH333", "tiny/vllm/disagg-kv-router/deploy.yaml", 47),
     "RH334": ("RH334", "tiny/vllm/disagg-kv-router/deploy.yaml", 30),
     "RH335": ("RH335", "tiny/vllm/disagg-kv-router/deploy.yaml", 47),
+    "RH336": ("RH336", "tiny/vllm/agg/deploy.yaml", 30),
+    "RH337": ("RH337", "tiny/vllm/agg/deploy.yaml", 4),
     "RH340": ("RH340", "tiny/vllm/agg/perf.yaml", 12),
     "RH341": ("RH341", "tiny/vllm/agg/deploy.yaml", 44),
     "RH342": ("RH342", "tiny/vllm/agg/deploy.yaml", 44),

@@ -1,5 +1,5 @@
-"""Wiring (RH330-RH339): one frontend, a perf Job that reaches it, KV routing that is really on, and
-disaggregated workers in the roles their flags say."""
+"""Wiring (RH330-RH339): one frontend, a perf Job that reaches it, KV routing that is really on,
+disaggregated workers in the roles their flags say, and names the operator can derive from the DGD."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 from ..backends import frontend_config
 from ..bundle import LoadedRecipe
-from ..findings import Finding
+from ..findings import Finding, Severity
+from ..operator_names import MIN_NAMESPACE, WORKER_HASH_LEN, graph_names, namespace_room
 from . import rule
 from .common import at, effective_mode, emit, known, service_at, workers
 from .scripts import aiperf_runs
@@ -194,3 +195,62 @@ def role_flags(recipe: LoadedRecipe) -> Iterator[Finding]:
                        f"{svc.name} is a decode worker but {cfg.backend} runs aggregated without "
                        f"{_ROLE_FLAGS[cfg.backend]}")
 
+
+
+@rule("RH336", "wiring",
+      "The names the Dynamo operator derives from the DGD are valid in any namespace: each service's Service "
+      "<dgd-name>-<service> is a DNS-1035 label of at most 63 characters, and the pod label values <dgd-name>, "
+      "<service> and <dgd-name>-<service> are valid label values of at most 63 characters.",
+      "shorten metadata.name or the service's name so <dgd-name>-<lowercased service name> is at most 63 "
+      "characters, and start metadata.name with a lowercase letter; the apiserver rejects the operator's objects "
+      "otherwise and the graph never becomes ready")
+def operator_names_valid(recipe: LoadedRecipe) -> Iterator[Finding]:
+    dep = recipe.deployment
+    if dep is None or not dep.name:
+        return
+    reported: set[str | None] = set()
+    for name in graph_names(dep.name, [s.name for s in dep.services]):
+        why = name.problem()
+        if not why or name.component in reported:
+            continue
+        reported.add(name.component)
+        svc = dep.service(name.component) if name.component else None
+        src = service_at(dep, svc) if svc else at(dep.document, ("metadata", "name"))
+        whose = f"service {svc.name!r}: " if svc else ""
+        yield emit("RH336", recipe, src, f"{whose}the operator's {name.describe()} {why}")
+
+
+@rule("RH337", "wiring",
+      f"The DGD name leaves room for a namespace of at least {MIN_NAMESPACE} characters in the operator's pod label "
+      f"nvidia.com/dynamo-namespace=<namespace>-<dgd-name> (63 characters, so a name of at most "
+      f"{62 - MIN_NAMESPACE}), and worker names leave room for the {WORKER_HASH_LEN}-character spec hash operators "
+      "that roll workers append (<dgd-name>-<worker>-<hash>).",
+      f"shorten metadata.name (at most {62 - MIN_NAMESPACE} characters) and long worker service names: the "
+      f"namespace and the DGD name share one 63-character label value, and test runs use namespaces of up to "
+      f"{MIN_NAMESPACE + 4} characters", severity=Severity.WARNING)
+def operator_names_room(recipe: LoadedRecipe) -> Iterator[Finding]:
+    dep = recipe.deployment
+    if dep is None or not dep.name:
+        return
+    if any(n.problem() for n in graph_names(dep.name, [])):  # the DGD name is no label value: RH336
+        return
+    global_ns = bool(dep.services) and all(s.raw.get("globalDynamoNamespace") is True for s in dep.services)
+    hashed = []  # workers whose hash-suffixed name is too long, when their plain names are valid (else RH336)
+    for name in graph_names(dep.name, [], [s.name for s in dep.workers]):
+        svc = dep.service(name.component) if name.component else None
+        why = name.problem()
+        if svc is not None and why and not any(n.problem() for n in graph_names(dep.name, [svc.name])):
+            hashed.append((svc, why))
+    room = namespace_room(dep.name)
+    if not global_ns and room < MIN_NAMESPACE:
+        also = "".join(f"; worker {svc.name!r} named with the spec hash (<dgd-name>-{svc.name.lower()}-"
+                       f"<{WORKER_HASH_LEN} hex>) {why}" for svc, why in hashed)
+        yield emit("RH337", recipe, at(dep.document, ("metadata", "name")),
+                   f"DGD name {dep.name!r} ({len(dep.name)} characters) leaves room for a namespace of "
+                   f"{max(room, 0)} characters in the operator's label nvidia.com/dynamo-namespace="
+                   f"<namespace>-<dgd-name> (63); in a longer namespace the operator's objects are rejected{also}")
+        return
+    for svc, why in hashed:
+        yield emit("RH337", recipe, service_at(dep, svc),
+                   f"worker {svc.name!r}: operators that roll workers by spec hash label its pods "
+                   f"nvidia.com/selector=<dgd-name>-{svc.name.lower()}-<{WORKER_HASH_LEN} hex>, which {why}")
