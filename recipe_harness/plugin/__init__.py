@@ -7,6 +7,7 @@ One concern a module, options declared beside the hooks that use them:
 - :mod:`.deploy`   deploy targets (local, kubernetes) and the smoke suite's fixtures
 - :mod:`.perf`     the performance suite's fixtures
 - :mod:`.kube`     Kubernetes target options and preflight
+- :mod:`.cluster`  ``--cluster kind|k3d|minikube``: a throw-away cluster with the Dynamo platform
 - :mod:`.report`   junit.xml, report.html, summary.json and summary.md in ``--report-dir``
 """
 
@@ -16,5 +17,6 @@ pytest_plugins = [
     "recipe_harness.plugin.deploy",
     "recipe_harness.plugin.perf",
     "recipe_harness.plugin.kube",
+    "recipe_harness.plugin.cluster",
     "recipe_harness.plugin.report",
 ]

@@ -1,24 +1,23 @@
 """kube part of the recipe-harness pytest plugin: Kubernetes target options and preflight.
 
 ``--target kubernetes`` (declared by :mod:`.deploy`) uses these options; a throw-away cluster
-comes from pytest-kubernetes with ``--cluster kind|k3d|minikube``. SIGTERM is turned into
+comes from ``--cluster kind|k3d|minikube`` (:mod:`.cluster`). SIGTERM is turned into
 ``KeyboardInterrupt`` while the session runs, so fixture teardown -- namespace deletion --
 runs on Ctrl-C and on SIGTERM alike; namespaces still registered at exit are deleted then.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 from dataclasses import dataclass
 
 import pytest
 
 from ..targets.kubernetes.target import KubeOptions
+from .cluster import cluster_kubeconfig
 from .options import harness_of, selected_recipes
 
 KUBE_OPTIONS_KEY = pytest.StashKey[KubeOptions]()
-CLUSTER_KEY = pytest.StashKey[object]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -26,8 +25,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kubeconfig", metavar="FILE", default=None,
                     help="kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
     group.addoption("--context", metavar="NAME", default=None, help="kubeconfig context (default: current)")
-    group.addoption("--cluster", choices=("kind", "k3d", "minikube"), default=None,
-                    help="create a throw-away cluster with pytest-kubernetes and run against it")
     group.addoption("--require-hardware", action="store_true", default=False,
                     help="missing GPUs/RDMA/storage classes fail preflight instead of skipping (qualification)")
     group.addoption("--hf-token-secret", metavar="[NAMESPACE/]NAME", default=None,
@@ -51,10 +48,7 @@ KUBE_DEPLOY_TIMEOUT = 1800.0
 def kube_options(config: pytest.Config) -> KubeOptions:
     """The Kubernetes target's options of this session (a throw-away cluster's kubeconfig if any)."""
     if KUBE_OPTIONS_KEY not in config.stash:
-        kubeconfig = config.getoption("--kubeconfig", default=None)
-        cluster = config.stash.get(CLUSTER_KEY, None)
-        if cluster is not None:
-            kubeconfig = str(cluster.kubeconfig)  # type: ignore[attr-defined]
+        kubeconfig = cluster_kubeconfig(config) or config.getoption("--kubeconfig", default=None)
         config.stash[KUBE_OPTIONS_KEY] = KubeOptions(
             kubeconfig=kubeconfig,
             context=config.getoption("--context", default=None),
@@ -77,8 +71,6 @@ def _sigterm_to_interrupt(signum, frame):  # noqa: ARG001
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--target", default=None) != "kubernetes" or hasattr(config, "workerinput"):
         return
-    if config.getoption("--cluster", default=None):
-        config.stash[CLUSTER_KEY] = _throwaway_cluster(config.getoption("--cluster"))
     try:
         signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     except ValueError:  # not the main thread
@@ -90,20 +82,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     left = REGISTRY.drain()
     if left:
         print(f"recipe-harness: namespaces not deleted: {', '.join(left)}; run `recipe-harness clean`")
-    cluster = config.stash.get(CLUSTER_KEY, None)
-    if cluster is not None and not config.getoption("--keep", default=False):
-        cluster.delete()  # type: ignore[attr-defined]
-
-
-def _throwaway_cluster(kind: str):
-    """A new kind/k3d/minikube cluster through pytest-kubernetes (deleted at session end)."""
-    try:
-        from pytest_kubernetes.providers import select_provider_manager
-    except ImportError as exc:  # pragma: no cover
-        raise pytest.UsageError("--cluster needs pytest-kubernetes (pip install pytest-kubernetes)") from exc
-    manager = select_provider_manager(kind)(f"recipe-harness-{os.getpid()}")
-    manager.create()
-    return manager
 
 
 # -- preflight suite -----------------------------------------------------------------------------
