@@ -63,8 +63,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--prefix", metavar="DIR", default=".", help="where .venv-dynamo and .venv-aiperf go (default: .)")
     s.add_argument("--only", choices=("dynamo", "aiperf"), action="append", default=[])
 
-    cl = sub.add_parser("clean", help="delete namespaces left by interrupted Kubernetes runs", add_help=False)
-    cl.add_argument("clean_args", nargs=argparse.REMAINDER)
+    from .cli_clean import DEFAULT_OLDER_THAN
+    from .cli_clean import add_arguments as clean_arguments
+
+    cl = sub.add_parser("clean", help="delete the namespaces of Kubernetes runs that are over (owner process gone, or "
+                                      f"older than --older-than, default {DEFAULT_OLDER_THAN}); --all for every one",
+                        description="Delete the namespaces of Kubernetes runs that are over: owner process gone, or "
+                                    "started longer ago than --older-than. Runs in progress are kept unless --all. "
+                                    "Exit status: 0 nothing selected left, 1 some namespace not deleted, 2 usage or "
+                                    "cluster error.")
+    clean_arguments(cl)
     return p
 
 
@@ -298,9 +306,9 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from .cli_clean import clean
+    from .cli_clean import run
 
-    return clean(list(args.clean_args))
+    return run(args)
 
 
 if __name__ == "__main__":  # pragma: no cover
