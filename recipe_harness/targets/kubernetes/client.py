@@ -6,7 +6,10 @@ no model classes, so custom resources and unknown fields survive untouched.
 
 Transient API errors (429, 5xx, dropped connections) are retried with capped exponential
 backoff that honours ``Retry-After``; other errors become :class:`ApiError` whose message
-says what to fix (403 names the verb and resource the kubeconfig user lacks).
+says what to fix (403 names the verb and resource the kubeconfig user lacks). Nothing else
+leaves a :class:`Kube` method: the client's own exceptions (``ApiValueError``, ``ApiTypeError``,
+``ValueError`` and ``TypeError`` from building or sending a request) become an :class:`ApiError`
+too, so every caller's cleanup path (``except ApiError``) holds.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from urllib.parse import quote
 import urllib3
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
+from kubernetes.client.exceptions import ApiException, OpenApiException
 from kubernetes.config.config_exception import ConfigException
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -35,17 +38,20 @@ class ApiError(Exception):
     """A Kubernetes API request failed; ``status`` is the HTTP status (0: no answer)."""
 
     def __init__(self, status: int, reason: str, message: str, method: str = "", path: str = "",
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, retryable: bool | None = None) -> None:
         self.status = status
         self.reason = reason
         self.api_message = message
         self.method = method
         self.path = path
         self.retry_after = retry_after
+        self.retryable = retryable
         super().__init__(self._describe())
 
     @property
     def transient(self) -> bool:
+        if self.retryable is not None:
+            return self.retryable
         return self.status == 0 or self.status in RETRY_STATUSES
 
     def _describe(self) -> str:
@@ -139,16 +145,21 @@ class Kube:
             headers["Content-Type"] = content_type or "application/json"
         params = [(k, v) for k, v in (query or {}).items() if v is not None]
         params = [(k, str(v).lower() if isinstance(v, bool) else v) for k, v in params]
-        _, url, headers, body, _ = self.api_client.param_serialize(
-            method=method, resource_path=path, query_params=params, header_params=headers,
-            body=body, auth_settings=["BearerToken"])
         try:
+            _, url, headers, body, _ = self.api_client.param_serialize(
+                method=method, resource_path=path, query_params=params, header_params=headers,
+                body=body, auth_settings=["BearerToken"])
             return self.api_client.call_api(method, url, header_params=headers, body=body,
                                             _request_timeout=timeout)
         except ApiException as exc:  # TLS and request-building failures
             raise ApiError(exc.status or 0, str(exc.reason or "Error"), "", method, path) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ApiError(0, "ConnectionError", str(exc), method, path) from exc
+        except (OpenApiException, ValueError, TypeError) as exc:
+            # ApiValueError/ApiTypeError/ApiKeyError and plain ValueError/TypeError: the client could
+            # not build or send the request. Retrying the same request cannot help.
+            raise ApiError(0, f"ClientError {type(exc).__name__}", str(exc), method, path,
+                           retryable=False) from exc
 
     def _raise_for(self, resp, method: str, path: str) -> None:
         if 200 <= resp.status <= 299:
