@@ -38,7 +38,7 @@ WORKER_HASH_LEN = 8
 MIN_NAMESPACE = 16
 """The shortest Kubernetes namespace a DGD name must leave room for in ``nvidia.com/dynamo-namespace``.
 
-16 characters hold the harness's own run namespaces with a recognisable slug (``rh-<7+ chars>-<6 hex>``)
+16 characters hold the harness's own run namespaces with a recognisable slug (``rh-<6 chars>-<6 hex>``)
 and the usual hand-made ones (``dynamo-system`` is 13, ``team-a-inference`` 16); a DGD name of at
 most ``63 - 1 - 16 = 46`` characters fits them all.
 """

@@ -1,6 +1,11 @@
 """One namespace per recipe run: created labelled as the harness's, deleted (and waited for) at
 the end, on failure, on Ctrl-C/SIGTERM, and found again by its label after a run that was killed.
 
+Run namespaces are short (``rh-<recipe slug>-<6 hex>``, at most 20 characters with the default
+prefix): the Dynamo operator labels every pod ``nvidia.com/dynamo-namespace=<namespace>-<dgd name>``,
+a label value of at most 63 characters (see :mod:`recipe_harness.operator_names`). The recipe id,
+the start time and the owning process are annotations, which ``recipe-harness clean`` reads.
+
 Nothing outside a namespace carrying :data:`MANAGED_BY` is ever deleted.
 """
 
@@ -13,10 +18,21 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ...operator_names import (
+    DNS_LABEL_MAX,
+    DYNAMO_NAMESPACE_LABEL,
+    LABEL_VALUE_MAX,
+    MIN_NAMESPACE,
+    graph_names,
+    namespace_names,
+    namespace_problem,
+    namespace_room,
+)
 from .client import ApiError, Kube
 from .resources import NAMESPACE
 
@@ -29,14 +45,104 @@ OWNER_ANNOTATION = "recipe-harness/owner"
 SELECTOR = f"{MANAGED_BY_KEY}={MANAGED_BY}"
 
 
-def namespace_name(prefix: str, recipe_id: str, suffix: str | None = None) -> str:
-    """``<prefix>-<recipe-slug>-<random>``, a valid DNS label of at most 63 characters."""
-    suffix = suffix or secrets.token_hex(3)
-    slug = re.sub(r"[^a-z0-9]+", "-", recipe_id.lower()).strip("-") or "recipe"
-    prefix = re.sub(r"[^a-z0-9-]+", "-", prefix.lower()).strip("-") or "rh"
-    room = 63 - len(prefix) - len(suffix) - 2
-    slug = slug[:max(room, 1)].strip("-") or "r"
-    return f"{prefix}-{slug}-{suffix}"
+SUFFIX_HEX = 6
+"""Random hex characters that make a run namespace unique (a name collision gets a new suffix)."""
+SLUG_MAX = 10
+"""At most this much of the recipe id goes in a run namespace: ``rh-<10>-<6 hex>`` is 20 characters."""
+
+
+class NamespaceBudgetError(ValueError):
+    """No run namespace name fits the operator's label limits for this DGD (see :func:`namespace_name`)."""
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def namespace_name(prefix: str, recipe_id: str, suffix: str | None = None, *, dgd_name: str | None = None) -> str:
+    """A short run namespace, ``<prefix>-<recipe slug>-<6 hex>`` (20 characters with the default prefix).
+
+    With ``dgd_name`` the name also leaves room for the operator's label
+    ``nvidia.com/dynamo-namespace=<namespace>-<dgd_name>`` (63 characters): the slug shrinks, down to
+    none (``<prefix>-<6 hex>``); when even that does not fit, :class:`NamespaceBudgetError` says by how
+    much and what to shorten. The full recipe id goes in the namespace's annotation, not its name.
+    """
+    suffix = suffix or secrets.token_hex(SUFFIX_HEX // 2)
+    clean_prefix = _slug(prefix) or "rh"
+    limit = DNS_LABEL_MAX
+    if dgd_name is not None:
+        limit = min(limit, namespace_room(dgd_name))
+    fixed = len(clean_prefix) + 1 + len(suffix)
+    if fixed > limit:
+        why = (f"the DGD name {dgd_name!r} ({len(dgd_name)} characters) leaves {limit} for the namespace in the "
+               f"operator's label {DYNAMO_NAMESPACE_LABEL}=<namespace>-<dgd> (limit {LABEL_VALUE_MAX})"
+               if dgd_name is not None and limit < DNS_LABEL_MAX else f"a namespace name is at most {limit} characters")
+        fixes = []
+        if limit - len(suffix) - 1 >= 2:
+            fixes.append(f"use a --namespace-prefix of at most {limit - len(suffix) - 1} characters")
+        if dgd_name is not None:
+            fixes.append(f"shorten metadata.name of the DGD (at most {LABEL_VALUE_MAX - 1 - MIN_NAMESPACE} "
+                         f"characters leave room for a {MIN_NAMESPACE}-character namespace)")
+        raise NamespaceBudgetError(
+            f"no run namespace fits: --namespace-prefix {clean_prefix!r} plus the {len(suffix) + 1}-character "
+            f"suffix is {fixed} characters, but {why}; " + " or ".join(fixes))
+    room = min(SLUG_MAX, limit - fixed - 1)
+    slug = _slug(recipe_id)[:max(room, 0)].strip("-")
+    return f"{clean_prefix}-{slug}-{suffix}" if slug else f"{clean_prefix}-{suffix}"
+
+
+def label_budget_problems(namespace: str, dgd_name: str, components: Sequence[str],
+                          workers: Sequence[str] = ()) -> list[str]:
+    """What the operator would make invalid if ``dgd_name`` with ``components`` ran in ``namespace``.
+
+    Each message names the label or object, its value and length, the limit, and how to fix it. Names
+    only some operator versions make (worker names with a spec hash, for ``workers``) are reported
+    too, marked as such. Empty when everything fits.
+    """
+    out = []
+    bad_ns = namespace_problem(namespace)
+    if bad_ns:
+        out.append(f"namespace {namespace!r} {bad_ns}; use a shorter --namespace-prefix of lowercase letters, "
+                   "digits and '-'")
+    for name in namespace_names(namespace, dgd_name):
+        why = name.problem()
+        if why:
+            out.append(f"{name.describe()} {why}: the namespace {namespace!r} ({len(namespace)}) + '-' + the DGD "
+                       f"name {dgd_name!r} ({len(dgd_name)}); use a shorter --namespace-prefix (a namespace of at "
+                       f"most {max(namespace_room(dgd_name), 0)} characters) or a shorter DGD metadata.name")
+    for name in graph_names(dgd_name, components, workers):
+        why = name.problem()
+        if why:
+            whose = f" of component {name.component!r}" if name.component else ""
+            fix = ("shorten the DGD metadata.name" + (" or the component's name" if name.component else ""))
+            if name.dns1035 and "DNS-1035" in why:
+                fix = "start the DGD metadata.name with a lowercase letter"
+            note = " (operators that roll workers by spec hash)" if name.optional else ""
+            out.append(f"{name.describe()}{whose} {why}{note}; {fix}")
+    return out
+
+
+def owner_of(ns: dict[str, Any]) -> tuple[str, int] | None:
+    """(host, pid) of the process that created a run namespace, from its owner annotation."""
+    raw = ((ns.get("metadata") or {}).get("annotations") or {}).get(OWNER_ANNOTATION) or ""
+    host, sep, pid = str(raw).rpartition("/")
+    if not sep or not host or not pid.isdigit():
+        return None
+    return host, int(pid)
+
+
+def started_at(ns: dict[str, Any]) -> datetime | None:
+    """When the run began: its start annotation, else the namespace's creationTimestamp."""
+    meta = ns.get("metadata") or {}
+    for raw in (((meta.get("annotations") or {}).get(STARTED_ANNOTATION)), meta.get("creationTimestamp")):
+        if not raw:
+            continue
+        try:
+            when = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return None
 
 
 def is_harness_namespace(ns: dict[str, Any]) -> bool:
@@ -54,11 +160,22 @@ class RunNamespace:
         return NAMESPACE.path(name=self.name)
 
 
-def create_namespace(kube: Kube, prefix: str, recipe_id: str, run_id: str, attempts: int = 3) -> RunNamespace:
-    """Create a fresh namespace (a new random suffix on a name collision)."""
+def create_namespace(kube: Kube, prefix: str, recipe_id: str, run_id: str, attempts: int = 3, *,
+                     dgd_name: str | None = None, components: Sequence[str] = ()) -> RunNamespace:
+    """Create a fresh namespace (a new random suffix on a name collision).
+
+    With ``dgd_name`` (and the DGD's ``components``) the name fits the operator's label limits and
+    :func:`label_budget_problems` is checked before anything is created: :class:`NamespaceBudgetError`
+    lists every name the operator could not create.
+    """
     last: ApiError | None = None
     for _ in range(attempts):
-        name = namespace_name(prefix, recipe_id)
+        name = namespace_name(prefix, recipe_id, dgd_name=dgd_name)
+        if dgd_name is not None:
+            problems = label_budget_problems(name, dgd_name, components)
+            if problems:
+                raise NamespaceBudgetError(f"{recipe_id}: the Dynamo operator could not create its objects in "
+                                           f"namespace {name}:\n  " + "\n  ".join(problems))
         body = {
             "apiVersion": "v1", "kind": "Namespace",
             "metadata": {
