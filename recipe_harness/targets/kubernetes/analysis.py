@@ -1,26 +1,77 @@
-"""Fail-fast analysis: read pods, Jobs, events and the DGD, name what will never become ready.
+"""Fail-fast analysis: read pods, Jobs, PVCs, events and the DGD, name what will never become ready.
 
 Pure functions over API objects (plain dicts), so they are tested on recorded shapes and the
 watch loop only has to call them on every change.
+
+Each :class:`Failure` is *terminal* (it cannot heal: the image does not exist, the container was
+OOM-killed, the storage class is missing, the operator refused the spec) and fails the wait at
+once, or it names the *grace* it is allowed (:class:`Tolerance`): real clusters retry pulls,
+restart containers, provision volumes and re-run reconciles, and a signal that clears within its
+grace is not a failure. The DGD controller, for one, sets ``status.state: failed`` whenever a
+reconcile returns an error -- a write conflict, a webhook not serving yet -- and the next good
+reconcile clears it (ai-dynamo/dynamo ``deploy/operator/internal/controller/
+dynamographdeployment_controller.go``: the deferred status update sets ``DGDStateFailed`` on any
+``err``); only ``ValidationFailed`` is final there ("Don't requeue - user must fix the spec").
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 # Waiting reasons that do not heal by themselves.
 FATAL_WAITING = {
-    "ImagePullBackOff": "the image cannot be pulled (wrong name/tag, private registry without imagePullSecrets)",
     "ErrImageNeverPull": "imagePullPolicy Never and the image is not on the node",
     "InvalidImageName": "the image reference is not valid",
-    "CrashLoopBackOff": "the container keeps exiting",
     "CreateContainerConfigError": "a referenced Secret/ConfigMap key is missing",
 }
+# Pull failures: terminal when the registry says the image is not there or not ours to pull,
+# otherwise (timeouts, rate limits, a registry hiccup) retried by the kubelet with back-off.
+PULL_WAITING = ("ErrImagePull", "ImagePullBackOff")
+PULL_HINT = "the image cannot be pulled (wrong name/tag, private registry without imagePullSecrets)"
+_PULL_TERMINAL = re.compile(r"not found|manifest unknown|repository does not exist|no such image|"
+                            r"invalid reference format|unauthorized|authentication required|access denied|"
+                            r"pull access denied|403 forbidden|denied:", re.I)
+CRASH_HINT = "the container keeps exiting"
 TERMINATED_FATAL = {"OOMKilled": "the container ran out of memory; raise its memory limit"}
-# FailedScheduling messages that only say a volume is still being provisioned.
-TRANSIENT_SCHEDULING = ("unbound immediate persistentvolumeclaims", "waiting for first consumer",
-                        "persistentvolumeclaim is being deleted")
+# Exit code 2 is the usage-error code of Python's argparse (and of shells): the engine rejected its
+# command line (an unknown flag, a bad value), which no restart fixes.
+USAGE_EXIT_CODE = 2
+# FailedScheduling messages that only say a volume is not bound yet: allowed the PVC grace.
+PVC_SCHEDULING = ("unbound immediate persistentvolumeclaims", "waiting for first consumer",
+                  "persistentvolumeclaim is being deleted", "unbound persistentvolumeclaims")
+TRANSIENT_SCHEDULING = PVC_SCHEDULING
+# PVC events that say a claim will not bind: ProvisioningFailed (the PV controller:
+# 'storageclass.storage.k8s.io "x" not found', or a provisioner's error) and FailedBinding
+# ("no persistent volumes available for this claim and no storage class is set").
+PVC_EVENTS = ("ProvisioningFailed", "FailedBinding")
+_PVC_TERMINAL = re.compile(r"storageclass\S* \"[^\"]*\" not found|no storage class is set", re.I)
+DGD_TERMINAL_REASONS = ("ValidationFailed",)
+
+GRACE_IMAGE_PULL = "image-pull"
+GRACE_PVC = "pvc"
+GRACE_UNSCHEDULABLE = "unschedulable"
+GRACE_DGD_FAILED = "dgd-failed"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How long signals that may heal are allowed to last before they fail a wait, and how many
+    restarts a crashing container may have; each has a command-line option."""
+
+    max_restarts: int = 3              # --max-restarts
+    image_pull_grace: float = 300.0    # --image-pull-grace
+    pvc_grace: float = 120.0           # --pvc-bind-timeout
+    unschedulable_grace: float = 0.0   # --unschedulable-grace
+    dgd_failed_grace: float = 120.0    # --dgd-failed-grace
+
+    def grace(self, kind: str) -> float:
+        return {GRACE_IMAGE_PULL: self.image_pull_grace, GRACE_PVC: self.pvc_grace,
+                GRACE_UNSCHEDULABLE: self.unschedulable_grace, GRACE_DGD_FAILED: self.dgd_failed_grace}.get(kind, 0.0)
+
+    OPTIONS = {GRACE_IMAGE_PULL: "--image-pull-grace", GRACE_PVC: "--pvc-bind-timeout",
+               GRACE_UNSCHEDULABLE: "--unschedulable-grace", GRACE_DGD_FAILED: "--dgd-failed-grace"}
 
 
 @dataclass(frozen=True)
@@ -31,10 +82,16 @@ class Failure:
     container: str = ""
     message: str = ""
     hint: str = ""
+    grace: str = ""      # "" terminal: fails at once; else the Tolerance grace it is allowed
+
+    @property
+    def terminal(self) -> bool:
+        return not self.grace
 
     @property
     def key(self) -> tuple[str, str, str, str]:
-        return (self.kind, self.name, self.container, self.reason)
+        # ErrImagePull and ImagePullBackOff alternate on one container: one grace for both
+        return (self.kind, self.name, self.container, self.grace or self.reason)
 
     def describe(self) -> str:
         where = f"{self.kind.lower()} {self.name}"
@@ -61,8 +118,15 @@ def _terminated_text(term: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def pod_failures(pod: dict[str, Any]) -> list[Failure]:
-    """Containers (init containers too) of one pod that will not become ready by themselves."""
+def _pull_failure(name: str, cname: str, reason: str, message: str) -> Failure:
+    terminal = bool(_PULL_TERMINAL.search(message))
+    return Failure(reason, "Pod", name, cname, message, PULL_HINT, "" if terminal else GRACE_IMAGE_PULL)
+
+
+def pod_failures(pod: dict[str, Any], tolerance: Tolerance | None = None) -> list[Failure]:
+    """Containers (init containers too) of one pod that will not become ready by themselves,
+    or that may still heal (with the grace they are allowed)."""
+    tol = tolerance or Tolerance()
     meta = pod.get("metadata") or {}
     if meta.get("deletionTimestamp"):
         return []
@@ -76,17 +140,29 @@ def pod_failures(pod: dict[str, Any]) -> list[Failure]:
         last = cs.get("lastState") or {}
         waiting = state.get("waiting") or {}
         reason = waiting.get("reason")
+        msg = str(waiting.get("message") or "").strip()[:400]
         if reason in FATAL_WAITING:
-            msg = str(waiting.get("message") or "").strip()[:400]
-            term = last.get("terminated") or {}
-            if reason == "CrashLoopBackOff":
-                detail = _terminated_text(term)
-                restarts = cs.get("restartCount")
-                if term.get("reason") in TERMINATED_FATAL:
-                    out.append(Failure(term["reason"], "Pod", name, cname, detail, TERMINATED_FATAL[term["reason"]]))
-                    continue
-                msg = ", ".join(p for p in (detail, f"restarted {restarts} times" if restarts else "", msg) if p)
             out.append(Failure(reason, "Pod", name, cname, msg, FATAL_WAITING[reason]))
+            continue
+        if reason in PULL_WAITING:
+            out.append(_pull_failure(name, cname, reason, msg))
+            continue
+        if reason == "CrashLoopBackOff":
+            term = last.get("terminated") or {}
+            detail = _terminated_text(term)
+            restarts = int(cs.get("restartCount") or 0)
+            if term.get("reason") in TERMINATED_FATAL:
+                out.append(Failure(term["reason"], "Pod", name, cname, detail, TERMINATED_FATAL[term["reason"]]))
+                continue
+            if term.get("exitCode") == USAGE_EXIT_CODE:
+                out.append(Failure("CrashLoopBackOff", "Pod", name, cname, f"{detail}, restarted {restarts} times",
+                                   "exit code 2: the program rejected its command line (an unknown flag or a "
+                                   "bad value); see the last log lines"))
+                continue
+            if restarts > tol.max_restarts:
+                text = ", ".join(p for p in (detail, f"restarted {restarts} times (limit --max-restarts "
+                                                     f"{tol.max_restarts})", msg) if p)
+                out.append(Failure(reason, "Pod", name, cname, text, CRASH_HINT))
             continue
         for term in (state.get("terminated") or {}, last.get("terminated") or {}):
             if term.get("reason") in TERMINATED_FATAL:
@@ -98,10 +174,18 @@ def pod_failures(pod: dict[str, Any]) -> list[Failure]:
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
             msg = str(cond.get("message") or "")
-            if not _transient_scheduling(msg):
-                out.append(Failure("Unschedulable", "Pod", name, "", msg[:600],
-                                   "no node has the requested GPUs/CPU/memory or matches its selectors/tolerations"))
+            out.append(_unschedulable(name, msg))
     return out
+
+
+def _unschedulable(pod: str, message: str) -> Failure:
+    if _transient_scheduling(message):
+        return Failure("Unschedulable", "Pod", pod, "", message[:600],
+                       "its PersistentVolumeClaim is not bound: see the PVC's events (storage class, provisioner)",
+                       GRACE_PVC)
+    return Failure("Unschedulable", "Pod", pod, "", message[:600],
+                   "no node has the requested GPUs/CPU/memory or matches its selectors/tolerations",
+                   GRACE_UNSCHEDULABLE)
 
 
 def _transient_scheduling(message: str) -> bool:
@@ -110,17 +194,28 @@ def _transient_scheduling(message: str) -> bool:
 
 
 def event_failures(event: dict[str, Any]) -> list[Failure]:
-    """``FailedScheduling`` warnings name pods that no node can take."""
-    if event.get("reason") != "FailedScheduling" or event.get("type") != "Warning":
+    """What warning events say: pods no node can take (``FailedScheduling``), images the registry
+    does not have (``Failed`` to pull), PVCs that will not bind (``ProvisioningFailed``,
+    ``FailedBinding``)."""
+    if event.get("type") != "Warning":
         return []
     involved = event.get("involvedObject") or event.get("regarding") or {}
-    if involved.get("kind") != "Pod":
-        return []
+    kind = involved.get("kind")
+    name = involved.get("name") or "?"
     msg = str(event.get("message") or event.get("note") or "")
-    if _transient_scheduling(msg):
-        return []
-    return [Failure("Unschedulable", "Pod", involved.get("name") or "?", "", msg[:600],
-                    "no node has the requested GPUs/CPU/memory or matches its selectors/tolerations")]
+    reason = event.get("reason")
+    if kind == "Pod" and reason == "FailedScheduling":
+        return [_unschedulable(name, msg)]
+    if kind == "Pod" and reason == "Failed" and "pull" in msg.lower() and _PULL_TERMINAL.search(msg):
+        fieldpath = str(involved.get("fieldPath") or "")
+        m = re.search(r"containers\{([^}]*)\}", fieldpath)
+        return [Failure("ErrImagePull", "Pod", name, m.group(1) if m else "", msg[:600], PULL_HINT)]
+    if kind == "PersistentVolumeClaim" and reason in PVC_EVENTS:
+        terminal = bool(_PVC_TERMINAL.search(msg))
+        return [Failure(str(reason), "PersistentVolumeClaim", name, "", msg[:600],
+                        "the claim cannot be bound: name an existing storage class (kubectl get storageclass) "
+                        "or mark one as the default", "" if terminal else GRACE_PVC)]
+    return []
 
 
 def job_failure(job: dict[str, Any]) -> Failure | None:
@@ -151,13 +246,20 @@ def dgd_ready(dgd: dict[str, Any]) -> bool:
 
 
 def dgd_failure(dgd: dict[str, Any]) -> Failure | None:
+    """``status.state: failed``: final when the operator refused the spec (``ValidationFailed``),
+    else allowed the ``dgd-failed`` grace (the next good reconcile clears it)."""
     status = dgd.get("status") or {}
     if str(status.get("state") or "").lower() != "failed":
         return None
+    conds = [c for c in status.get("conditions") or [] if c.get("status") != "True"]
     msgs = [f"{c.get('type')}={c.get('status')} {c.get('reason') or ''}: {c.get('message') or ''}".strip()
-            for c in status.get("conditions") or [] if c.get("status") != "True"]
-    return Failure("DGDFailed", "DynamoGraphDeployment", _name(dgd), "", "; ".join(msgs)[:600],
-                   "the operator gave up on this graph; see its status and the operator's logs")
+            for c in conds]
+    ready = next((c for c in conds if c.get("type") == "Ready"), {})
+    terminal = ready.get("reason") in DGD_TERMINAL_REASONS
+    hint = ("the operator refused the spec; fix the DGD" if terminal else
+            "the operator's reconcile keeps failing; see the DGD's status and the operator's logs")
+    return Failure("DGDFailed", "DynamoGraphDeployment", _name(dgd), "", "; ".join(msgs)[:600], hint,
+                   "" if terminal else GRACE_DGD_FAILED)
 
 
 def dgd_progress(dgd: dict[str, Any]) -> str:
