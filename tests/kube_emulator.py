@@ -13,13 +13,24 @@ error rendering) and extended where kmock 0.8 falls short of a real apiserver:
   force), merge patches, the ``status`` subresource;
 - pod logs (``/log`` with ``container``, ``previous``, ``tailLines``);
 - fault injection (any status, e.g. 403/409/429/500, with ``Retry-After``) by method and path;
-- port-forward over the ``v4.channel.k8s.io`` websocket protocol the kubernetes client speaks,
-  relayed to a local TCP address standing in for the pod.
+- port-forward over the ``v4.channel.k8s.io`` websocket protocol the kubernetes client speaks
+  (several ports in one stream, any number of streams at once), each port relayed to the local
+  TCP address standing in for that pod port;
+- admission as the apiserver does it (:mod:`kube_apiserver_rules`): names and labels (422
+  ``Invalid`` with the apiserver's message), the DGD CRD's schema and CEL rules;
+- deletion with finalizers: an object with ``metadata.finalizers`` gets a ``deletionTimestamp``
+  and stays until they are removed; deleting a namespace makes it ``Terminating``, deletes its
+  content and removes it only when nothing is left (``pkg/controller/namespace/deletion``
+  ``namespaced_resources_deleter.go``: conditions ``NamespaceContentRemaining`` /
+  ``NamespaceFinalizersRemaining``).
 
-:class:`FakeCluster` plays the operator and the kubelet: DGDs get pods and a frontend Service,
-Jobs get pods that succeed or fail, harness helper pods really run their ``sh`` script against
-local directories standing in for PVCs. :class:`EmulatedCluster` runs it all in a background
-thread for synchronous code (the kubernetes client is synchronous).
+:class:`FakeCluster` plays the Dynamo operator (:mod:`kube_operator_model`), the PV controller,
+the scheduler and the kubelet: DGDs get a finalizer, pods, Services and status as the operator
+writes them; PVCs bind when their storage class exists; pods with unbound claims are
+unschedulable; Jobs get pods that succeed or fail; harness helper pods really run their ``sh``
+script against local directories standing in for PVCs; with a :class:`kube_kubelet.ProcessKubelet`
+the DGD's Dynamo containers run as real processes. :class:`EmulatedCluster` runs it all in a
+background thread for synchronous code (the kubernetes client is synchronous).
 """
 
 from __future__ import annotations
@@ -41,6 +52,8 @@ import aiohttp
 import aiohttp.web
 import attrs
 import kmock
+import kube_apiserver_rules as rules
+import kube_operator_model as op
 import yaml
 from kmock._internal import apps, references, rendering
 from kmock._internal.k8s import KubernetesError
@@ -148,6 +161,7 @@ def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
 class ClusterEmulator(kmock.KubernetesEmulator):
     namespace_finalize_delay: float = 0.2
     watch_timeout_cap: float = 30.0
+    admission: bool = True          # validate names, labels and the DGD schema on writes over HTTP
 
     rv: int = attrs.field(default=1000, init=False)
     store: dict = attrs.field(factory=dict, init=False)            # (res, ns, name) -> object
@@ -160,6 +174,10 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     faults: list = attrs.field(factory=list, init=False)
     hooks: list = attrs.field(factory=list, init=False)            # fn(type, res, obj) after each change
     portforwards: list = attrs.field(factory=list, init=False)     # (ns, pod, port)
+    log_files: dict = attrs.field(factory=dict, init=False)        # (ns, pod, container, previous) -> Path
+    closers: list = attrs.field(factory=list, init=False)          # fn() when the emulator stops
+    open_streams: int = attrs.field(default=0, init=False)         # port-forward streams open now
+    max_streams: int = attrs.field(default=0, init=False)          # most streams open at once
     _wake: Any = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -191,6 +209,9 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         old = self.store.get(key)
         if old is None and not create:
             raise KubernetesError(404, "NotFound", f'{res[2]} "{meta["name"]}" not found')
+        if old is not None and meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            self.store[key] = obj  # the last finalizer is gone: the deletion completes
+            return self.remove(res, ns, meta["name"]) or obj
         if old is None:
             meta.setdefault("uid", str(uuid.uuid4()))
             meta.setdefault("creationTimestamp", _now())
@@ -320,9 +341,7 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         if method == "PATCH" and name:
             return self._patch(res, ns, name, sub, request)
         if method == "PUT" and name:
-            body = request.data or {}
-            body.setdefault("metadata", {})["namespace"] = ns
-            return self.put(res, body, create=False)
+            return self._put(res, ns, name, request.data or {})
         if method == "DELETE" and name:
             return self._delete(res, ns, name, request.data or {})
         raise KubernetesError(405, "MethodNotAllowed", f"{method} {request.url.path}")
@@ -337,10 +356,17 @@ class ClusterEmulator(kmock.KubernetesEmulator):
             raise KubernetesError(403, "Forbidden", f"unable to create new content in namespace {ns} "
                                                     "because it is being terminated")
 
+    def admit(self, res: Res, obj: dict[str, Any]) -> None:
+        """The apiserver's validation of a write (see :mod:`kube_apiserver_rules`); raises its 422."""
+        if self.admission:
+            kind = obj.get("kind") or res[2].rstrip("s").capitalize()
+            rules.check_object(kind, res[0], res[2], obj)
+
     def _create(self, res: Res, ns: str | None, body: dict[str, Any]) -> dict[str, Any]:
         meta = body.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+        self.admit(res, body)
         self._check_namespace(ns if res[2] not in CLUSTER_SCOPED else None)
         if ns and res[2] not in CLUSTER_SCOPED:
             meta["namespace"] = ns
@@ -348,7 +374,15 @@ class ClusterEmulator(kmock.KubernetesEmulator):
             raise KubernetesError(409, "AlreadyExists", f'{res[2]} "{meta["name"]}" already exists')
         if res[2] == "namespaces":
             body.setdefault("status", {})["phase"] = "Active"
+        self._initial_status(res, body)
         return self.put(res, body)
+
+    @staticmethod
+    def _initial_status(res: Res, body: dict[str, Any]) -> None:
+        # The status subresource drops a status sent on create; the DGD CRD defaults status.state
+        # to "initializing" (facts: ../shared/dynamo-operator-facts.md, "Status and readiness").
+        if res[0] == "nvidia.com" and res[2] == "dynamographdeployments":
+            body["status"] = {"state": "initializing"}
 
     def _patch(self, res: Res, ns: str | None, name: str, sub: str | None, request: rendering.Request) -> Any:
         ctype = (request.headers.get("Content-Type") or "").split(";")[0].strip()
@@ -364,7 +398,9 @@ class ClusterEmulator(kmock.KubernetesEmulator):
                 patch.setdefault("metadata", {}).update({"name": name})
                 if res[2] not in CLUSTER_SCOPED:
                     patch["metadata"]["namespace"] = ns
+                self.admit(res, patch)
                 patch["metadata"]["managedFields"] = [{"manager": manager, "operation": "Apply"}]
+                self._initial_status(res, patch)
                 return self.put(res, patch)
             owners = {m.get("manager") for m in existing["metadata"].get("managedFields") or []}
             if owners - {manager} and not force:
@@ -377,6 +413,7 @@ class ClusterEmulator(kmock.KubernetesEmulator):
             for key in ("labels", "annotations"):
                 if key in patch.get("metadata", {}):
                     obj["metadata"][key] = patch["metadata"][key]
+            self.admit(res, obj)
             obj["metadata"]["managedFields"] = [{"manager": manager, "operation": "Apply"}]
             return self.put(res, obj, create=False)
         if existing is None:
@@ -386,7 +423,27 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         if sub == "status":
             return self.patch_status(res, ns, name, patch.get("status") or {})
         obj = deep_merge(existing, {k: v for k, v in patch.items() if k != "status"})
+        self.admit(res, obj)
         return self.put(res, obj, create=False)
+
+    def _put(self, res: Res, ns: str | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        body.setdefault("metadata", {})["namespace"] = ns
+        self.admit(res, body)
+        return self.put(res, body, create=False)
+
+    def mark_deleted(self, res: Res, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Delete ``obj``: at once without finalizers, else set its ``deletionTimestamp`` and keep it
+        until the finalizers are removed (``apiserver/pkg/registry/generic/registry/store.go``)."""
+        meta = obj["metadata"]
+        ns = None if res[2] in CLUSTER_SCOPED else meta.get("namespace")
+        if not meta.get("finalizers"):
+            return self.remove(res, ns, meta["name"])
+        if not meta.get("deletionTimestamp"):
+            obj = copy.deepcopy(obj)
+            obj["metadata"]["deletionTimestamp"] = _now()
+            obj["metadata"]["deletionGracePeriodSeconds"] = 0
+            return self.put(res, obj, create=False)
+        return obj
 
     def _delete(self, res: Res, ns: str | None, name: str, options: dict[str, Any]) -> Any:
         obj = self.get(res, ns, name)
@@ -404,20 +461,54 @@ class ClusterEmulator(kmock.KubernetesEmulator):
             for pod in self.items(("", "v1", "pods"), ns):
                 if (pod["metadata"].get("labels") or {}).get("job-name") == name:
                     self.remove(("", "v1", "pods"), ns, pod["metadata"]["name"])
-        self.remove(res, ns if res[2] not in CLUSTER_SCOPED else None, name)
+        left = self.mark_deleted(res, obj)
+        if left is not None and self.get(res, ns, name) is not None:
+            return left  # waiting for its finalizers
         return {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name}}
 
     def _finalize_namespace(self, name: str) -> None:
+        """The namespace controller: delete everything inside; remove the namespace when empty."""
+        namespace = self.get(("", "v1", "namespaces"), None, name)
+        if namespace is None:
+            return
         for (res, ns, obj_name) in list(self.store):
-            if ns == name:
-                self.remove(res, ns, obj_name)
-        self.remove(("", "v1", "namespaces"), None, name)
+            if ns == name and (obj := self.store.get((res, ns, obj_name))) is not None:
+                self.mark_deleted(res, obj)
+        left = [(res, o) for (res, ns, _), o in self.store.items() if ns == name]
+        if not left:
+            self.remove(("", "v1", "namespaces"), None, name)
+            return
+        finalizers: dict[str, int] = {}
+        for _, o in left:
+            for f in o["metadata"].get("finalizers") or []:
+                finalizers[f] = finalizers.get(f, 0) + 1
+        conditions = [{"type": "NamespaceContentRemaining", "status": "True", "reason": "SomeResourcesRemain",
+                       "message": "Some resources are remaining: " + ", ".join(
+                           sorted({f"{r[2]}.{r[0]} has {sum(1 for rr, _ in left if rr == r)} resource instances"
+                                   if r[0] else f"{r[2]} has {sum(1 for rr, _ in left if rr == r)} resource instances"
+                                   for r, _ in left}))}]
+        if finalizers:
+            conditions.append({"type": "NamespaceFinalizersRemaining", "status": "True",
+                               "reason": "SomeFinalizersRemain",
+                               "message": "Some content in the namespace has finalizers remaining: " + ", ".join(
+                                   f"{f} in {n} resource instances" for f, n in sorted(finalizers.items()))})
+        if (namespace.get("status") or {}).get("conditions") != conditions:
+            namespace = copy.deepcopy(namespace)
+            namespace["status"]["conditions"] = conditions
+            self.put(("", "v1", "namespaces"), namespace, create=False)
+        asyncio.get_running_loop().call_later(self.namespace_finalize_delay, self._finalize_namespace, name)
 
     def _log(self, ns: str | None, pod: str, params: dict[str, str]) -> bytes:
         if self.get(("", "v1", "pods"), ns, pod) is None:
             raise KubernetesError(404, "NotFound", f'pods "{pod}" not found')
         previous = params.get("previous") == "true"
-        text = self.logs.get((ns, pod, params.get("container"), previous))
+        key = (ns, pod, params.get("container"), previous)
+        text = self.logs.get(key)
+        if key in self.log_files:
+            try:
+                text = Path(self.log_files[key]).read_text(errors="replace")
+            except OSError:
+                text = text or ""
         if text is None:
             if previous:
                 raise KubernetesError(400, "BadRequest", f'previous terminated container "{params.get("container")}" '
@@ -426,7 +517,10 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         if params.get("tailLines"):
             lines = text.splitlines(keepends=True)
             text = "".join(lines[-int(params["tailLines"]):])
+        if params.get("limitBytes"):
+            text = text.encode()[:int(params["limitBytes"])].decode(errors="replace")
         return text.encode()
+
 
     async def _watch(self, res: Res, ns: str | None, params: dict[str, str]):
         yield b""  # send the headers now: a watch may stay silent for long
@@ -474,36 +568,62 @@ class ClusterEmulator(kmock.KubernetesEmulator):
                 return
 
     async def _portforward(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        """The kubelet's port-forward stream (``v4.channel.k8s.io``): for the i-th requested port,
+        channel 2i carries data and 2i+1 errors, each opened with the port number (2 bytes, little
+        endian); one TCP connection to the pod's port per requested port."""
         parsed = parse_path(raw.path)
         assert parsed is not None
         _, ns, pod, _ = parsed
-        port = int(raw.query.get("ports", "0"))
-        self.portforwards.append((ns, pod, port))
+        ports = [int(p) for value in raw.query.getall("ports", []) for p in value.split(",") if p.strip()]
         ws = aiohttp.web.WebSocketResponse(protocols=("v4.channel.k8s.io",))
         await ws.prepare(raw)
-        prefix = port.to_bytes(2, "little")
-        await ws.send_bytes(b"\x00" + prefix)
-        await ws.send_bytes(b"\x01" + prefix)
-        target = self.pod_ports.get((ns, pod, port))
-        if target is None:
-            await ws.send_bytes(b"\x01" + f"pod {pod} does not listen on port {port}".encode())
-            await ws.close()
-            return ws
-        reader, writer = await asyncio.open_connection(*target)
-
-        async def pod_to_client() -> None:
-            while data := await reader.read(65536):
-                await ws.send_bytes(b"\x00" + data)
-            await ws.close()
-
-        pump = asyncio.create_task(pod_to_client())
-        async for msg in ws:
-            if msg.type == aiohttp.WSMsgType.BINARY and msg.data[:1] == b"\x00" and len(msg.data) > 1:
-                writer.write(msg.data[1:])
-                await writer.drain()
-        writer.close()
-        pump.cancel()
+        self.open_streams += 1
+        self.max_streams = max(self.max_streams, self.open_streams)
+        writers: dict[int, asyncio.StreamWriter] = {}
+        pumps: list[asyncio.Task] = []
+        try:
+            for i, port in enumerate(ports):
+                self.portforwards.append((ns, pod, port))
+                prefix = port.to_bytes(2, "little")
+                await ws.send_bytes(bytes([2 * i]) + prefix)
+                await ws.send_bytes(bytes([2 * i + 1]) + prefix)
+            for i, port in enumerate(ports):
+                target = self.pod_ports.get((ns, pod, port))
+                try:
+                    if target is None:
+                        raise OSError(f"pod {pod} does not listen on port {port}")
+                    reader, writers[2 * i] = await asyncio.open_connection(*target)
+                except OSError as exc:
+                    await ws.send_bytes(bytes([2 * i + 1]) + f"an error occurred forwarding {port} -> {port}: "
+                                                             f"{exc}".encode())
+                    continue
+                pumps.append(asyncio.get_running_loop().create_task(self._pump(reader, ws, 2 * i)))
+            if not writers:
+                await ws.close()
+                return ws
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.BINARY and len(msg.data) > 1 and msg.data[0] in writers:
+                    writer = writers[msg.data[0]]
+                    writer.write(msg.data[1:])
+                    await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self.open_streams -= 1
+            for writer in writers.values():
+                writer.close()
+            for pump in pumps:
+                pump.cancel()
         return ws
+
+    @staticmethod
+    async def _pump(reader: asyncio.StreamReader, ws: aiohttp.web.WebSocketResponse, channel: int) -> None:
+        try:
+            while data := await reader.read(65536):
+                await ws.send_bytes(bytes([channel]) + data)
+        except (ConnectionError, RuntimeError):
+            pass
+        await ws.close()
 
 
 _REASONS = {403: "Forbidden", 404: "NotFound", 409: "Conflict", 410: "Expired", 422: "Invalid",
@@ -531,13 +651,45 @@ def running_pod(name: str, ns: str, labels: dict[str, str], containers: list[str
     }
 
 
+PVCS: Res = ("", "v1", "persistentvolumeclaims")
+STORAGE_CLASSES: Res = ("storage.k8s.io", "v1", "storageclasses")
+DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+UNBOUND_MESSAGE = ("0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/1 nodes "
+                   "are available: 1 Preemption is not helpful for scheduling.")
+
+
+class ReconcileError(Exception):
+    """A reconcile that returned an error: the operator writes ``state: failed`` with it."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def event(ns: str, kind: str, name: str, type_: str, reason: str, message: str, source: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Event", "type": type_, "reason": reason, "message": message,
+            "metadata": {"name": f"{name}.{uuid.uuid4().hex[:12]}", "namespace": ns},
+            "involvedObject": {"kind": kind, "name": name, "namespace": ns}, "source": {"component": source},
+            "count": 1, "firstTimestamp": _now(), "lastTimestamp": _now()}
+
+
 @dataclass
 class FakeCluster:
-    """The operator and kubelet: reacts to what the harness creates, as a scenario says.
+    """The Dynamo operator, PV controller, scheduler and kubelet, reacting to what is created.
 
-    ``dgd_outcome``: ``ready`` | ``never`` | ``failed`` | ``<Reason>:<Service>`` where Reason is
-    CrashLoopBackOff, ImagePullBackOff, OOMKilled or Unschedulable. ``job_outcome[name]``:
-    ``succeed`` | ``fail`` | ``ImagePullBackOff``. ``ready_after`` delays the happy path.
+    Scenario options: ``dgd_outcome`` ``ready`` | ``never`` (pods never Ready) | ``failed`` (every
+    reconcile errors with ``failure_message``) | ``<Reason>:<Service>`` (its first pod breaks with
+    CrashLoopBackOff, ImagePullBackOff, OOMKilled or Unschedulable after ``failure_after``);
+    ``transient_failed=N``: the first N reconciles hit a write conflict (``state: failed``, then
+    cleared by the next good reconcile, ``transient_retry`` later); ``k8s_discovery`` (the chart
+    default, on): Services for every component; ``storage_classes``: ``None`` binds every claim,
+    a list creates those classes (the first the default) and binds only claims whose class
+    exists; ``delete_after``: the operator's finalizer work on DGD deletion;
+    ``operator_stuck``: the operator never removes its finalizer (namespace stays Terminating);
+    ``kubelet``: run Dynamo containers as real processes (:class:`kube_kubelet.ProcessKubelet`).
+    ``job_outcome[name]``: ``succeed`` | ``fail`` | ``ImagePullBackOff``. ``ready_after`` delays
+    readiness of pods that run no process.
     """
 
     emu: ClusterEmulator
@@ -549,71 +701,295 @@ class FakeCluster:
     pvc_dirs: dict[str, Path] = field(default_factory=dict)       # claimName -> local dir
     job_effects: dict[str, Callable[[dict[str, Any]], str]] = field(default_factory=dict)  # job -> fn -> log
     failed_at: float | None = None                                 # loop time the fatal state appeared
+    k8s_discovery: bool = True
+    transient_failed: int = 0
+    transient_retry: float = 0.3
+    failure_message: str = ("failed to reconcile Dynamo components deployments: no multinode orchestrator "
+                            "available")
+    storage_classes: list[str] | None = None
+    delete_after: float = 0.2
+    operator_stuck: bool = False
+    kubelet: Any = None
+    reconciles: int = 0
+    _observed: dict = field(default_factory=dict)                  # (ns, dgd) -> generation reconciled
+    _pending: set = field(default_factory=set)                     # (ns, dgd) with a reconcile queued
+    _finalizing: set = field(default_factory=set)
+    _errors: dict = field(default_factory=dict)                    # (ns, dgd) -> consecutive errors
 
     def __post_init__(self) -> None:
         self.emu.hooks.append(self.on_change)
+        for i, name in enumerate(self.storage_classes or []):
+            self.emu.put(STORAGE_CLASSES, {
+                "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "provisioner": "rancher.io/local-path",
+                "volumeBindingMode": "Immediate",
+                "metadata": {"name": name, "annotations": {DEFAULT_CLASS_ANNOTATION: "true"} if i == 0 else {}}})
+        if self.kubelet is not None:
+            self.emu.closers.append(self.kubelet.close)
+
+    # -- dispatch ---------------------------------------------------------------------------------
 
     def on_change(self, type_: str, res: Res, obj: dict[str, Any]) -> None:
-        if type_ != "ADDED":
-            return
         loop = asyncio.get_running_loop()
+        meta = obj.get("metadata") or {}
+        ns = meta.get("namespace")
         if res[0] == "nvidia.com" and res[2] == "dynamographdeployments":
-            loop.call_later(0.05, self._deploy_graph, res, copy.deepcopy(obj))
-        elif res == JOBS:
+            key = (ns, meta["name"])
+            if type_ == "DELETED":
+                self._observed.pop(key, None)
+            elif meta.get("deletionTimestamp"):
+                if key not in self._finalizing and op.FINALIZER in (meta.get("finalizers") or []) \
+                        and not self.operator_stuck:
+                    self._finalizing.add(key)
+                    loop.call_later(self.delete_after, self._finalize, res, key)
+            elif self._observed.get(key) != meta.get("generation"):
+                self._queue(res, key, 0.05)
+        elif res == PODS:
+            labels = meta.get("labels") or {}
+            if type_ == "DELETED" and self.kubelet is not None:
+                self.kubelet.stop_pod(ns, meta["name"])
+            elif type_ == "ADDED" and labels.get("recipe-harness/helper"):
+                loop.create_task(self._run_helper(copy.deepcopy(obj)))
+            if labels.get(op.DGD_NAME) and type_ != "ADDED":
+                dgd = self._find_dgd(ns, labels[op.DGD_NAME])
+                if dgd is not None:
+                    self._queue(dgd[0], (ns, labels[op.DGD_NAME]), 0.05)
+        elif res == JOBS and type_ == "ADDED":
             loop.call_later(0.05, self._run_job, copy.deepcopy(obj))
-        elif res == PODS and (obj["metadata"].get("labels") or {}).get("recipe-harness/helper"):
-            loop.create_task(self._run_helper(copy.deepcopy(obj)))
+        elif res == PVCS and type_ == "ADDED":
+            loop.call_later(0.02, self._bind, ns, meta["name"])
+        elif res == NAMESPACES and type_ == "DELETED" and self.kubelet is not None:
+            self.kubelet.stop_namespace(meta["name"])
 
-    # DGD -> pods, Service, status
-    def _services(self, dgd: dict[str, Any]) -> list[tuple[str, str, int]]:
-        spec = dgd.get("spec") or {}
-        if isinstance(spec.get("services"), dict):
-            return [(n, s.get("componentType", ""), int(s.get("replicas", 1))) for n, s in spec["services"].items()]
-        return [(c["name"], c.get("type", ""), int(c.get("replicas", 1))) for c in spec.get("components") or []]
+    def _find_dgd(self, ns: str, name: str) -> tuple[Res, dict[str, Any]] | None:
+        for (res, n, obj_name), obj in self.emu.store.items():
+            if res[0] == "nvidia.com" and res[2] == "dynamographdeployments" and n == ns and obj_name == name:
+                return res, obj
+        return None
 
-    def _deploy_graph(self, res: Res, dgd: dict[str, Any]) -> None:
-        ns, name = dgd["metadata"]["namespace"], dgd["metadata"]["name"]
-        if self.emu.get(res, ns, name) is None:
+    def _queue(self, res: Res, key: tuple[str, str], delay: float) -> None:
+        if key not in self._pending:
+            self._pending.add(key)
+            asyncio.get_running_loop().call_later(delay, self._reconcile, res, key)
+
+    # -- the DGD controller ------------------------------------------------------------------------
+
+    def _reconcile(self, res: Res, key: tuple[str, str]) -> None:
+        """One ``Reconcile``: finalizer, PVCs, per-component objects, then the status write."""
+        self._pending.discard(key)
+        ns, name = key
+        dgd = self.emu.get(res, ns, name)
+        if dgd is None or dgd["metadata"].get("deletionTimestamp"):
             return
-        self.emu.patch_status(res, ns, name, {"state": "pending", "conditions": [
-            {"type": "Ready", "status": "False", "reason": "PodsNotReady", "message": "waiting for pods"}]})
-        reason, _, bad = self.dgd_outcome.partition(":")
-        for svc, ctype, replicas in self._services(dgd):
-            for i in range(replicas):
-                pod_name = f"{name}-{svc.lower()}-{i}"
-                labels = {DGD_LABEL: name, COMPONENT_LABEL: svc, "nvidia.com/dynamo-component-type": ctype}
-                pod = running_pod(pod_name, ns, labels, ["main"])
-                self.emu.put(PODS, pod)
-                self.emu.logs[(ns, pod_name, "main", False)] = f"{svc} replica {i} started\n"
-                if ctype == "frontend" and self.frontend_addr:
-                    self.emu.pod_ports[(ns, pod_name, 8000)] = self.frontend_addr
-                if svc == bad and i == 0:
-                    asyncio.get_running_loop().call_later(self.failure_after, self._break_pod, ns, pod_name, reason)
-            if ctype == "frontend":
-                self.emu.put(SERVICES, {"apiVersion": "v1", "kind": "Service",
-                                        "metadata": {"name": f"{name}-{svc.lower()}", "namespace": ns},
-                                        "spec": {"selector": {DGD_LABEL: name, COMPONENT_LABEL: svc},
-                                                 "ports": [{"name": "http", "port": 8000, "targetPort": 8000}]}})
-        loop = asyncio.get_running_loop()
-        if reason == "ready":
-            loop.call_later(self.ready_after, self._graph_ready, res, ns, name)
-        elif reason == "failed":
-            loop.call_later(self.failure_after, lambda: self.emu.patch_status(res, ns, name, {
-                "state": "failed", "conditions": [{"type": "Ready", "status": "False", "reason": "Failed",
-                                                   "message": "component VllmWorker failed"}]}))
+        self.reconciles += 1
+        try:
+            dgd = self._ensure_finalizer(res, dgd)
+            self._observed[key] = dgd["metadata"].get("generation")
+            if self.dgd_outcome == "failed":
+                raise ReconcileError(op.RECONCILE_FAILED, self.failure_message)
+            self._reconcile_pvcs(dgd)
+            not_ready = self._reconcile_components(dgd)
+        except ReconcileError as exc:
+            errors = self._errors[key] = self._errors.get(key, 0) + 1
+            self.emu.patch_status(res, ns, name, {"state": "failed", "conditions": [
+                op.failed_condition(exc.reason, exc.message)]})
+            # controller-runtime requeues a failed reconcile with exponential back-off
+            self._queue(res, key, min(self.transient_retry * 2 ** (errors - 1), 5.0))
+            return
+        self._errors.pop(key, None)
+        state, condition = op.ready_condition(not_ready)
+        current = self.emu.get(res, ns, name)["status"] or {}
+        if current.get("state") != state or (current.get("conditions") or [{}])[0] != condition:
+            self.emu.patch_status(res, ns, name, {"state": state, "conditions": [condition]})
 
-    def _graph_ready(self, res: Res, ns: str, name: str) -> None:
-        if self.emu.get(res, ns, name) is not None:
-            self.emu.patch_status(res, ns, name, {"state": "successful", "conditions": [
-                {"type": "Ready", "status": "True", "reason": "AllPodsReady", "message": "all pods ready"}]})
+    def _ensure_finalizer(self, res: Res, dgd: dict[str, Any]) -> dict[str, Any]:
+        if op.FINALIZER in (dgd["metadata"].get("finalizers") or []):
+            return dgd
+        if self.transient_failed > 0:
+            # the Update that adds the finalizer loses a write race (HTTP 409 from the apiserver)
+            self.transient_failed -= 1
+            raise ReconcileError("failed_to_handle_the_finalizer",
+                                 op.conflict_message("dynamographdeployments.nvidia.com", dgd["metadata"]["name"]))
+        dgd = copy.deepcopy(dgd)
+        dgd["metadata"].setdefault("finalizers", []).append(op.FINALIZER)
+        return self.emu.put(res, dgd, create=False)
+
+    def _reconcile_pvcs(self, dgd: dict[str, Any]) -> None:
+        """``reconcilePVCs``: a claim with ``create: true`` is made; one without must exist."""
+        ns = dgd["metadata"]["namespace"]
+        for pvc in (dgd.get("spec") or {}).get("pvcs") or []:
+            if self.emu.get(PVCS, ns, pvc["name"]) is not None:
+                continue
+            if not pvc.get("create"):
+                raise ReconcileError(op.RECONCILE_FAILED, "failed to reconcile top-level PVCs: persistentvolumeclaims "
+                                                          f'"{pvc["name"]}" not found')
+            self.emu.put(PVCS, {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                                "metadata": {"name": pvc["name"], "namespace": ns,
+                                             "ownerReferences": [self._owner(dgd)]},
+                                "spec": {"accessModes": [pvc["volumeAccessMode"]],
+                                         "storageClassName": pvc["storageClass"],
+                                         "resources": {"requests": {"storage": str(pvc["size"])}}},
+                                "status": {"phase": "Pending"}})
+
+    @staticmethod
+    def _owner(dgd: dict[str, Any]) -> dict[str, Any]:
+        return {"apiVersion": dgd.get("apiVersion", "nvidia.com/v1alpha1"), "kind": "DynamoGraphDeployment",
+                "name": dgd["metadata"]["name"], "uid": dgd["metadata"].get("uid", ""), "controller": True}
+
+    def _reconcile_components(self, dgd: dict[str, Any]) -> list[str]:
+        """DCD -> Deployment -> pods, and the Services; the names of DCDs not yet available."""
+        ns, name = dgd["metadata"]["namespace"], dgd["metadata"]["name"]
+        not_ready = []
+        for comp in op.components(dgd):
+            dcd = op.component_name(name, comp.name)
+            labels = op.pod_labels(name, ns, comp, self.k8s_discovery)
+            errs = [rules.FieldError("metadata.labels", "Invalid value", m, v)
+                    for v in labels.values() for m in rules.label_value(v)]
+            if errs:
+                err = rules.invalid("DynamoComponentDeployment", "nvidia.com", dcd, errs)
+                raise ReconcileError(op.RECONCILE_FAILED, "failed to reconcile Dynamo components deployments: failed "
+                                                          f"to sync the DynamoComponentDeployment: {err.message}")
+            pods = [self._ensure_pod(dgd, comp, labels, f"{dcd}-{i}", i) for i in range(comp.replicas)]
+            svc = op.service(comp, name, ns, self.k8s_discovery)
+            if svc is not None and self.emu.get(SERVICES, ns, svc["metadata"]["name"]) is None:
+                svc["metadata"]["ownerReferences"] = [self._owner(dgd)]
+                self.emu.put(SERVICES, svc)
+            if not all(_pod_ready(p) for p in pods):
+                not_ready.append(dcd)
+        return not_ready
+
+    def _ensure_pod(self, dgd: dict[str, Any], comp: op.Component, labels: dict[str, str], pod_name: str,
+                    index: int) -> dict[str, Any]:
+        ns, name = dgd["metadata"]["namespace"], dgd["metadata"]["name"]
+        existing = self.emu.get(PODS, ns, pod_name)
+        if existing is not None:
+            return existing
+        spec = op.pod_spec(comp, name, ns, self.k8s_discovery)
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": pod_name, "namespace": ns, "labels": labels},
+               "spec": {**spec, "nodeName": "node-1"},
+               "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]}}
+        unbound = self._unbound_claims(ns, spec)
+        if unbound:
+            pod["spec"].pop("nodeName")
+            pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                            "message": unbound}]
+            pod = self.emu.put(PODS, pod)
+            self.emu.put(EVENTS, event(ns, "Pod", pod_name, "Warning", "FailedScheduling", unbound,
+                                       "default-scheduler"))
+            return pod
+        pod = self.emu.put(PODS, pod)
+        if self.kubelet is not None and self.kubelet.admit(self.emu, pod):
+            return self.emu.get(PODS, ns, pod_name)
+        # a pod that runs no process: Running at once, Ready after ready_after (unless never)
+        if self.kubelet is not None:
+            self.emu.logs[(ns, pod_name, "main", False)] = (
+                f"{comp.name} replica {index}: no process started here (the emulated kubelet runs at most "
+                f"{self.kubelet.max_processes} processes, or the command is not a Dynamo frontend/mocker)\n")
+        else:
+            self.emu.logs[(ns, pod_name, "main", False)] = f"{comp.name} replica {index} started\n"
+        if comp.type == "frontend" and self.frontend_addr:
+            self.emu.pod_ports[(ns, pod_name, op.HTTP_PORT)] = self.frontend_addr
+        pod = self._set_running(ns, pod_name, ready=False)
+        loop = asyncio.get_running_loop()
+        reason, _, bad = self.dgd_outcome.partition(":")
+        if comp.name == bad and index == 0:
+            loop.call_later(self.failure_after, self._break_pod, ns, pod_name, reason)
+        elif self.dgd_outcome == "ready" or (bad and comp.name != bad):
+            loop.call_later(self.ready_after, self._set_running, ns, pod_name, True)
+        return pod
+
+    def _set_running(self, ns: str, pod_name: str, ready: bool) -> dict[str, Any] | None:
+        pod = copy.deepcopy(self.emu.get(PODS, ns, pod_name))
+        if pod is None or pod["metadata"].get("deletionTimestamp"):
+            return None
+        flag = "True" if ready else "False"
+        names = [c["name"] for c in pod["spec"]["containers"]]
+        pod["status"] = {"phase": "Running", "podIP": "10.244.0.10", "startTime": _now(),
+                         "conditions": [{"type": "PodScheduled", "status": "True"},
+                                        {"type": "Initialized", "status": "True"},
+                                        {"type": "ContainersReady", "status": flag},
+                                        {"type": "Ready", "status": flag}],
+                         "containerStatuses": [{"name": c, "ready": ready, "restartCount": 0, "started": True,
+                                                "state": {"running": {"startedAt": _now()}}} for c in names]}
+        return self.emu.put(PODS, pod, create=False)
+
+    def _finalize(self, res: Res, key: tuple[str, str]) -> None:
+        """``FinalizeResource``: tear down what the operator made, then drop the finalizer."""
+        ns, name = key
+        self._finalizing.discard(key)
+        for (r, n, obj_name), obj in list(self.emu.store.items()):
+            if n != ns:
+                continue
+            owned = any(o.get("name") == name and o.get("kind") == "DynamoGraphDeployment"
+                        for o in obj["metadata"].get("ownerReferences") or [])
+            if (r == PODS and (obj["metadata"].get("labels") or {}).get(op.DGD_NAME) == name) or owned:
+                self.emu.remove(r, n, obj_name)
+        dgd = copy.deepcopy(self.emu.get(res, ns, name))
+        if dgd is not None:
+            dgd["metadata"]["finalizers"] = [f for f in dgd["metadata"].get("finalizers") or [] if f != op.FINALIZER]
+            self.emu.put(res, dgd, create=False)
+
+    # -- PV controller and scheduler ---------------------------------------------------------------
+
+    def _bind(self, ns: str, name: str) -> None:
+        """``pkg/controller/volume/persistentvolume``: bind a claim whose class exists (the default
+        class when none is named, set by the DefaultStorageClass admission plugin); else Pending
+        with ``ProvisioningFailed`` (class missing) or ``FailedBinding`` (no class at all)."""
+        pvc = copy.deepcopy(self.emu.get(PVCS, ns, name))
+        if pvc is None:
+            return
+        spec = pvc.setdefault("spec", {})
+        if self.storage_classes is not None:
+            cls = spec.get("storageClassName")
+            if cls is None and self.storage_classes:
+                cls = spec["storageClassName"] = self.storage_classes[0]
+            if cls is None:
+                pvc["status"] = {"phase": "Pending"}
+                self.emu.put(PVCS, pvc, create=False)
+                self.emu.put(EVENTS, event(ns, "PersistentVolumeClaim", name, "Normal", "FailedBinding",
+                                           "no persistent volumes available for this claim and no storage class "
+                                           "is set", "persistentvolume-controller"))
+                return
+            if cls not in self.storage_classes:
+                pvc["status"] = {"phase": "Pending"}
+                self.emu.put(PVCS, pvc, create=False)
+                self.emu.put(EVENTS, event(ns, "PersistentVolumeClaim", name, "Warning", "ProvisioningFailed",
+                                           f'storageclass.storage.k8s.io "{cls}" not found',
+                                           "persistentvolume-controller"))
+                return
+        spec["volumeName"] = f"pvc-{pvc['metadata'].get('uid', uuid.uuid4())}"
+        pvc["status"] = {"phase": "Bound", "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
+                         "capacity": {"storage": ((spec.get("resources") or {}).get("requests") or {}).get(
+                             "storage", "1Gi")}}
+        self.emu.put(PVCS, pvc, create=False)
+
+    def _unbound_claims(self, ns: str, pod_spec: dict[str, Any]) -> str | None:
+        """The scheduler's ``VolumeBinding`` filter message when a claim is missing or unbound."""
+        for vol in pod_spec.get("volumes") or []:
+            claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
+            if not claim:
+                continue
+            pvc = self.emu.get(PVCS, ns, claim)
+            if pvc is None:
+                return f'0/1 nodes are available: persistentvolumeclaim "{claim}" not found. preemption: 0/1 nodes ' \
+                       "are available: 1 Preemption is not helpful for scheduling."
+            if (pvc.get("status") or {}).get("phase") != "Bound":
+                return UNBOUND_MESSAGE
+        return None
+
+    # -- kubelet failure modes (no process) -------------------------------------------------------
 
     def _break_pod(self, ns: str, pod_name: str, reason: str) -> None:
         pod = copy.deepcopy(self.emu.get(PODS, ns, pod_name))
         if pod is None:
             return
+        if not pod["status"].get("containerStatuses"):
+            pod["status"]["containerStatuses"] = [{"name": "main", "ready": False, "restartCount": 0, "state": {}}]
         cs = pod["status"]["containerStatuses"][0]
         cs["ready"] = False
-        pod["status"]["conditions"][1]["status"] = "False"
+        for cond in pod["status"].get("conditions") or []:
+            if cond["type"] in ("Ready", "ContainersReady"):
+                cond["status"] = "False"
         if reason == "CrashLoopBackOff":
             cs.update(restartCount=3, state={"waiting": {"reason": "CrashLoopBackOff",
                                                          "message": "back-off 40s restarting failed container"}},
@@ -644,10 +1020,21 @@ class FakeCluster:
             return
         outcome = self.job_outcome.get(name, "succeed")
         pod_name = f"{name}-{uuid.uuid4().hex[:5]}"
-        containers = [c["name"] for c in job["spec"]["template"]["spec"]["containers"]]
+        template = job["spec"]["template"]["spec"]
+        containers = [c["name"] for c in template["containers"]]
         pod = running_pod(pod_name, ns, {"job-name": name, "batch.kubernetes.io/job-name": name}, containers)
-        self.emu.put(PODS, pod)
+        pod["spec"]["volumes"] = template.get("volumes") or []
+        unbound = self._unbound_claims(ns, template)
         self.emu.patch_status(JOBS, ns, name, {"active": 1, "startTime": _now()})
+        if unbound:
+            pod["spec"].pop("nodeName")
+            pod["status"] = {"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": unbound}]}
+            self.emu.put(PODS, pod)
+            self.emu.put(EVENTS, event(ns, "Pod", pod_name, "Warning", "FailedScheduling", unbound,
+                                       "default-scheduler"))
+            return
+        self.emu.put(PODS, pod)
         if outcome == "ImagePullBackOff":
             self._break_pod(ns, pod_name, "ImagePullBackOff")
             return
@@ -691,6 +1078,12 @@ class FakeCluster:
         self.emu.put(PODS, current, create=False)
 
 
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    return status.get("phase") == "Running" and any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
 class EmulatedCluster:
     """The emulator on 127.0.0.1 in a background event loop, driven from synchronous code."""
 
@@ -718,7 +1111,11 @@ class EmulatedCluster:
                     self.emu = emu
                     self.url = str(server.url).rstrip("/")
                     self._ready.set()
-                    await self._stop.wait()
+                    try:
+                        await self._stop.wait()
+                    finally:
+                        for close in emu.closers:
+                            close()
             except BaseException as exc:  # noqa: BLE001 -- surfaced to the constructor
                 self._error = exc
                 self._ready.set()
