@@ -43,6 +43,9 @@ and the usual hand-made ones (``dynamo-system`` is 13, ``team-a-inference`` 16);
 most ``63 - 1 - 16 = 46`` characters fits them all.
 """
 
+RUN_NAMESPACE_MAX = 20
+"""The longest run namespace the harness makes with its default prefix (``rh-<10-char slug>-<6 hex>``)."""
+
 DYNAMO_NAMESPACE_LABEL = "nvidia.com/dynamo-namespace"
 SELECTOR_LABEL = "nvidia.com/selector"
 DGD_NAME_LABEL = "nvidia.com/dynamo-graph-deployment-name"

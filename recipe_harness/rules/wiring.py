@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from ..backends import frontend_config
 from ..bundle import LoadedRecipe
 from ..findings import Finding, Severity
-from ..operator_names import MIN_NAMESPACE, WORKER_HASH_LEN, graph_names, namespace_room
+from ..operator_names import MIN_NAMESPACE, RUN_NAMESPACE_MAX, WORKER_HASH_LEN, graph_names, namespace_room
 from . import rule
 from .common import at, effective_mode, emit, known, service_at, workers
 from .scripts import aiperf_runs
@@ -227,7 +227,7 @@ def operator_names_valid(recipe: LoadedRecipe) -> Iterator[Finding]:
       "that roll workers append (<dgd-name>-<worker>-<hash>).",
       f"shorten metadata.name (at most {62 - MIN_NAMESPACE} characters) and long worker service names: the "
       f"namespace and the DGD name share one 63-character label value, and test runs use namespaces of up to "
-      f"{MIN_NAMESPACE + 4} characters", severity=Severity.WARNING)
+      f"{RUN_NAMESPACE_MAX} characters", severity=Severity.WARNING)
 def operator_names_room(recipe: LoadedRecipe) -> Iterator[Finding]:
     dep = recipe.deployment
     if dep is None or not dep.name:

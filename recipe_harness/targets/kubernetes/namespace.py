@@ -28,6 +28,7 @@ from ...operator_names import (
     DYNAMO_NAMESPACE_LABEL,
     LABEL_VALUE_MAX,
     MIN_NAMESPACE,
+    RUN_NAMESPACE_MAX,
     graph_names,
     namespace_names,
     namespace_problem,
@@ -47,7 +48,7 @@ SELECTOR = f"{MANAGED_BY_KEY}={MANAGED_BY}"
 
 SUFFIX_HEX = 6
 """Random hex characters that make a run namespace unique (a name collision gets a new suffix)."""
-SLUG_MAX = 10
+SLUG_MAX = RUN_NAMESPACE_MAX - len("rh") - 2 - SUFFIX_HEX
 """At most this much of the recipe id goes in a run namespace: ``rh-<10>-<6 hex>`` is 20 characters."""
 
 
