@@ -44,7 +44,7 @@ class Backend:
     port: int
 
 
-def _ready(pod: dict[str, Any]) -> bool:
+def pod_ready(pod: dict[str, Any]) -> bool:
     status = pod.get("status") or {}
     if status.get("phase") != "Running" or (pod.get("metadata") or {}).get("deletionTimestamp"):
         return False
@@ -62,7 +62,7 @@ def _selector(labels: dict[str, str]) -> str:
 def ready_pods(kube: Kube, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
     """Ready pods matching ``labels``, sorted by name (the same pod every time while it lives)."""
     pods = (kube.get(POD.path(namespace), labelSelector=_selector(labels)) or {}).get("items") or []
-    return sorted((p for p in pods if _ready(p)), key=lambda p: p["metadata"]["name"])
+    return sorted((p for p in pods if pod_ready(p)), key=lambda p: p["metadata"]["name"])
 
 
 def container_port(pod: dict[str, Any], port: int | str, container: str | None = None) -> int:

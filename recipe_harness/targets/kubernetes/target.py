@@ -16,15 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...backends import engine_config, frontend_config, router_mode
 from ...bundle import LoadedRecipe
-from ...model import Service
-from .. import Component, DeployError, Endpoint
+from .. import DeployError, DeploySkip, Endpoint
 from . import analysis, diagnostics, perf_artifacts
+from .access import Access, api_service, open_access, unsupported
 from .analysis import Failure
 from .client import ApiError, Kube
 from .namespace import REGISTRY, create_namespace, delete_namespace
-from .portforward import PortForward
 from .resources import EVENT, JOB, POD, SECRET, Resolver, ResourceType, dgd_type, walk_maps
 from .watch import WatchSet
 
@@ -62,36 +60,6 @@ class Manifests:
     model_cache: list[dict[str, Any]] = field(default_factory=list)
     perf: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ApiService:
-    """The Kubernetes Service that serves the OpenAI API, its port, and the frontend behind it."""
-
-    name: str
-    port: int
-    frontend: Service
-    note: str = ""
-
-
-def api_service(recipe: LoadedRecipe) -> ApiService | None:
-    """The Frontend service's Service (``<dgd>-<frontend>``, port 8000) or, with no Frontend service,
-    the Service of the first worker service whose pods run a ``frontendSidecar``: the operator names
-    every component's Service ``<dgd>-<lowercased service name>`` and the sidecar listens in each pod
-    on its frontend HTTP port (8000 unless its args say otherwise)."""
-    dep = recipe.deployment
-    if dep is None:
-        return None
-    front = dep.frontend
-    if front is not None and dep.frontend_service_name:
-        return ApiService(dep.frontend_service_name, 8000, front)
-    owners = dep.sidecar_frontends
-    if not owners or owners[0].frontend_sidecar is None:
-        return None
-    side = owners[0].frontend_sidecar
-    port = frontend_config(recipe, side).http_port
-    return ApiService(f"{dep.name}-{owners[0].name.lower()}", port, side,
-                      note=f"API through the frontend sidecar of {owners[0].name} (one pod of {owners[0].replicas})")
 
 
 def _log(message: str) -> None:
@@ -307,29 +275,6 @@ class KubernetesTarget:
 
     # -- deploy ---------------------------------------------------------------------------
 
-    def _endpoint(self, recipe: LoadedRecipe, namespace: str, url: str, diag_dir: Path) -> Endpoint:
-        dep = recipe.deployment
-        assert dep is not None
-        served = next((engine_config(recipe, w).served_name for w in dep.workers
-                       if engine_config(recipe, w).served_name), None) or ""
-        components = []
-        try:
-            pods = (self.kube.get(POD.path(namespace), labelSelector=f"{DGD_LABEL}={dep.name}") or {}).get("items") or []
-        except ApiError:
-            pods = []
-        by_name = {s.name.lower(): s for s in dep.services}
-        for pod in pods:
-            labels = (pod.get("metadata") or {}).get("labels") or {}
-            svc = by_name.get(str(labels.get(COMPONENT_LABEL, "")).lower())
-            components.append(Component(name=pod["metadata"]["name"], role=svc.role if svc else "other",
-                                        service=svc.name if svc else labels.get(COMPONENT_LABEL, "")))
-        api = api_service(recipe)
-        notes = [f"namespace: {namespace}"] + ([api.note] if api and api.note else [])
-        return Endpoint(base_url=url, model=served, target="kubernetes", recipe_id=recipe.id,
-                        components=components, logs_dir=diag_dir,
-                        router_mode=router_mode(recipe, api.frontend) if api else "round-robin",
-                        disaggregated=dep.is_disaggregated, notes=notes)
-
     @contextmanager
     def deploy(self, recipe: LoadedRecipe, workdir: Path) -> Iterator[Endpoint]:
         manifests = self.manifests(recipe)
@@ -341,6 +286,9 @@ class KubernetesTarget:
                               "frontendSidecar) to port-forward to")
         diag_dir = Path(workdir) / "kubernetes"
         kube = self.kube
+        skip = unsupported(recipe, manifests, kube)
+        if skip:
+            raise DeploySkip(skip)
         run_id = _secrets.token_hex(4)
         try:
             ns = create_namespace(kube, self.options.namespace_prefix, recipe.id, run_id).name
@@ -352,7 +300,7 @@ class KubernetesTarget:
         _log(f"{recipe.id}: namespace {ns}" + (f" ({'; '.join(manifests.notes)})" if manifests.notes else ""))
         rtype = dgd_type(manifests.dgd.get("apiVersion", dep.api_version))
         dgd_name = manifests.dgd["metadata"]["name"]
-        forward: PortForward | None = None
+        forward: Access | None = None
         try:
             try:
                 resolver = Resolver(kube)
@@ -365,8 +313,8 @@ class KubernetesTarget:
                     self.wait_jobs(ns, jobs, self.options.job_timeout, what="model-cache Job", diag_dir=diag_dir)
                 self.apply(ns, manifests.dgd, resolver)
                 self.wait_dgd(ns, rtype, dgd_name, self.options.deploy_timeout, diag_dir)
-                forward = PortForward(kube, ns, api.name, api.port).start()
-                endpoint = self._endpoint(recipe, ns, forward.url, diag_dir)
+                forward = open_access(kube, recipe, ns, dgd_name)
+                endpoint = forward.endpoint(recipe, ns, diag_dir)
                 self._wait_http(forward.url, endpoint.model, self.options.http_timeout)
             except ApiError as exc:
                 raise DeployError(f"{recipe.id}: {exc}\n  diagnostics: {diag_dir}") from exc
