@@ -155,11 +155,13 @@ def test_k8s_twin_keeps_the_v1beta1_sidecar_container_and_drops_gpus():
     assert _gpu_keys(body) == []
 
 
-def test_k8s_target_forwards_to_the_sidecar_workers_service():
+def test_k8s_target_forwards_to_the_sidecar_container_not_a_service():
     api = api_service(load(ALPHA))
     assert (api.name, api.port, api.frontend.name) == ("tiny-gaie-vllmworker", 8000, "VllmWorker/sidecar-frontend")
+    assert not api.via_service and (api.component, api.container) == ("VllmWorker", "sidecar-frontend")
     assert "frontend sidecar of VllmWorker" in api.note
     beta = api_service(load(BETA))
     assert (beta.name, beta.port) == ("tiny-gaie-beta-worker", 8000)
     ok = api_service(load("tiny/mocker/agg", ROOT / "fixtures" / "local" / "ok"))
     assert (ok.name, ok.port, ok.note) == ("tiny-agg-frontend", 8000, "")
+    assert ok.via_service
