@@ -52,6 +52,13 @@ def serve(handler: type[BaseHTTPRequestHandler], **attrs) -> _Server:
     return server
 
 
+@pytest.fixture(autouse=True)
+def no_forward_left() -> Iterator[None]:
+    yield
+    left = [t.name for t in threading.enumerate() if t.name.startswith("port-forward")]
+    assert left == [], f"port-forward threads still running: {left}"
+
+
 @pytest.fixture
 def cluster() -> Iterator[EmulatedCluster]:
     c = EmulatedCluster(namespace_finalize_delay=0.1, watch_timeout_cap=5.0)
