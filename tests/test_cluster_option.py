@@ -58,6 +58,15 @@ if tool == "kind" and args[:2] == ["create", "cluster"]:
     (state / "created").touch()
 elif tool == "kind" and args[:2] == ["delete", "cluster"]:
     (state / "created").unlink(missing_ok=True)
+elif tool == "k3d" and args == ["--version"]:
+    print("k3d version v5.8.3")
+elif tool == "k3d" and args[:2] == ["cluster", "create"]:
+    (state / "created").touch()
+elif tool == "k3d" and args[:2] == ["kubeconfig", "get"]:
+    print("apiVersion: v1\nkind: Config")  # the library redirects this into the kubeconfig
+elif tool == "minikube" and args[:1] == ["start"]:
+    Path(os.environ["KUBECONFIG"]).write_text("apiVersion: v1\nkind: Config\n")
+    (state / "created").touch()
 elif tool == "kubectl" and "get" in args and any(a.startswith("--raw") for a in args):
     if not (state / "created").exists():
         sys.stderr.write("The connection to the server was refused\n")
@@ -167,6 +176,24 @@ def test_kind_cluster_with_pinned_node_image_platform_and_twin_image(tmp_path, f
     assert load["argv"] == ["load", "docker-image", TWIN, "--name", name]
     assert calls[-1]["argv"] == ["delete", "cluster", "--name", name]
     assert not kubeconfig.exists() and not kubeconfig.parent.exists()  # the private dir is gone
+
+
+@pytest.mark.parametrize("provider,create,image_arg", [
+    ("k3d", ["cluster", "create"], ["--image", f"rancher/k3s:v{platform.KUBERNETES_VERSION}-k3s1"]),
+    ("minikube", ["start", "-p"], ["--kubernetes-version", f"v{platform.KUBERNETES_VERSION}"]),
+])
+def test_k3d_and_minikube_get_the_pinned_kubernetes_version(provider, create, image_arg, tmp_path, fakes):
+    env = fakes(provider, "kubectl", "docker", "helm")
+    result = run_test(env, tmp_path, "--cluster", provider, "--twin", "mocker")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    calls = [c for c in fakes.calls() if c["tool"] == provider and c["argv"] != ["--version"]]
+    made = next(c["argv"] for c in calls if c["argv"][:2] == create)
+    i = made.index(image_arg[0])
+    assert made[i:i + 2] == image_arg  # not the library's 1.25.3
+    assert any(c["argv"][:2] in (["image", "import"], ["image", "load"]) and TWIN in c["argv"] for c in calls)
+    assert calls[-1]["argv"][:2] in (["cluster", "delete"], ["delete", "-p"])
+    assert any(c["tool"] == "helm" for c in fakes.calls())
 
 
 def test_a_failed_platform_install_deletes_the_cluster_and_says_what_failed(tmp_path, fakes):
