@@ -209,7 +209,8 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         old = self.store.get(key)
         if old is None and not create:
             raise KubernetesError(404, "NotFound", f'{res[2]} "{meta["name"]}" not found')
-        if old is not None and meta.get("deletionTimestamp") and not meta.get("finalizers"):
+        if old is not None and meta.get("deletionTimestamp") and not meta.get("finalizers") \
+                and res[2] != "namespaces":  # a namespace goes when the namespace controller is done
             self.store[key] = obj  # the last finalizer is gone: the deletion completes
             return self.remove(res, ns, meta["name"]) or obj
         if old is None:

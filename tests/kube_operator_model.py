@@ -210,8 +210,9 @@ def pod_spec(comp: Component, dgd_name: str, k8s_namespace: str, discovery: bool
 
 
 def service(comp: Component, dgd_name: str, k8s_namespace: str, discovery: bool) -> dict[str, Any] | None:
-    """The component's Service, or ``None`` when the operator makes none."""
-    if comp.type != "frontend" and not discovery:
+    """The component's Service, or ``None`` when the operator makes none (EPP: always, from
+    ``reconcileEPPResources`` / internal/dynamo/epp/service.go)."""
+    if comp.type not in ("frontend", "epp") and not discovery:
         return None
     if comp.type == "frontend":
         port = {"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}
