@@ -39,6 +39,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="prefix of the namespaces the harness creates (default: rh)")
     group.addoption("--unschedulable-grace", metavar="SECONDS", type=float, default=0.0,
                     help="tolerate unschedulable pods this long (clusters that autoscale GPU nodes)")
+    group.addoption("--no-preflight", action="store_true", default=False,
+                    help="deploy even when preflight finds the CRD, operator, GPUs or storage classes missing")
+    group.addoption("--cache-namespace", metavar="NS", default=None,
+                    help="deploy into NS and keep its model-cache PVCs between runs: a download runs once per "
+                         "model and revision (default: a new namespace per run, deleted with its cache)")
+    limits = parser.getgroup("recipe-harness-kube-limits", "recipe-harness: Kubernetes time limits and tolerances")
+    limits.addoption("--download-timeout", metavar="SECONDS", type=float, default=3600.0,
+                     help="model-cache download Job (default: 3600)")
+    limits.addoption("--pvc-bind-timeout", metavar="SECONDS", type=float, default=120.0,
+                     help="how long a PVC may stay unbound while pods wait for it (default: 120; a missing storage "
+                          "class fails at once)")
+    limits.addoption("--http-timeout", metavar="SECONDS", type=float, default=120.0,
+                     help="the frontend listing the model through the port-forward after Ready (default: 120)")
+    limits.addoption("--perf-job-timeout", metavar="SECONDS", type=float, default=7200.0,
+                     help="the recipe's perf Job on the cluster (default: 7200)")
+    limits.addoption("--delete-timeout", metavar="SECONDS", type=float, default=300.0,
+                     help="waiting for the run's namespace to be deleted (default: 300)")
+    limits.addoption("--interrupt-budget", metavar="SECONDS", type=float, default=8.0,
+                     help="cleanup after Ctrl-C/SIGTERM: the namespace deletion is requested first, diagnostics get "
+                          "what is left (default: 8; CI cancels send SIGKILL about 10 s after SIGTERM)")
+    limits.addoption("--max-restarts", metavar="N", type=int, default=3,
+                     help="restarts a crashing container may have before the deploy fails (default: 3; OOMKilled "
+                          "and command-line errors fail at once)")
+    limits.addoption("--image-pull-grace", metavar="SECONDS", type=float, default=300.0,
+                     help="how long pulls may keep failing for a cause that can heal (default: 300; an image the "
+                          "registry does not have fails at once)")
+    limits.addoption("--dgd-failed-grace", metavar="SECONDS", type=float, default=120.0,
+                     help="how long the DGD may stay in state failed (the operator sets it on any reconcile error "
+                          "and clears it on the next good one; ValidationFailed fails at once) (default: 120)")
 
 
 KUBE_DEPLOY_TIMEOUT = 1800.0
@@ -60,6 +89,17 @@ def kube_options(config: pytest.Config) -> KubeOptions:
             require_hardware=config.getoption("--require-hardware", default=False),
             deploy_timeout=config.getoption("--deploy-timeout", default=None) or KUBE_DEPLOY_TIMEOUT,
             unschedulable_grace=config.getoption("--unschedulable-grace", default=0.0),
+            preflight=not config.getoption("--no-preflight", default=False),
+            cache_namespace=config.getoption("--cache-namespace", default=None),
+            job_timeout=config.getoption("--download-timeout", default=3600.0),
+            pvc_bind_timeout=config.getoption("--pvc-bind-timeout", default=120.0),
+            http_timeout=config.getoption("--http-timeout", default=120.0),
+            perf_timeout=config.getoption("--perf-job-timeout", default=7200.0),
+            delete_timeout=config.getoption("--delete-timeout", default=300.0),
+            interrupt_budget=config.getoption("--interrupt-budget", default=8.0),
+            max_restarts=config.getoption("--max-restarts", default=3),
+            image_pull_grace=config.getoption("--image-pull-grace", default=300.0),
+            dgd_failed_grace=config.getoption("--dgd-failed-grace", default=120.0),
         )
     return config.stash[KUBE_OPTIONS_KEY]
 

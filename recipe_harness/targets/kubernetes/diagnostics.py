@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +52,21 @@ def last_log_lines(kube: Kube, namespace: str, pod: str, container: str, lines: 
 
 
 def collect(kube: Kube, namespace: str, out_dir: Path, *, dgd: ResourceType | None = None,
-            dgd_name: str | None = None) -> list[Path]:
+            dgd_name: str | None = None, deadline: float | None = None) -> list[Path]:
     """Write diagnostics of ``namespace`` under ``out_dir``; returns the files written.
 
-    Every part is best effort: an API error is written into the file it would have filled.
+    Every part is best effort: an API error is written into the file it would have filled. At
+    ``deadline`` (``time.monotonic()``) collection stops where it is and says so in ``CUT.txt``;
+    the most telling parts (DGD status, events, pods) come first.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+
+    def late() -> bool:
+        if deadline is not None and time.monotonic() >= deadline:
+            (out_dir / "CUT.txt").write_text("diagnostics stopped at their time limit; what is here is partial\n")
+            return True
+        return False
 
     def dump(name: str, data: Any) -> None:
         path = out_dir / name
@@ -66,6 +75,14 @@ def collect(kube: Kube, namespace: str, out_dir: Path, *, dgd: ResourceType | No
                         encoding="utf-8")
         written.append(path)
 
+    if dgd is not None and dgd_name:
+        try:
+            obj = kube.get_or_none(dgd.path(namespace, dgd_name))
+            dump("dgd.json", obj if obj is not None else {"missing": dgd_name})
+        except ApiError as exc:
+            dump("dgd.txt", f"could not read the DGD: {exc}\n")
+    if late():
+        return written
     try:
         events = (kube.get(EVENT.path(namespace)) or {}).get("items") or []
         events.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
@@ -74,6 +91,8 @@ def collect(kube: Kube, namespace: str, out_dir: Path, *, dgd: ResourceType | No
     except ApiError as exc:
         dump("events.txt", f"could not list events: {exc}\n")
 
+    if late():
+        return written
     pods: list[dict[str, Any]] = []
     try:
         pods = (kube.get(POD.path(namespace)) or {}).get("items") or []
@@ -90,6 +109,8 @@ def collect(kube: Kube, namespace: str, out_dir: Path, *, dgd: ResourceType | No
             cname = cs.get("name") or "?"
             runs = [False] + ([True] if int(cs.get("restartCount") or 0) > 0 else [])
             for previous in runs:
+                if late():
+                    return written
                 suffix = ".previous.log" if previous else ".log"
                 try:
                     text = pod_logs(kube, namespace, pname, cname, previous=previous)
@@ -97,6 +118,8 @@ def collect(kube: Kube, namespace: str, out_dir: Path, *, dgd: ResourceType | No
                     text = f"could not read logs: {exc}\n"
                 dump(f"logs/{_safe(pname)}/{_safe(cname)}{suffix}", text)
 
+    if late():
+        return written
     try:
         jobs = (kube.get(JOB.path(namespace)) or {}).get("items") or []
         dump("jobs.json", [{"metadata": {"name": (j.get("metadata") or {}).get("name")}, "status": j.get("status")}
@@ -104,10 +127,4 @@ def collect(kube: Kube, namespace: str, out_dir: Path, *, dgd: ResourceType | No
     except ApiError as exc:
         dump("jobs.txt", f"could not list jobs: {exc}\n")
 
-    if dgd is not None and dgd_name:
-        try:
-            obj = kube.get_or_none(dgd.path(namespace, dgd_name))
-            dump("dgd.json", obj if obj is not None else {"missing": dgd_name})
-        except ApiError as exc:
-            dump("dgd.txt", f"could not read the DGD: {exc}\n")
     return written

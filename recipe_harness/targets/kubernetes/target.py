@@ -18,12 +18,13 @@ from typing import Any
 
 from ...bundle import LoadedRecipe
 from .. import DeployError, DeploySkip, Endpoint
-from . import analysis, diagnostics, perf_artifacts
+from . import analysis, cache, diagnostics, perf_artifacts
 from .access import Access, api_service, open_access, unsupported
 from .analysis import Failure
-from .client import ApiError, Kube
-from .namespace import REGISTRY, create_namespace, delete_namespace
-from .resources import EVENT, JOB, POD, SECRET, Resolver, ResourceType, dgd_type, walk_maps
+from .client import MERGE_PATCH, ApiError, Backoff, Kube
+from .namespace import REGISTRY, NamespaceBudgetError, create_namespace, delete_namespace, label_budget_problems
+from .preflight import PreflightReport, preflight
+from .resources import EVENT, JOB, NAMESPACE, POD, PVC, SECRET, Resolver, ResourceType, dgd_type, walk_maps
 from .watch import WatchSet
 
 DGD_LABEL = "nvidia.com/dynamo-graph-deployment-name"
@@ -51,7 +52,31 @@ class KubeOptions:
     http_timeout: float = 120.0             # frontend answering through the port-forward
     watch_timeout: int = 60                 # server-side timeoutSeconds of one watch stream
     unschedulable_grace: float = 0.0        # seconds a pod may stay unschedulable (autoscaling clusters)
+    max_restarts: int = 3                   # restarts a crashing container is allowed
+    image_pull_grace: float = 300.0         # seconds a pull may keep failing for a cause that can heal
+    pvc_bind_timeout: float = 120.0         # seconds a PVC may stay unbound
+    dgd_failed_grace: float = 120.0         # seconds a DGD may stay in state failed before it counts
+    preflight: bool = True                  # gate each deploy on the cluster's preflight checks
+    cache_namespace: str | None = None      # keep model caches between runs in this namespace
+    interrupt_budget: float = 8.0           # seconds cleanup may take after Ctrl-C/SIGTERM
+    diagnostics_timeout: float = 60.0       # seconds diagnostics collection may take
+    progress_every: float = 30.0            # seconds between progress lines while waiting
     helper_image: str = "busybox:1.36"
+
+    @property
+    def tolerance(self) -> analysis.Tolerance:
+        return analysis.Tolerance(max_restarts=self.max_restarts, image_pull_grace=self.image_pull_grace,
+                                  pvc_grace=self.pvc_bind_timeout, unschedulable_grace=self.unschedulable_grace,
+                                  dgd_failed_grace=self.dgd_failed_grace)
+
+    def limits(self) -> dict[str, str]:
+        """Every phase's time limit, with the option that sets it (named in errors and the report)."""
+        return {"model-cache PVC bind": f"{self.pvc_bind_timeout:g}s (--pvc-bind-timeout)",
+                "model download": f"{self.job_timeout:g}s (--download-timeout)",
+                "DGD Ready": f"{self.deploy_timeout:g}s (--deploy-timeout)",
+                "frontend answering": f"{self.http_timeout:g}s (--http-timeout)",
+                "perf Job": f"{self.perf_timeout:g}s (--perf-job-timeout)",
+                "namespace deletion": f"{self.delete_timeout:g}s (--delete-timeout)"}
 
 
 @dataclass
@@ -80,6 +105,13 @@ def referenced_secrets(manifests: Manifests) -> list[str]:
     return sorted(names)
 
 
+def _claims(pod_template: dict[str, Any]) -> list[str]:
+    """PVC names a pod (or a Job's pod template) mounts."""
+    spec = pod_template.get("spec") or {}
+    return [str(v["persistentVolumeClaim"].get("claimName")) for v in spec.get("volumes") or []
+            if isinstance(v, dict) and isinstance(v.get("persistentVolumeClaim"), dict)]
+
+
 class KubernetesTarget:
     name = "kubernetes"
 
@@ -87,6 +119,8 @@ class KubernetesTarget:
         self.options = options or KubeOptions()
         self._kube = kube
         self.namespaces: dict[str, str] = {}       # recipe id -> namespace of its current run
+        self._created: dict[str, list[str]] = {}   # recipe id -> object paths the run created
+        self._preflights: dict[str, PreflightReport] = {}
         self.last_failure_s: float | None = None   # time from a fatal state appearing to the failure
 
     @classmethod
@@ -174,29 +208,53 @@ class KubernetesTarget:
     # -- waiting --------------------------------------------------------------------------
 
     def _fatal(self, failures: list[Failure], seen: dict[tuple, float]) -> Failure | None:
+        """The first failure that is terminal or has outlasted its grace. A signal that clears is
+        forgotten, so one that comes back starts a new grace."""
         now = time.monotonic()
+        current = {f.key for f in failures}
+        for key in [k for k in seen if k not in current]:
+            del seen[key]
+        tolerance = self.options.tolerance
         for f in failures:
             first = seen.setdefault(f.key, now)
-            grace = self.options.unschedulable_grace if f.reason == "Unschedulable" else 0.0
-            if now - first >= grace:
+            if f.terminal or now - first >= tolerance.grace(f.grace):
                 return f
         return None
 
-    def _fail(self, failure: Failure, namespace: str, diag_dir: Path | None) -> DeployError:
+    def _fail(self, failure: Failure, namespace: str, diag_dir: Path | None,
+              seen: dict[tuple, float] | None = None) -> DeployError:
         text = failure.describe()
+        if not failure.terminal and seen is not None and failure.key in seen:
+            option = analysis.Tolerance.OPTIONS.get(failure.grace, "")
+            text += (f" [lasted {time.monotonic() - seen[failure.key]:.0f}s, limit "
+                     f"{self.options.tolerance.grace(failure.grace):g}s {option}]")
         if failure.kind == "Pod" and failure.container:
-            logs = diagnostics.last_log_lines(self.kube, namespace, failure.name, failure.container)
+            try:
+                logs = diagnostics.last_log_lines(self.kube, namespace, failure.name, failure.container)
+            except Exception:  # noqa: BLE001 -- the failure is what matters; logs are a bonus
+                logs = ""
             if logs:
                 text += "\n  last log lines:\n    " + "\n    ".join(logs.splitlines()[-20:])
         if diag_dir is not None:
             text += f"\n  diagnostics: {diag_dir}"
         return DeployError(text)
 
+    def _progress(self, what: str, started: float, limit: float, option: str, state: str,
+                  last: list[float]) -> None:
+        now = time.monotonic()
+        if now - last[0] >= self.options.progress_every:
+            last[0] = now
+            _log(f"waiting for {what}: {now - started:.0f}s of {limit:g}s ({option}); {state}")
+
     def wait_jobs(self, namespace: str, names: list[str], timeout: float, *, what: str = "Job",
-                  diag_dir: Path | None = None) -> dict[str, dict[str, Any]]:
-        """Wait until every Job in ``names`` completes; fail fast on failures of them or their pods."""
-        deadline = time.monotonic() + timeout
+                  diag_dir: Path | None = None, option: str = "--download-timeout") -> dict[str, dict[str, Any]]:
+        """Wait until every Job in ``names`` completes; fail fast on failures of them, their pods and
+        the PVCs they mount."""
+        started = time.monotonic()
+        deadline = started + timeout
         seen: dict[tuple, float] = {}
+        last = [started]
+        jobs: dict[str, dict[str, Any] | None] = {n: None for n in names}
         with WatchSet(self.kube, self.options.watch_timeout) as ws:
             ws.add("jobs", JOB.path(namespace))
             ws.add("pods", POD.path(namespace))
@@ -210,23 +268,42 @@ class KubernetesTarget:
                 job_pods = {k: p for k, p in ws.objects["pods"].items()
                             if any(((p.get("metadata") or {}).get("labels") or {}).get(lbl) in names for lbl in JOB_LABELS)}
                 for pod in job_pods.values():
-                    failures += [f for f in analysis.pod_failures(pod) if f.reason not in analysis.TERMINATED_FATAL]
+                    failures += [f for f in analysis.pod_failures(pod, self.options.tolerance)
+                                 if f.reason not in analysis.TERMINATED_FATAL]
                 pod_names = {(p.get("metadata") or {}).get("name") for p in job_pods.values()}
-                for ev in ws.objects["events"].values():
-                    failures += [f for f in analysis.event_failures(ev) if f.name in pod_names]
+                claims = {c for j in jobs.values() if j for c in _claims((j.get("spec") or {}).get("template") or {})}
+                failures += self._event_failures(ws, pod_names, claims)
                 fatal = self._fatal(failures, seen)
                 if fatal is not None:
-                    raise self._fail(fatal, namespace, diag_dir)
+                    raise self._fail(fatal, namespace, diag_dir, seen)
                 if all(j is not None and analysis.job_succeeded(j) for j in jobs.values()):
                     return {n: j for n, j in jobs.items() if j is not None}
+                self._progress(f"{what} {', '.join(names)}", started, timeout, option,
+                               "; ".join(analysis.pod_summary(p) for p in job_pods.values()) or "no pod yet", last)
             states = ", ".join(f"{n}: {(j or {}).get('status') or 'not created'}" for n, j in jobs.items())
-        raise DeployError(f"{what} {', '.join(names)} did not complete within {timeout:.0f}s ({states})")
+        raise DeployError(f"{what} {', '.join(names)} did not complete within {timeout:.0f}s ({option}) ({states})"
+                          + (f"\n  diagnostics: {diag_dir}" if diag_dir else ""))
+
+    @staticmethod
+    def _event_failures(ws: WatchSet, pod_names: set, claims: set, prefix: str | None = None) -> list[Failure]:
+        out: list[Failure] = []
+        for ev in ws.objects["events"].values():
+            for f in analysis.event_failures(ev):
+                if f.kind == "PersistentVolumeClaim" and f.name in claims:
+                    out.append(f)
+                elif f.kind == "Pod" and (f.name in pod_names or (prefix and f.name.startswith(prefix))):
+                    out.append(f)
+        return out
 
     def wait_dgd(self, namespace: str, rtype: ResourceType, name: str, timeout: float,
                  diag_dir: Path | None = None) -> dict[str, Any]:
-        """Wait for the DGD's Ready condition (and state ``successful``); fail fast on its pods."""
-        deadline = time.monotonic() + timeout
+        """Wait for the DGD's Ready condition and state ``successful`` (what the operator's own
+        e2e tests wait for); fail fast on terminal signals of its pods and PVCs, and on a
+        ``failed`` state that is final or outlasts ``--dgd-failed-grace``."""
+        started = time.monotonic()
+        deadline = started + timeout
         seen: dict[tuple, float] = {}
+        last = [started]
         key = f"{namespace}/{name}"
         dgd: dict[str, Any] | None = None
         with WatchSet(self.kube, self.options.watch_timeout) as ws:
@@ -240,20 +317,20 @@ class KubernetesTarget:
                     failures.append(f)
                 pods = ws.objects["pods"]
                 for pod in pods.values():
-                    failures += analysis.pod_failures(pod)
+                    failures += analysis.pod_failures(pod, self.options.tolerance)
                 pod_names = {(p.get("metadata") or {}).get("name") for p in pods.values()}
-                for ev in ws.objects["events"].values():
-                    failures += [f for f in analysis.event_failures(ev)
-                                 if f.name in pod_names or f.name.startswith(f"{name}-")]
+                claims = {c for p in pods.values() for c in _claims(p)}
+                failures += self._event_failures(ws, pod_names, claims, prefix=f"{name}-")
                 fatal = self._fatal(failures, seen)
                 if fatal is not None:
-                    first = seen[fatal.key]
-                    self.last_failure_s = time.monotonic() - first
-                    raise self._fail(fatal, namespace, diag_dir)
+                    self.last_failure_s = time.monotonic() - seen[fatal.key]
+                    raise self._fail(fatal, namespace, diag_dir, seen)
                 if dgd is not None and analysis.dgd_ready(dgd):
                     return dgd
+                self._progress(f"DynamoGraphDeployment {name}", started, timeout, "--deploy-timeout",
+                               f"{analysis.dgd_progress(dgd or {})}; {len(pods)} pods", last)
             pods_text = "; ".join(analysis.pod_summary(p) for p in ws.objects["pods"].values()) or "no pods"
-        raise DeployError(f"DynamoGraphDeployment {name} not Ready within {timeout:.0f}s "
+        raise DeployError(f"DynamoGraphDeployment {name} not Ready within {timeout:.0f}s (--deploy-timeout) "
                           f"({analysis.dgd_progress(dgd or {})}; pods: {pods_text})"
                           + (f"\n  diagnostics: {diag_dir}" if diag_dir else ""))
 
@@ -271,9 +348,95 @@ class KubernetesTarget:
                 last = str(exc)
             time.sleep(1.0)
         raise DeployError(f"the frontend did not list model {model} through the port-forward within "
-                          f"{timeout:.0f}s: {last}")
+                          f"{timeout:.0f}s (--http-timeout): {last}")
 
     # -- deploy ---------------------------------------------------------------------------
+
+    def gate(self, recipe: LoadedRecipe) -> PreflightReport | None:
+        """Preflight before anything is created: a cluster without the CRD or operator fails the
+        deploy (it would wait for nothing); missing GPUs, RDMA or storage classes skip it (fail
+        it under ``--require-hardware``). Cached per recipe for the session."""
+        if not self.options.preflight:
+            return None
+        report = self._preflights.get(recipe.id)
+        if report is None:
+            report = preflight(self.kube, recipe, twin=self.options.twin == "mocker")
+            self._preflights[recipe.id] = report
+        if report.failed:
+            raise DeployError("preflight failed; nothing was deployed:\n  "
+                              + "\n  ".join(c.line() for c in report.failed)
+                              + "\n  (--no-preflight deploys anyway)")
+        if report.missing:
+            text = "; ".join(c.line() for c in report.missing)
+            if self.options.require_hardware:
+                raise DeployError(f"missing on this cluster (--require-hardware): {text}")
+            raise DeploySkip(f"missing on this cluster: {text}")
+        return report
+
+    def _namespace(self, recipe: LoadedRecipe, dgd_name: str, components: list[str]) -> str:
+        kube = self.kube
+        if self.options.cache_namespace:
+            ns = self.options.cache_namespace
+            problems = label_budget_problems(ns, dgd_name, components)
+            if problems:
+                raise DeployError(f"{recipe.id}: --cache-namespace {ns}: the Dynamo operator could not create "
+                                  "its objects there:\n  " + "\n  ".join(problems))
+            try:
+                if kube.get_or_none(NAMESPACE.path(name=ns)) is None:
+                    kube.request("POST", NAMESPACE.path(), body={
+                        "apiVersion": "v1", "kind": "Namespace",
+                        "metadata": {"name": ns, "labels": {cache.CACHE_LABEL: "true"}}})
+                existing = kube.get_or_none(dgd_type(recipe.deployment.api_version).path(ns, dgd_name)) \
+                    if recipe.deployment else None
+            except ApiError as exc:
+                raise DeployError(f"--cache-namespace {ns}: {exc}") from exc
+            if existing is not None:
+                raise DeployError(f"{recipe.id}: DynamoGraphDeployment {dgd_name} already exists in --cache-namespace "
+                                  f"{ns} (another run, or one that was killed); wait for it or delete it: "
+                                  f"kubectl -n {ns} delete dgd {dgd_name}")
+            return ns
+        try:
+            return create_namespace(kube, self.options.namespace_prefix, recipe.id, _secrets.token_hex(4),
+                                    dgd_name=dgd_name, components=components).name
+        except NamespaceBudgetError as exc:
+            raise DeployError(str(exc)) from exc
+        except ApiError as exc:
+            raise DeployError(f"cannot create the run's namespace: {exc}") from exc
+
+    def _model_cache(self, ns: str, manifests: Manifests, resolver: Resolver, diag_dir: Path,
+                     created: list[str]) -> None:
+        """PVCs first, then the download Jobs; in a cache namespace existing PVCs are kept and a
+        Job whose download they already hold is not run again."""
+        kube = self.kube
+        pvcs = [b for b in manifests.model_cache if b.get("kind") == "PersistentVolumeClaim"]
+        jobs = [b for b in manifests.model_cache if b.get("kind") == "Job"]
+        others = [b for b in manifests.model_cache if b.get("kind") not in ("PersistentVolumeClaim", "Job")]
+        shared = bool(self.options.cache_namespace)
+        for body in pvcs:
+            if shared and kube.get_or_none(PVC.path(ns, body["metadata"]["name"])) is not None:
+                continue
+            self.apply(ns, body, resolver)
+        for body in others:
+            created.append(self.apply(ns, body, resolver).path(ns, body["metadata"]["name"]))
+        if shared:
+            current = {c: kube.get_or_none(PVC.path(ns, c)) for j in jobs for c in cache.claims_of(j)}
+            for job in [j for j in jobs if cache.is_cached(j, current)]:
+                key = cache.cache_key(job)
+                _log(f"model cache in {ns}: {key.value} already downloaded; Job {job['metadata']['name']} not run")
+            jobs = [j for j in jobs if not cache.is_cached(j, current)]
+            for job in jobs:
+                self._replace_job(ns, job["metadata"]["name"])
+        for body in jobs:
+            path = self.apply(ns, body, resolver).path(ns, body["metadata"]["name"])
+            if shared:
+                created.append(path)
+        if jobs:
+            self.wait_jobs(ns, [b["metadata"]["name"] for b in jobs], self.options.job_timeout,
+                           what="model-cache Job", diag_dir=diag_dir)
+        if shared:
+            for job in jobs:
+                for claim in cache.claims_of(job):
+                    kube.request("PATCH", PVC.path(ns, claim), body=cache.mark(job), content_type=MERGE_PATCH)
 
     @contextmanager
     def deploy(self, recipe: LoadedRecipe, workdir: Path) -> Iterator[Endpoint]:
@@ -286,56 +449,105 @@ class KubernetesTarget:
                               "frontendSidecar) to port-forward to")
         diag_dir = Path(workdir) / "kubernetes"
         kube = self.kube
-        skip = unsupported(recipe, manifests, kube)
+        try:
+            skip = unsupported(recipe, manifests, kube)
+        except ApiError as exc:
+            raise DeployError(f"{recipe.id}: {exc}") from exc
         if skip:
             raise DeploySkip(skip)
-        run_id = _secrets.token_hex(4)
         try:
-            ns = create_namespace(kube, self.options.namespace_prefix, recipe.id, run_id).name
+            self.gate(recipe)
         except ApiError as exc:
-            raise DeployError(f"cannot create the run's namespace: {exc}") from exc
-        if not self.options.keep:
-            REGISTRY.add(kube, ns, self.options.delete_timeout)
-        self.namespaces[recipe.id] = ns
-        _log(f"{recipe.id}: namespace {ns}" + (f" ({'; '.join(manifests.notes)})" if manifests.notes else ""))
+            raise DeployError(f"{recipe.id}: preflight: {exc}") from exc
         rtype = dgd_type(manifests.dgd.get("apiVersion", dep.api_version))
         dgd_name = manifests.dgd["metadata"]["name"]
+        ns = self._namespace(recipe, dgd_name, [s.name for s in dep.services])
+        shared = bool(self.options.cache_namespace)
+        if not self.options.keep and not shared:
+            REGISTRY.add(kube, ns, self.options.delete_timeout)
+        self.namespaces[recipe.id] = ns
+        created: list[str] = []
+        self._created[recipe.id] = created
+        _log(f"{recipe.id}: namespace {ns}" + (f" ({'; '.join(manifests.notes)})" if manifests.notes else ""))
         forward: Access | None = None
+        interrupted = False
         try:
             try:
                 resolver = Resolver(kube)
-                self._secrets(ns, manifests)
-                cache = sorted(manifests.model_cache, key=lambda d: d.get("kind") != "PersistentVolumeClaim")
-                for body in cache:
-                    self.apply(ns, body, resolver)
-                jobs = [b["metadata"]["name"] for b in cache if b.get("kind") == "Job"]
-                if jobs:
-                    self.wait_jobs(ns, jobs, self.options.job_timeout, what="model-cache Job", diag_dir=diag_dir)
-                self.apply(ns, manifests.dgd, resolver)
+                created += [SECRET.path(ns, n) for n in self._secrets(ns, manifests)]
+                self._model_cache(ns, manifests, resolver, diag_dir, created)
+                created.append(self.apply(ns, manifests.dgd, resolver).path(ns, dgd_name))
                 self.wait_dgd(ns, rtype, dgd_name, self.options.deploy_timeout, diag_dir)
                 forward = open_access(kube, recipe, ns, dgd_name)
                 endpoint = forward.endpoint(recipe, ns, diag_dir)
+                endpoint.notes.append("time limits: " + ", ".join(f"{k} {v}" for k, v in self.options.limits().items()))
                 self._wait_http(forward.url, endpoint.model, self.options.http_timeout)
             except ApiError as exc:
                 raise DeployError(f"{recipe.id}: {exc}\n  diagnostics: {diag_dir}") from exc
             yield endpoint
+        except (KeyboardInterrupt, SystemExit):
+            interrupted = True
+            raise
         finally:
-            if forward is not None:
-                forward.close()
+            self._teardown(recipe.id, ns, forward, diag_dir, rtype, dgd_name, interrupted)
+
+    def _teardown(self, recipe_id: str, ns: str, forward: Access | None, diag_dir: Path, rtype: ResourceType,
+                  dgd_name: str, interrupted: bool) -> None:
+        """Close the forwards, save diagnostics, delete what the run made. Never raises: each step
+        catches everything, so no error type can skip the deletion. After Ctrl-C/SIGTERM (a CI
+        cancel sends SIGKILL about 10 s later) the deletion is requested first and diagnostics get
+        only what is left of ``--interrupt-budget``."""
+        started = time.monotonic()
+        budget = self.options.interrupt_budget
+        kube = self.kube if not interrupted else Kube(self.kube.api_client,
+                                                      backoff=Backoff(attempts=2, base=0.2, cap=1.0),
+                                                      request_timeout=max(1.0, min(5.0, budget / 3)))
+        if forward is not None:
             try:
-                diagnostics.collect(kube, ns, diag_dir, dgd=rtype, dgd_name=dgd_name)
-            except (ApiError, OSError) as exc:
-                _log(f"diagnostics of {ns} incomplete: {exc}")
-            if self.options.keep:
-                _log(f"--keep: namespace {ns} kept; delete it with `recipe-harness clean` or kubectl delete ns {ns}")
+                forward.close()
+            except Exception as exc:  # noqa: BLE001
+                _log(f"closing the port-forwards of {ns}: {type(exc).__name__}: {exc}")
+        if interrupted and not self.options.keep:
+            self._delete_run(kube, recipe_id, ns, wait=0.0)
+        try:
+            deadline = started + (max(0.0, budget - 2.0) if interrupted else self.options.diagnostics_timeout)
+            diagnostics.collect(kube, ns, diag_dir, dgd=rtype, dgd_name=dgd_name, deadline=deadline)
+        except KeyboardInterrupt:
+            interrupted = True
+            _log(f"diagnostics of {ns} interrupted")
+            if not self.options.keep:
+                self._delete_run(kube, recipe_id, ns, wait=0.0)
+        except Exception as exc:  # noqa: BLE001 -- diagnostics are best effort, never a reason to keep a namespace
+            _log(f"diagnostics of {ns} incomplete: {type(exc).__name__}: {exc}")
+        if self.options.keep:
+            _log(f"--keep: namespace {ns} kept; delete it with `recipe-harness clean` or kubectl delete ns {ns}")
+            return
+        wait = max(0.0, started + budget - time.monotonic()) if interrupted else self.options.delete_timeout
+        self._delete_run(kube, recipe_id, ns, wait=wait)
+
+    def _delete_run(self, kube: Kube, recipe_id: str, ns: str, wait: float) -> None:
+        """Delete the run's namespace (or, in a cache namespace, what the run created there)."""
+        try:
+            if self.options.cache_namespace:
+                for path in reversed(self._created.get(recipe_id, [])):
+                    kube.delete(path, propagation="Foreground" if "/jobs/" in path else "Background")
+                if wait > 0:
+                    deadline = time.monotonic() + wait
+                    while time.monotonic() < deadline and any(
+                            kube.get_or_none(p) is not None for p in self._created.get(recipe_id, [])):
+                        time.sleep(0.5)
+                return
+            if delete_namespace(kube, ns, wait=wait):
+                REGISTRY.discard(ns)
+            elif wait > 0:
+                _log(f"namespace {ns} still terminating after {wait:.0f}s (--delete-timeout)")
             else:
-                try:
-                    if delete_namespace(kube, ns, wait=self.options.delete_timeout):
-                        REGISTRY.discard(ns)
-                    else:
-                        _log(f"namespace {ns} still terminating after {self.options.delete_timeout:.0f}s")
-                except ApiError as exc:
-                    _log(f"could not delete namespace {ns}: {exc}")
+                _log(f"namespace {ns}: deletion requested")
+                REGISTRY.discard(ns)  # Terminating: the apiserver finishes it without us
+        except BaseException as exc:  # noqa: BLE001 -- left registered: drained at exit or by `recipe-harness clean`
+            _log(f"could not delete namespace {ns}: {type(exc).__name__}: {exc}; run `recipe-harness clean`")
+            if isinstance(exc, KeyboardInterrupt):
+                raise
 
     # -- perf -----------------------------------------------------------------------------
 
@@ -361,9 +573,13 @@ class KubernetesTarget:
             for body in docs:
                 if body.get("kind") == "Job":
                     self._replace_job(namespace, body["metadata"]["name"])
-                self.apply(namespace, body, resolver)
+                rtype = self.apply(namespace, body, resolver)
+                created = self._created.setdefault(recipe.id, [])
+                if rtype.path(namespace, body["metadata"]["name"]) not in created:
+                    created.append(rtype.path(namespace, body["metadata"]["name"]))
             names = [j["metadata"]["name"] for j in jobs]
-            self.wait_jobs(namespace, names, self.options.perf_timeout, what="perf Job", diag_dir=artifacts_dir)
+            self.wait_jobs(namespace, names, self.options.perf_timeout, what="perf Job", diag_dir=artifacts_dir,
+                           option="--perf-job-timeout")
             found: list[Path] = []
             for job in jobs:
                 log_text = self._job_logs(namespace, job["metadata"]["name"])
@@ -435,7 +651,7 @@ class KubernetesTarget:
                 phase = (pod.get("status") or {}).get("phase")
                 if phase in ("Succeeded", "Failed"):
                     return
-                fatal = self._fatal(analysis.pod_failures(pod), seen)
+                fatal = self._fatal(analysis.pod_failures(pod, self.options.tolerance), seen)
                 if fatal is not None:
                     raise self._fail(fatal, namespace, None)
         raise DeployError(f"helper pod {name} did not finish within {timeout:.0f}s")

@@ -1,0 +1,317 @@
+"""Fail fast on what cannot heal, tolerate what can: pod, PVC, event and DGD shapes as the kubelet,
+the scheduler, the PV controller and the Dynamo operator write them, and the waits of the target."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from kube_emulator import EVENTS, JOBS, PODS, running_pod  # noqa: E402
+from test_kubernetes_target import (  # noqa: E402,F401 -- fixtures
+    DGD_RES,
+    cluster,
+    fake,
+    frontend,
+    harness_namespaces,
+    recipe,
+    target_for,
+)
+
+from recipe_harness.targets import DeployError  # noqa: E402
+from recipe_harness.targets.kubernetes import analysis  # noqa: E402
+from recipe_harness.targets.kubernetes.analysis import Failure, Tolerance  # noqa: E402
+from recipe_harness.targets.kubernetes.target import KubeOptions, KubernetesTarget  # noqa: E402
+
+
+def pod(*, waiting: dict | None = None, last: dict | None = None, restarts: int = 0, conditions=None) -> dict:
+    cs = {"name": "main", "ready": False, "restartCount": restarts,
+          "state": {"waiting": waiting} if waiting else {"running": {}}}
+    if last:
+        cs["lastState"] = {"terminated": last}
+    return {"metadata": {"name": "p-0"},
+            "status": {"phase": "Pending" if waiting else "Running", "containerStatuses": [cs],
+                       "conditions": conditions or []}}
+
+
+def warning(kind: str, name: str, reason: str, message: str, **involved) -> dict:
+    return {"type": "Warning", "reason": reason, "message": message, "metadata": {"name": f"{name}.1"},
+            "involvedObject": {"kind": kind, "name": name, **involved}}
+
+
+# -- pods -------------------------------------------------------------------------------------------
+
+
+def test_a_crash_loop_within_max_restarts_is_tolerated_past_it_fails():
+    crashing = {"reason": "CrashLoopBackOff", "message": "back-off 20s restarting failed container"}
+    assert analysis.pod_failures(pod(waiting=crashing, last={"exitCode": 1}, restarts=3), Tolerance(max_restarts=3)) == []
+    [f] = analysis.pod_failures(pod(waiting=crashing, last={"exitCode": 1}, restarts=4), Tolerance(max_restarts=3))
+    assert f.reason == "CrashLoopBackOff" and f.terminal
+    assert "restarted 4 times (limit --max-restarts 3)" in f.message and "exit code 1" in f.message
+
+
+def test_a_usage_error_exit_code_is_terminal_at_the_first_restart():
+    [f] = analysis.pod_failures(pod(waiting={"reason": "CrashLoopBackOff"}, last={"exitCode": 2}, restarts=1))
+    assert f.terminal and "command line" in f.hint
+
+
+def test_oom_killed_is_terminal_at_once():
+    [f] = analysis.pod_failures(pod(last={"reason": "OOMKilled", "exitCode": 137}, restarts=1))
+    assert f.reason == "OOMKilled" and f.terminal
+
+
+@pytest.mark.parametrize("message", [
+    'rpc error: code = NotFound desc = failed to pull and unpack image "nvcr.io/nvidia/ai-dynamo/x:0": '
+    'failed to resolve reference "nvcr.io/nvidia/ai-dynamo/x:0": nvcr.io/nvidia/ai-dynamo/x:0: not found',
+    'failed to pull and unpack image "docker.io/library/nope:1": pull access denied, repository does not exist '
+    "or may require authorization: server message: insufficient_scope: authorization failed",
+    'failed to resolve reference "nvcr.io/nvidia/private:1": unexpected status: 401 Unauthorized',
+])
+def test_err_image_pull_for_an_image_that_is_not_there_is_terminal(message):
+    [f] = analysis.pod_failures(pod(waiting={"reason": "ErrImagePull", "message": message}))
+    assert f.terminal and f.reason == "ErrImagePull" and f.container == "main"
+
+
+@pytest.mark.parametrize("reason,message", [
+    ("ImagePullBackOff", 'Back-off pulling image "nvcr.io/nvidia/ai-dynamo/vllm-runtime:1.6.1"'),
+    ("ErrImagePull", "rpc error: code = Unknown desc = failed to pull: net/http: TLS handshake timeout"),
+    ("ErrImagePull", "toomanyrequests: You have reached your pull rate limit"),
+])
+def test_pull_failures_that_can_heal_get_the_image_pull_grace(reason, message):
+    [f] = analysis.pod_failures(pod(waiting={"reason": reason, "message": message}))
+    assert not f.terminal and f.grace == analysis.GRACE_IMAGE_PULL
+    # ErrImagePull and ImagePullBackOff alternate: one grace for the container, not one per reason
+    assert f.key == ("Pod", "p-0", "main", analysis.GRACE_IMAGE_PULL)
+
+
+def test_a_pull_failure_event_naming_a_missing_image_is_terminal_with_its_container():
+    ev = warning("Pod", "p-0", "Failed", 'Failed to pull image "nvcr.io/x:0": rpc error: code = NotFound desc = '
+                 'failed to resolve reference "nvcr.io/x:0": not found', fieldPath="spec.containers{main}")
+    [f] = analysis.event_failures(ev)
+    assert f.terminal and f.container == "main" and "not found" in f.message
+
+
+def test_unschedulable_for_an_unbound_claim_gets_the_pvc_grace_other_reasons_the_unschedulable_grace():
+    msg = "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/1 nodes..."
+    [f] = analysis.event_failures(warning("Pod", "dl-x", "FailedScheduling", msg))
+    assert f.grace == analysis.GRACE_PVC
+    [g] = analysis.event_failures(warning("Pod", "dl-x", "FailedScheduling", "0/3 nodes: 3 Insufficient nvidia.com/gpu."))
+    assert g.grace == analysis.GRACE_UNSCHEDULABLE
+
+
+# -- PVCs -------------------------------------------------------------------------------------------
+
+
+def test_a_claim_naming_a_missing_storage_class_is_terminal():
+    ev = warning("PersistentVolumeClaim", "model-cache", "ProvisioningFailed",
+                 'storageclass.storage.k8s.io "fast-rwx" not found')
+    [f] = analysis.event_failures(ev)
+    assert f.terminal and f.kind == "PersistentVolumeClaim" and "fast-rwx" in f.message
+
+
+def test_no_class_and_no_default_is_terminal_a_provisioner_error_gets_the_pvc_grace():
+    [f] = analysis.event_failures(warning("PersistentVolumeClaim", "c", "FailedBinding",
+                                          "no persistent volumes available for this claim and no storage class is set"))
+    assert f.terminal
+    [g] = analysis.event_failures(warning("PersistentVolumeClaim", "c", "ProvisioningFailed",
+                                          "failed to provision volume: rpc error: code = DeadlineExceeded"))
+    assert g.grace == analysis.GRACE_PVC
+
+
+# -- the DGD ----------------------------------------------------------------------------------------
+
+
+def dgd(state: str, reason: str, message: str = "") -> dict:
+    return {"metadata": {"name": "g"}, "status": {"state": state, "conditions": [
+        {"type": "Ready", "status": "False", "reason": reason, "message": message}]}}
+
+
+def test_dgd_failed_from_a_reconcile_error_gets_a_grace_validation_failed_is_final():
+    # the controller's deferred status update: any reconcile error -> state failed (reason of the step)
+    f = analysis.dgd_failure(dgd("failed", "failed_to_reconcile_the_resources",
+                                 'Operation cannot be fulfilled on deployments.apps "g-frontend": '
+                                 "the object has been modified; please apply your changes to the latest version"))
+    assert f is not None and f.grace == analysis.GRACE_DGD_FAILED
+    v = analysis.dgd_failure(dgd("failed", "ValidationFailed", "Validation failed: spec.services: at most one frontend"))
+    assert v is not None and v.terminal
+    assert analysis.dgd_failure(dgd("pending", "some_resources_are_not_ready")) is None
+
+
+def test_a_signal_that_clears_is_forgotten_and_starts_a_new_grace_when_it_returns():
+    target = KubernetesTarget(KubeOptions(dgd_failed_grace=0.2), kube=object())  # type: ignore[arg-type]
+    seen: dict = {}
+    failed = Failure("DGDFailed", "DynamoGraphDeployment", "g", grace=analysis.GRACE_DGD_FAILED)
+    assert target._fatal([failed], seen) is None
+    time.sleep(0.25)
+    assert target._fatal([], seen) is None and seen == {}       # cleared by a good reconcile
+    assert target._fatal([failed], seen) is None                # back again: a new grace
+    time.sleep(0.25)
+    assert target._fatal([failed], seen) is failed              # persisted past it
+
+
+# -- the target's waits against the emulator ---------------------------------------------------------
+
+
+def test_a_transient_failed_state_that_clears_within_its_grace_is_not_a_failure(cluster, fake, recipe, tmp_path,
+                                                                                monkeypatch):
+    """The operator flips state to failed on a write conflict and back on the next reconcile."""
+    monkeypatch.setenv("HF_TOKEN", "x")
+    states: list[str] = []
+    cluster.call(setattr, fake, "transient_failed", 2)
+    cluster.call(cluster.emu.hooks.append, lambda t, res, obj: states.append((obj.get("status") or {}).get("state", ""))
+                 if res == DGD_RES else None)
+    with target_for(cluster, deploy_timeout=60, dgd_failed_grace=30).deploy(recipe, tmp_path / "w") as endpoint:
+        assert endpoint.base_url.startswith("http://127.0.0.1:")
+    assert "failed" in states and states.index("failed") < states.index("successful")
+    assert harness_namespaces(cluster) == []
+
+
+def test_a_claim_that_cannot_bind_fails_the_download_at_once_with_the_event(cluster, recipe, tmp_path, monkeypatch):
+    """No operator needed: the PV controller reports the missing class, the scheduler keeps the
+    download pod Pending; the wait ends on the event, not at --download-timeout."""
+    monkeypatch.setenv("HF_TOKEN", "x")
+
+    def pv_controller_and_scheduler(type_: str, res, obj: dict) -> None:
+        if type_ != "ADDED":
+            return
+        ns = obj["metadata"].get("namespace")
+        if res == ("", "v1", "persistentvolumeclaims"):
+            cluster.emu.put(EVENTS, warning("PersistentVolumeClaim", obj["metadata"]["name"], "ProvisioningFailed",
+                                            'storageclass.storage.k8s.io "fast-rwx" not found')
+                            | {"metadata": {"name": "model-cache.pf", "namespace": ns}})
+        elif res == JOBS:
+            p = running_pod("model-download-abcde", ns, {"job-name": obj["metadata"]["name"]}, ["model-download"])
+            p["status"] = {"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                 "message": "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."}]}
+            cluster.emu.put(PODS, p)
+
+    cluster.call(cluster.emu.hooks.append, pv_controller_and_scheduler)
+    target = target_for(cluster)
+    target.options.job_timeout = 120
+    with pytest.raises(DeployError) as info:
+        with target.deploy(recipe, tmp_path / "w"):
+            pass
+    text = str(info.value)
+    assert "persistentvolumeclaim model-cache: ProvisioningFailed" in text and '"fast-rwx" not found' in text
+    assert "did not complete within" not in text
+    assert harness_namespaces(cluster) == []
+
+
+# -- preflight gates every deploy ---------------------------------------------------------------------
+
+from test_kubernetes_watch_preflight import _class, _install_dynamo, _node  # noqa: E402
+
+from recipe_harness.targets import DeploySkip  # noqa: E402
+
+
+def test_a_cluster_without_the_dynamo_crd_fails_the_deploy_before_anything_is_created(cluster, fake, recipe,
+                                                                                      tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "x")
+    with pytest.raises(DeployError, match=r"preflight failed; nothing was deployed:\n  crd: fail: CRD "
+                                          r"dynamographdeployments.nvidia.com is not installed"):
+        with target_for(cluster, preflight=True).deploy(recipe, tmp_path / "w"):
+            pass
+    assert harness_namespaces(cluster) == []
+    assert cluster.items(("", "v1", "namespaces")) == []  # not even a namespace was made
+
+
+def test_missing_gpus_or_storage_skip_the_deploy_and_fail_it_under_require_hardware(cluster, fake, recipe,
+                                                                                   tmp_path, monkeypatch):
+    """The recipe's PVC names storage class fast-rwx and its worker 1 GPU: neither is on the cluster,
+    so nothing is deployed (before, the PVC waited for the whole download timeout)."""
+    monkeypatch.setenv("HF_TOKEN", "x")
+    _install_dynamo(cluster)
+    with pytest.raises(DeploySkip, match=r"missing on this cluster: gpus: missing: needs 2 GPUs.*storage: missing: "
+                                         r"storage class 'fast-rwx' does not exist"):
+        with target_for(cluster, preflight=True).deploy(recipe, tmp_path / "w"):
+            pass
+    with pytest.raises(DeployError, match=r"missing on this cluster \(--require-hardware\)"):
+        with target_for(cluster, preflight=True, require_hardware=True).deploy(recipe, tmp_path / "w"):
+            pass
+    assert harness_namespaces(cluster) == []
+
+
+def test_a_cluster_that_has_what_the_recipe_needs_deploys(cluster, fake, recipe, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "x")
+    _install_dynamo(cluster)
+    cluster.put(("", "v1", "nodes"), _node("gpu-1", "NVIDIA-H100-80GB-HBM3", 8))
+    cluster.put(("storage.k8s.io", "v1", "storageclasses"), _class("fast-rwx"))
+    with target_for(cluster, preflight=True).deploy(recipe, tmp_path / "w") as endpoint:
+        assert any(n.startswith("time limits: model-cache PVC bind 120s (--pvc-bind-timeout)") for n in endpoint.notes)
+    assert harness_namespaces(cluster) == []
+
+
+# -- cleanup: no exception type skips it; interrupts delete first -------------------------------------
+
+
+def test_an_exception_that_is_not_an_api_error_still_deletes_the_namespace(cluster, fake, recipe, tmp_path,
+                                                                          monkeypatch):
+    """The client's ApiValueError (what a swapped call_api raised) escaped the cleanup path."""
+    from kubernetes.client.exceptions import ApiValueError
+
+    from recipe_harness.targets.kubernetes import diagnostics
+
+    monkeypatch.setenv("HF_TOKEN", "x")
+
+    def broken(*args, **kwargs):
+        raise ApiValueError("Missing the required parameter `name`")
+
+    monkeypatch.setattr(diagnostics, "collect", broken)
+    target = target_for(cluster)
+    with target.deploy(recipe, tmp_path / "w"):
+        pass
+    assert harness_namespaces(cluster) == []
+
+
+def test_an_interrupt_requests_the_deletion_first_and_bounds_diagnostics(cluster, fake, recipe, tmp_path,
+                                                                        monkeypatch):
+    from recipe_harness.targets.kubernetes import diagnostics
+
+    monkeypatch.setenv("HF_TOKEN", "x")
+    order: list[str] = []
+    real_collect = diagnostics.collect
+
+    def slow_collect(kube, ns, out_dir, **kw):
+        gone = cluster.get(("", "v1", "namespaces"), None, ns)
+        order.append("diagnostics:" + ("terminating" if gone is None or gone["status"]["phase"] == "Terminating"
+                                       else "active"))
+        return real_collect(kube, ns, out_dir, **kw)
+
+    monkeypatch.setattr(diagnostics, "collect", slow_collect)
+    target = target_for(cluster, interrupt_budget=3)
+    with pytest.raises(KeyboardInterrupt):
+        with target.deploy(recipe, tmp_path / "w"):
+            raise KeyboardInterrupt
+    assert order == ["diagnostics:terminating"]
+    assert harness_namespaces(cluster) == []
+
+
+# -- model caches that outlive runs ------------------------------------------------------------------
+
+
+def test_a_cache_namespace_keeps_the_model_and_downloads_it_once(cluster, fake, recipe, tmp_path, monkeypatch):
+    from recipe_harness.targets.kubernetes.cache import cache_key
+
+    monkeypatch.setenv("HF_TOKEN", "x")
+    downloads: list[str] = []
+    cluster.call(cluster.emu.hooks.append,
+                 lambda t, res, obj: downloads.append(obj["metadata"]["name"]) if t == "ADDED" and res == JOBS else None)
+    for run in range(2):
+        with target_for(cluster, cache_namespace="model-cache-qwen").deploy(recipe, tmp_path / f"w{run}"):
+            assert cluster.get(DGD_RES, "model-cache-qwen", "tiny-agg") is not None
+        # the run's own objects are gone, the cache stays
+        assert cluster.get(DGD_RES, "model-cache-qwen", "tiny-agg") is None
+        assert cluster.get(JOBS, "model-cache-qwen", "model-download") is None
+        assert cluster.get(("", "v1", "secrets"), "model-cache-qwen", "hf-token-secret") is None
+        pvc = cluster.get(("", "v1", "persistentvolumeclaims"), "model-cache-qwen", "model-cache")
+        assert pvc is not None
+        key = cache_key(recipe.model_cache_documents[1].body)
+        assert pvc["metadata"]["annotations"][key.annotation] == "Qwen/Qwen3-0.6B@main"
+    assert downloads == ["model-download"]  # the second run found the model in the cache
+    ns = cluster.get(("", "v1", "namespaces"), None, "model-cache-qwen")
+    assert ns["metadata"]["labels"] == {"recipe-harness/cache": "true"}  # never taken for a run's namespace
+    assert harness_namespaces(cluster) == []
