@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -32,7 +33,11 @@ from recipe_harness.twin_k8s import (
     mocker_twin,
 )
 
+sys.path.insert(0, str(Path(__file__).parent))
+from kube_emulator import NAMESPACES, EmulatedCluster  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
+CLI = Path(sys.executable).parent / "recipe-harness"
 DYNAMO_PY = ROOT / ".venv-dynamo" / "bin" / "python"
 needs_dynamo = pytest.mark.skipif(not DYNAMO_PY.exists(), reason=f"{DYNAMO_PY} missing (run `recipe-harness setup`)")
 RECIPE_ROOTS = [ROOT / "recipes", ROOT / "fixtures" / "upstream-patterns" / "recipes",
@@ -295,3 +300,22 @@ def test_a_release_whose_mocker_takes_no_role_cannot_twin_a_disaggregated_recipe
     cli = mocker_cli(["nvcr.io/nvidia/ai-dynamo/vllm-runtime:0.6.0"], needs_roles=True)
     assert cli.version == DEFAULT_DYNAMO_VERSION and "takes no prefill/decode role" in cli.note
     assert mocker_cli(["nvcr.io/nvidia/ai-dynamo/vllm-runtime:0.6.0"]).version == "0.6.0"
+
+
+def test_cli_refuses_a_twin_image_older_than_the_table_before_creating_anything(tmp_path):
+    shutil.copytree(ROOT / "recipes" / "qwen3-32b", tmp_path / "recipes" / "qwen3-32b")
+    cluster = EmulatedCluster()
+    try:
+        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+        proc = subprocess.run(
+            [str(CLI), "test", "--target", "kubernetes", "--suite", "smoke", "--recipes-root", str(tmp_path / "recipes"),
+             "--report-dir", str(tmp_path / "reports"), "--", "--twin", "mocker", "--twin-image", "reg/mocker:0.5.1",
+             "--kubeconfig", str(kubeconfig), "--deploy-timeout", "30", "-p", "no:cacheprovider"],
+            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 1, out[-3000:]
+        assert ("--twin-image reg/mocker:0.5.1: Dynamo 0.5.1 predates the mocker command line the twin writes "
+                "(known from 0.6.0); give an image of Dynamo >= 0.6.0") in out, out[-3000:]
+        assert cluster.items(NAMESPACES) == []
+    finally:
+        cluster.close()
