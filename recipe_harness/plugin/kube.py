@@ -34,7 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--twin", choices=("mocker",), default=None,
                     help="deploy a GPU-free twin of each recipe's DGD running the Dynamo mocker")
     group.addoption("--twin-image", metavar="IMAGE", default=None,
-                    help="image with dynamo.mocker and dynamo.frontend for --twin (default: dynamo-planner:<version>)")
+                    help="image with dynamo.mocker and dynamo.frontend for --twin (default: dynamo-planner:<the recipe's Dynamo release>, "
+                         "dynamo-frontend before 1.1.0; its tag picks the mocker flags the twin writes)")
     group.addoption("--namespace-prefix", metavar="PREFIX", default="rh",
                     help="prefix of the namespaces the harness creates (default: rh)")
     group.addoption("--unschedulable-grace", metavar="SECONDS", type=float, default=0.0,
