@@ -688,7 +688,10 @@ class FakeCluster:
     a list creates those classes (the first the default) and binds only claims whose class
     exists; ``delete_after``: the operator's finalizer work on DGD deletion;
     ``operator_stuck``: the operator never removes its finalizer (namespace stays Terminating);
-    ``kubelet``: run Dynamo containers as real processes (:class:`kube_kubelet.ProcessKubelet`).
+    ``kubelet``: run Dynamo containers as real processes (:class:`kube_kubelet.ProcessKubelet`);
+    ``platform``: the Dynamo platform is installed as its Helm chart does it (the DGD CRD, the
+    operator Deployment labelled ``app.kubernetes.io/part-of=dynamo-operator`` in
+    ``dynamo-system``) on one CPU node.
     ``job_outcome[name]``: ``succeed`` | ``fail`` | ``ImagePullBackOff``. ``ready_after`` delays
     readiness of pods that run no process.
     """
@@ -711,6 +714,7 @@ class FakeCluster:
     delete_after: float = 0.2
     operator_stuck: bool = False
     kubelet: Any = None
+    platform: bool = False
     reconciles: int = 0
     _observed: dict = field(default_factory=dict)                  # (ns, dgd) -> generation reconciled
     _pending: set = field(default_factory=set)                     # (ns, dgd) with a reconcile queued
@@ -726,6 +730,29 @@ class FakeCluster:
                 "metadata": {"name": name, "annotations": {DEFAULT_CLASS_ANNOTATION: "true"} if i == 0 else {}}})
         if self.kubelet is not None:
             self.emu.closers.append(self.kubelet.close)
+        if self.platform:
+            self._install_platform()
+
+    def _install_platform(self) -> None:
+        self.emu.put(("apiextensions.k8s.io", "v1", "customresourcedefinitions"), {
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "dynamographdeployments.nvidia.com"},
+            "spec": {"group": "nvidia.com", "scope": "Namespaced",
+                     "names": {"kind": "DynamoGraphDeployment", "plural": "dynamographdeployments",
+                               "shortNames": ["dgd"]},
+                     "versions": [{"name": "v1alpha1", "served": True, "storage": True},
+                                  {"name": "v1beta1", "served": True, "storage": False}]}})
+        self.emu.put(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dynamo-system"},
+                                  "status": {"phase": "Active"}})
+        self.emu.put(("apps", "v1", "deployments"), {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "dynamo-platform-dynamo-operator-controller-manager", "namespace": "dynamo-system",
+                         "labels": {"app.kubernetes.io/part-of": "dynamo-operator"}},
+            "spec": {"replicas": 1}, "status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1}})
+        self.emu.put(("", "v1", "nodes"), {
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1", "labels": {"kubernetes.io/os": "linux"}},
+            "status": {"allocatable": {"cpu": "2", "memory": "8Gi", "pods": "110"},
+                       "conditions": [{"type": "Ready", "status": "True"}]}})
 
     # -- dispatch ---------------------------------------------------------------------------------
 

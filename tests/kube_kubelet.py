@@ -21,7 +21,8 @@ component_worker.go). A container that exits is restarted after the kubelet's ba
 doubling, capped at 300 s: kubernetes ``pkg/kubelet/kuberuntime`` ``backOffPeriod`` /
 ``MaxContainerBackOff``); meanwhile the pod shows ``CrashLoopBackOff`` with ``lastState``
 ``terminated`` and its previous log. At most ``max_processes`` run at once (the machine has two
-cores): further replicas run no process and stay Running as stand-ins, said in their log.
+cores), ``max_per_component`` of one component: further replicas run no process and stay
+Running as stand-ins, said in their log.
 Deleting a pod or its namespace, and :meth:`ProcessKubelet.close`, kill the process groups.
 """
 
@@ -81,6 +82,7 @@ class Container:
     log: Path
     ports: dict[int, int]                     # container port -> loopback port
     probe_port: int | None
+    component: str | None = None
     argv: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     popen: subprocess.Popen | None = None
@@ -97,6 +99,7 @@ class ProcessKubelet:
     python: Path
     model_dir: Path
     max_processes: int = 4
+    max_per_component: int = 2
     backoff_start: float = BACKOFF_START
     probe_interval: float = 0.3
     marker: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -114,7 +117,9 @@ class ProcessKubelet:
     def admit(self, emu: Any, pod: dict[str, Any]) -> bool:
         """Take a pod whose main container is runnable; ``False``: not ours or over the cap."""
         main = (pod["spec"].get("containers") or [{}])[0]
-        if not runnable(main) or len(self.containers) >= self.max_processes:
+        component = (pod["metadata"].get("labels") or {}).get("nvidia.com/dynamo-component")
+        same = sum(1 for c in self.containers.values() if c.component == component and c.ns == pod["metadata"]["namespace"])
+        if not runnable(main) or len(self.containers) >= self.max_processes or same >= self.max_per_component:
             return False
         self._emu = emu
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
@@ -133,7 +138,7 @@ class ProcessKubelet:
         log_dir = self.root / ns / name
         log_dir.mkdir(parents=True, exist_ok=True)
         c = Container(ns, name, pod["metadata"].get("uid", ""), main, log_dir / "main.log", ports,
-                      ports.get(int(probe["containerPort"])) if probe else None)
+                      ports.get(int(probe["containerPort"])) if probe else None, component)
         c.argv = self._argv(main, ports)
         c.env = self._env(c, env_in, pod)
         self.containers[(ns, name)] = c
