@@ -121,7 +121,7 @@ _MOCKER_FLAG_CHANGES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] =
                "--enable-g4-storage", "--offload-batch-size", "--bandwidth-g1-to-g2-gbps", "--bandwidth-g2-to-g1-gbps",
                "--bandwidth-g2-to-g3-gbps", "--bandwidth-g3-to-g2-gbps", "--bandwidth-g2-to-g4-gbps",
                "--bandwidth-g4-to-g2-gbps"), ()),
-    # 1.4.0: --max-model-len (vLLM sequence limit)
+    # 1.4.0: --max-model-len, "Maximum vLLM sequence length" (ai-dynamo/dynamo#11069)
     ("1.4.0", ("--max-model-len", "--g1-backend"), ("--durable-kv-events",)),
     ("1.5.0", (), ("--g1-backend", "--num-g2-blocks", "--num-g3-blocks", "--enable-g4-storage", "--offload-batch-size",
                    "--bandwidth-g1-to-g2-gbps", "--bandwidth-g2-to-g1-gbps", "--bandwidth-g2-to-g3-gbps",
@@ -153,8 +153,10 @@ def _build_mocker_flags() -> dict[Version, frozenset[str]]:
     table: dict[Version, frozenset[str]] = {}
     flags: set[str] = set()
     for version, added, dropped in _MOCKER_FLAG_CHANGES:
+        v = _parse_version(version)
+        assert v is not None
         flags = (flags | set(added)) - set(dropped)
-        table[_parse_version(version)] = frozenset(flags)  # type: ignore[index]
+        table[v] = frozenset(flags)
     for version in _MOCKER_SAME_AS_BEFORE:
         v = _parse_version(version)
         assert v is not None
@@ -396,7 +398,8 @@ def twin_dgd(recipe: LoadedRecipe, opts: TwinOptions | None = None) -> tuple[dic
     if dep is None:
         raise ValueError(f"{recipe.id}: no DynamoGraphDeployment to twin")
     body = copy.deepcopy(dep.document.body)
-    images = [s.image or "" for s in dep.services]
+    # the workers' release first: the mocker stands in for them
+    images = [s.image or "" for s in sorted(dep.services, key=lambda s: not s.is_worker)]
     images += [s.frontend_sidecar.image or "" for s in dep.services if s.frontend_sidecar is not None]
     cli = mocker_cli(images, opts.image, needs_roles=any(_worker_mode(recipe, w) for w in dep.workers))
     image = cli.image

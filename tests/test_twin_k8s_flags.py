@@ -319,3 +319,17 @@ def test_cli_refuses_a_twin_image_older_than_the_table_before_creating_anything(
         assert cluster.items(NAMESPACES) == []
     finally:
         cluster.close()
+
+
+def test_the_workers_release_picks_the_flags_when_the_frontend_runs_another(tmp_path):
+    recipe = retagged(tmp_path, "1.6.1")
+    deploy = recipe.recipe.deploy_file
+    lines = deploy.read_text().splitlines(keepends=True)
+    first = next(i for i, line in enumerate(lines) if "vllm-runtime:1.6.1" in line)   # the Frontend's image
+    worker_lines = "".join(lines[first + 1:]).replace("vllm-runtime:1.6.1", "vllm-runtime:1.2.0")
+    deploy.write_text("".join(lines[:first + 1]) + worker_lines)
+    recipe = LoadedRecipe.load(recipe.recipe)
+    assert recipe.deployment.frontend.image.endswith(":1.6.1")
+    twin = mocker_twin(recipe)
+    assert twin.notes[0].startswith("mocker flags for Dynamo 1.2.0, image nvcr.io/nvidia/ai-dynamo/dynamo-planner:1.2.0 ")
+    assert "--max-model-len" not in mocker_containers(twin.dgd)["VllmDecodeWorker"]["args"]
