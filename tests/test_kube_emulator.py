@@ -474,8 +474,13 @@ class _Echo:
 
     def close(self) -> None:
         self._stop = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except OSError:
+            pass
         self.sock.close()
         self.thread.join(5)
+        assert not self.thread.is_alive()
 
 
 def test_several_port_forwards_at_once_each_to_its_pod_port(cluster):
