@@ -78,3 +78,47 @@ def test_recipe_twin_deploys_serves_and_tears_down(recipe_id, tmp_path, monkeypa
         cluster.close()
     assert processes_with_env(MARKER, kubelet.marker) == []
     assert not kubelet.root.exists()
+
+
+def _fits(recipe_id: str, per_component: int = 2, total: int = 5) -> bool:
+    """Every pod of the graph gets a process under the kubelet's caps (two cores): beyond them pods
+    are stand-ins without a process, whose metrics no check can read."""
+    dep = _load(recipe_id).deployment
+    return dep is not None and all(s.replicas <= per_component for s in dep.services) \
+        and sum(s.replicas for s in dep.services) <= total
+
+
+DISAGG_IDS = [rid for rid in RECIPE_IDS
+              if (dep := _load(rid).deployment) is not None and dep.is_disaggregated and _fits(rid)]
+
+
+@pytest.mark.parametrize("recipe_id", DISAGG_IDS)
+def test_disaggregation_and_kv_routing_are_checked_on_the_cluster(recipe_id, tmp_path, monkeypatch):
+    """The worker pods' ``system`` ports reached through their own port-forwards: prefill and decode
+    both serve, and (KV router, two prefill workers) a shared prefix stays on one worker, as on the
+    local target."""
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    recipe = _load(recipe_id)
+    cluster = EmulatedCluster(namespace_finalize_delay=0.1, watch_timeout_cap=5.0)
+    # every worker pod of the checks needs its process: a frontend and two pods of each role
+    kubelet = ProcessKubelet(DYNAMO_PY, tiny_model_dir(), max_processes=5, max_per_component=2)
+    try:
+        cluster.call(lambda: FakeCluster(cluster.emu, kubelet=kubelet, storage_classes=["standard"], platform=True,
+                                         delete_after=0.5))
+        options = KubeOptions(twin="mocker", deploy_timeout=180, job_timeout=60, http_timeout=90, delete_timeout=60,
+                              watch_timeout=5)
+        target = KubernetesTarget(options, kube=cluster.kube())
+        with target.deploy(recipe, tmp_path / "work") as endpoint:
+            assert endpoint.disaggregated
+            with_metrics = {c.role for c in endpoint.components if c.metrics_url}
+            assert {"prefill", "decode"} <= with_metrics, endpoint.components
+            result = smoke.run("disagg", endpoint)
+            assert result.metrics["prefill_served"] > 0 and result.metrics["decode_served"] > 0, result.metrics
+            routed = [c for c in endpoint.components if c.role == "prefill" and c.metrics_url]
+            if endpoint.router_mode == "kv" and len(routed) >= 2:
+                kv = smoke.run("kv-routing", endpoint)
+                assert max(kv.metrics["per_worker"].values()) >= kv.metrics["requests"], kv.metrics
+        assert _harness_namespaces(cluster) == []
+    finally:
+        cluster.close()
+    assert processes_with_env(MARKER, kubelet.marker) == []

@@ -1,0 +1,88 @@
+"""The Kubernetes target through the console script: its options reach the target, preflight
+gates the deploys, and every run leaves no namespace behind (emulated cluster, real CLI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from kube_emulator import NAMESPACES, EmulatedCluster, FakeCluster  # noqa: E402
+from test_kubernetes_target import CACHE, DEPLOY  # noqa: E402
+
+from recipe_harness.targets.kubernetes.namespace import MANAGED_BY, MANAGED_BY_KEY  # noqa: E402
+
+CLI = Path(sys.executable).with_name("recipe-harness")
+
+
+@pytest.fixture
+def cluster():
+    c = EmulatedCluster(namespace_finalize_delay=0.1, watch_timeout_cap=5.0)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def recipes(tmp_path: Path) -> Path:
+    root = tmp_path / "recipes"
+    (root / "tiny" / "vllm" / "agg").mkdir(parents=True)
+    (root / "tiny" / "model-cache").mkdir()
+    (root / "tiny" / "vllm" / "agg" / "deploy.yaml").write_text(DEPLOY)
+    (root / "tiny" / "model-cache" / "cache.yaml").write_text(CACHE)
+    return root
+
+
+def run(cluster: EmulatedCluster, recipes: Path, tmp_path: Path, *pytest_args: str) -> tuple[int, str, dict]:
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    report = tmp_path / "report"
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG",)}
+    env["HF_TOKEN"] = "hf_cli_test"
+    proc = subprocess.run([str(CLI), "test", "--target", "kubernetes", "--suite", "smoke", "--recipes-root",
+                           str(recipes), "--report-dir", str(report), "--", "--kubeconfig", str(kubeconfig),
+                           "-k", "smoke-models", "-p", "no:cacheprovider", *pytest_args],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    summary = json.loads((report / "summary.json").read_text()) if (report / "summary.json").is_file() else {}
+    return proc.returncode, proc.stdout + proc.stderr, summary
+
+
+def harness_namespaces(cluster: EmulatedCluster) -> list[str]:
+    return [n["metadata"]["name"] for n in cluster.items(NAMESPACES)
+            if (n["metadata"].get("labels") or {}).get(MANAGED_BY_KEY) == MANAGED_BY]
+
+
+def models_check(summary: dict) -> dict:
+    return summary["recipes"]["tiny/vllm/agg"]["checks"]["smoke-models"]
+
+
+def test_missing_gpus_skip_the_smoke_checks_and_fail_them_under_require_hardware(cluster, recipes, tmp_path):
+    cluster.call(lambda: FakeCluster(cluster.emu, platform=True, storage_classes=["fast-rwx"]))
+    code, out, summary = run(cluster, recipes, tmp_path)
+    assert code == 0, out
+    check = models_check(summary)
+    assert check["outcome"] == "skipped", check
+    assert "missing on this cluster: gpus: missing: needs 2 GPUs" in json.dumps(check), check
+    code, out, summary = run(cluster, recipes, tmp_path, "--require-hardware")
+    assert code == 1, out
+    assert models_check(summary)["outcome"] == "error"  # a deploy failure is a fixture error
+    assert "(--require-hardware)" in out
+    assert harness_namespaces(cluster) == []
+    assert [n["metadata"]["name"] for n in cluster.items(NAMESPACES)] == ["dynamo-system"]  # nothing was created
+
+
+def test_tolerance_and_time_limit_options_reach_the_target(cluster, recipes, tmp_path):
+    """The scenario's worker crash-loops with 3 restarts (exit code 1): within --max-restarts 5 it is
+    tolerated until --deploy-timeout; past --max-restarts 2 it fails at once, naming the limit."""
+    cluster.call(lambda: FakeCluster(cluster.emu, platform=True, dgd_outcome="CrashLoopBackOff:VllmWorker"))
+    code, out, summary = run(cluster, recipes, tmp_path, "--no-preflight", "--max-restarts", "2")
+    assert code == 1, out
+    assert "restarted 3 times (limit --max-restarts 2)" in out
+    code, out, summary = run(cluster, recipes, tmp_path, "--no-preflight", "--max-restarts", "5",
+                             "--deploy-timeout", "3")
+    assert code == 1, out
+    assert "not Ready within 3s (--deploy-timeout)" in out and "CrashLoopBackOff" in out
+    assert harness_namespaces(cluster) == []
