@@ -58,6 +58,15 @@ def test_a_usage_error_exit_code_is_terminal_at_the_first_restart():
     assert f.terminal and "command line" in f.hint
 
 
+def test_a_command_missing_from_the_image_is_terminal():
+    msg = ('failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create '
+           'failed: unable to start container process: exec: "python3": executable file not found in $PATH')
+    [f] = analysis.pod_failures(pod(waiting={"reason": "CreateContainerError", "message": msg}))
+    assert f.terminal and f.reason == "CreateContainerError"
+    assert analysis.pod_failures(pod(waiting={"reason": "CreateContainerError",
+                                             "message": "context deadline exceeded"})) == []
+
+
 def test_oom_killed_is_terminal_at_once():
     [f] = analysis.pod_failures(pod(last={"reason": "OOMKilled", "exitCode": 137}, restarts=1))
     assert f.reason == "OOMKilled" and f.terminal

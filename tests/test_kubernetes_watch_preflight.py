@@ -215,3 +215,23 @@ def test_preflight_operator_not_ready(cluster):
     _install_dynamo(cluster, ready=False)
     checks = {c.name: c for c in preflight(cluster.kube(), _recipe("llama-3-70b/vllm/agg")).checks}
     assert checks["operator"].status == FAIL and "not ready" in checks["operator"].message
+
+
+def test_preflight_without_gpu_feature_discovery_counts_gpus_and_says_the_product_is_unverified(cluster):
+    """A cluster without GPU feature discovery labels no product; its GPUs still count."""
+    _install_dynamo(cluster)
+    recipe = _recipe("llama-3-70b/vllm/agg")
+    node = _node("gpu-1", "x", 8)
+    del node["metadata"]["labels"]["nvidia.com/gpu.product"]
+    cluster.put(("", "v1", "nodes"), node)
+    checks = {c.name: c for c in preflight(cluster.kube(), recipe).checks}
+    assert checks["gpus"].status == OK, checks["gpus"].message
+    if requirements(recipe).gpu_product:
+        assert "not verified" in checks["gpus"].message and checks["gpus"].details["product_verified"] is False
+
+
+def test_preflight_crd_unreadable_for_rbac_is_unknown_not_a_failure(cluster):
+    _install_dynamo(cluster)
+    cluster.call(cluster.emu.inject, "GET", r"/customresourcedefinitions/", 403, times=5)
+    checks = {c.name: c for c in preflight(cluster.kube(), _recipe("llama-3-70b/vllm/agg")).checks}
+    assert checks["crd"].status == "unknown" and "RBAC" in checks["crd"].message

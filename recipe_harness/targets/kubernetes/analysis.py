@@ -34,6 +34,10 @@ _PULL_TERMINAL = re.compile(r"not found|manifest unknown|repository does not exi
                             r"invalid reference format|unauthorized|authentication required|access denied|"
                             r"pull access denied|403 forbidden|denied:", re.I)
 CRASH_HINT = "the container keeps exiting"
+# The runtime could not start the container: terminal when its command or files do not exist.
+START_WAITING = ("CreateContainerError", "RunContainerError", "StartError")
+_START_TERMINAL = re.compile(r"executable file not found|no such file or directory|exec format error|"
+                             r"permission denied", re.I)
 TERMINATED_FATAL = {"OOMKilled": "the container ran out of memory; raise its memory limit"}
 # Exit code 2 is the usage-error code of Python's argparse (and of shells): the engine rejected its
 # command line (an unknown flag, a bad value), which no restart fixes.
@@ -146,6 +150,10 @@ def pod_failures(pod: dict[str, Any], tolerance: Tolerance | None = None) -> lis
             continue
         if reason in PULL_WAITING:
             out.append(_pull_failure(name, cname, reason, msg))
+            continue
+        if reason in START_WAITING and _START_TERMINAL.search(msg):
+            out.append(Failure(reason, "Pod", name, cname, msg, "the container's command or working directory "
+                               "does not exist in its image"))
             continue
         if reason == "CrashLoopBackOff":
             term = last.get("terminated") or {}

@@ -161,6 +161,8 @@ def check_crd(kube: Kube, api_version: str) -> Check:
     try:
         crd = kube.get_or_none(CRD.path(name=DGD_CRD))
     except ApiError as exc:
+        if exc.status == 403:  # namespace-scoped users may not read CRDs: the deploy itself will tell
+            return Check("crd", UNKNOWN, f"cannot read CRD {DGD_CRD} (RBAC); not verified")
         return Check("crd", FAIL, f"cannot read CRD {DGD_CRD}: {exc}")
     if crd is None:
         return Check("crd", FAIL, f"CRD {DGD_CRD} is not installed; install the Dynamo platform (helm chart dynamo-platform)")
@@ -194,12 +196,13 @@ def check_gpus(nodes: list[dict[str, Any]], req: Requirements) -> Check:
     if req.gpus_total <= 0:
         return Check("gpus", OK, "the recipe requests no GPUs", {"needed": 0})
     per_node = []
-    for node in nodes:
+    gpu_nodes = [n for n in nodes if _quantity(((n.get("status") or {}).get("allocatable") or {}).get(GPU_RESOURCE)) > 0]
+    # Without GPU feature discovery no node says its product: count every GPU, and say so.
+    labelled = any(PRODUCT_LABEL in ((n.get("metadata") or {}).get("labels") or {}) for n in gpu_nodes)
+    for node in gpu_nodes:
         labels = (node.get("metadata") or {}).get("labels") or {}
         alloc = _quantity(((node.get("status") or {}).get("allocatable") or {}).get(GPU_RESOURCE))
-        if alloc <= 0:
-            continue
-        if req.gpu_product and not _product_matches(labels.get(PRODUCT_LABEL, ""), req.gpu_product):
+        if req.gpu_product and labelled and not _product_matches(labels.get(PRODUCT_LABEL, ""), req.gpu_product):
             continue
         per_node.append((node["metadata"]["name"], alloc))
     total = sum(a for _, a in per_node)
@@ -210,6 +213,11 @@ def check_gpus(nodes: list[dict[str, Any]], req: Requirements) -> Check:
     if total < req.gpus_total or biggest < req.gpus_per_pod:
         return Check("gpus", MISSING, f"needs {req.gpus_total} GPUs ({product}, {req.gpus_per_pod} in one pod); "
                                       f"allocatable: {total} on {len(per_node)} nodes (largest node {biggest})", details)
+    if req.gpu_product and not labelled:
+        details["product_verified"] = False
+        return Check("gpus", OK, f"{total} allocatable GPUs on {len(per_node)} nodes (needs {req.gpus_total}); "
+                                 f"their product is unknown (no {PRODUCT_LABEL} labels: GPU feature discovery "
+                                 f"is not installed), {req.gpu_product} not verified", details)
     return Check("gpus", OK, f"{total} allocatable {product} GPUs on {len(per_node)} nodes "
                              f"(needs {req.gpus_total}); allocatable, not necessarily free", details)
 
