@@ -86,3 +86,42 @@ def test_tolerance_and_time_limit_options_reach_the_target(cluster, recipes, tmp
     assert code == 1, out
     assert "not Ready within 3s (--deploy-timeout)" in out and "CrashLoopBackOff" in out
     assert harness_namespaces(cluster) == []
+
+
+def test_the_whole_user_path_on_a_cluster_preflight_and_smoke_of_a_twin(tmp_path):
+    """`recipe-harness test --target kubernetes --suite preflight --suite smoke -- --twin mocker` on the
+    emulated cluster whose kubelet runs the twin's real Dynamo frontend and mocker processes."""
+    from kube_kubelet import MARKER, ProcessKubelet
+    from test_kube_e2e_twin import DYNAMO_PY, RECIPES
+
+    from recipe_harness.procs import processes_with_env
+    from recipe_harness.tinymodel import tiny_model_dir
+
+    if not DYNAMO_PY.exists():
+        pytest.skip(f"{DYNAMO_PY} missing (run `recipe-harness setup`)")
+    cluster = EmulatedCluster(namespace_finalize_delay=0.1, watch_timeout_cap=5.0)
+    kubelet = ProcessKubelet(DYNAMO_PY, tiny_model_dir(), max_processes=4, max_per_component=2)
+    try:
+        cluster.call(lambda: FakeCluster(cluster.emu, kubelet=kubelet, storage_classes=["standard"], platform=True,
+                                         delete_after=0.5))
+        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+        report = tmp_path / "report"
+        env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "HF_TOKEN")}
+        proc = subprocess.run([str(CLI), "test", "--target", "kubernetes", "--suite", "preflight", "--suite", "smoke",
+                               "--recipes-root", str(RECIPES), "--recipe", "mocker-tiny/mocker/agg",
+                               "--report-dir", str(report), "--", "--twin", "mocker", "--kubeconfig", str(kubeconfig),
+                               "--deploy-timeout", "180", "-p", "no:cacheprovider"],
+                              capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, out[-4000:]
+        checks = json.loads((report / "summary.json").read_text())["recipes"]["mocker-tiny/mocker/agg"]["checks"]
+        outcomes = {name: c["outcome"] for name, c in checks.items()}
+        assert outcomes["preflight"] == "passed"
+        for name in ("smoke-models", "smoke-chat", "smoke-completions", "smoke-stream", "smoke-concurrency",
+                     "smoke-bad-request"):
+            assert outcomes[name] == "passed", (name, outcomes)
+        assert "time limits:" in json.dumps(checks["smoke-models"])
+        assert harness_namespaces(cluster) == []
+    finally:
+        cluster.close()
+    assert processes_with_env(MARKER, kubelet.marker) == []
