@@ -299,6 +299,26 @@ def test_an_interrupt_requests_the_deletion_first_and_bounds_diagnostics(cluster
     assert harness_namespaces(cluster) == []
 
 
+def test_an_interrupt_during_teardown_still_deletes_the_namespace_then_propagates(cluster, fake, recipe, tmp_path,
+                                                                                 monkeypatch):
+    """Ctrl-C pressed again while diagnostics are being saved."""
+    from recipe_harness.targets.kubernetes import diagnostics
+
+    monkeypatch.setenv("HF_TOKEN", "x")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(diagnostics, "collect", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with target_for(cluster, interrupt_budget=3).deploy(recipe, tmp_path / "w"):
+            pass
+    deadline = time.monotonic() + 10
+    while harness_namespaces(cluster) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert harness_namespaces(cluster) == []
+
+
 # -- model caches that outlive runs ------------------------------------------------------------------
 
 

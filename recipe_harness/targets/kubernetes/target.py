@@ -493,37 +493,55 @@ class KubernetesTarget:
 
     def _teardown(self, recipe_id: str, ns: str, forward: Access | None, diag_dir: Path, rtype: ResourceType,
                   dgd_name: str, interrupted: bool) -> None:
-        """Close the forwards, save diagnostics, delete what the run made. Never raises: each step
-        catches everything, so no error type can skip the deletion. After Ctrl-C/SIGTERM (a CI
-        cancel sends SIGKILL about 10 s later) the deletion is requested first and diagnostics get
-        only what is left of ``--interrupt-budget``."""
+        """Close the forwards, save diagnostics, delete what the run made. Each step catches every
+        exception type, so none can skip the deletion. After Ctrl-C/SIGTERM (a CI cancel sends
+        SIGKILL about 10 s later) -- also one that arrives during teardown -- the deletion is
+        requested first and diagnostics get only what is left of ``--interrupt-budget``; the
+        interrupt is raised again once the deletion is requested."""
         started = time.monotonic()
         budget = self.options.interrupt_budget
-        kube = self.kube if not interrupted else Kube(self.kube.api_client,
-                                                      backoff=Backoff(attempts=2, base=0.2, cap=1.0),
-                                                      request_timeout=max(1.0, min(5.0, budget / 3)))
+        pending: BaseException | None = None
+        deletion_requested = False
+
+        def quick() -> Kube:
+            return Kube(self.kube.api_client, backoff=Backoff(attempts=2, base=0.2, cap=1.0),
+                        request_timeout=max(1.0, min(5.0, budget / 3)))
+
+        def request_deletion() -> None:
+            nonlocal deletion_requested
+            if not deletion_requested and not self.options.keep:
+                deletion_requested = True
+                self._delete_run(quick(), recipe_id, ns, wait=0.0)
+
+        if interrupted:
+            request_deletion()
         if forward is not None:
             try:
                 forward.close()
+            except (KeyboardInterrupt, SystemExit) as exc:
+                pending, interrupted = exc, True
+                request_deletion()
             except Exception as exc:  # noqa: BLE001
                 _log(f"closing the port-forwards of {ns}: {type(exc).__name__}: {exc}")
-        if interrupted and not self.options.keep:
-            self._delete_run(kube, recipe_id, ns, wait=0.0)
         try:
             deadline = started + (max(0.0, budget - 2.0) if interrupted else self.options.diagnostics_timeout)
-            diagnostics.collect(kube, ns, diag_dir, dgd=rtype, dgd_name=dgd_name, deadline=deadline)
-        except KeyboardInterrupt:
-            interrupted = True
+            diagnostics.collect(quick() if interrupted else self.kube, ns, diag_dir, dgd=rtype, dgd_name=dgd_name,
+                                deadline=deadline)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            pending, interrupted = exc, True
             _log(f"diagnostics of {ns} interrupted")
-            if not self.options.keep:
-                self._delete_run(kube, recipe_id, ns, wait=0.0)
+            request_deletion()
         except Exception as exc:  # noqa: BLE001 -- diagnostics are best effort, never a reason to keep a namespace
             _log(f"diagnostics of {ns} incomplete: {type(exc).__name__}: {exc}")
         if self.options.keep:
             _log(f"--keep: namespace {ns} kept; delete it with `recipe-harness clean` or kubectl delete ns {ns}")
-            return
-        wait = max(0.0, started + budget - time.monotonic()) if interrupted else self.options.delete_timeout
-        self._delete_run(kube, recipe_id, ns, wait=wait)
+        elif interrupted:
+            request_deletion()
+            self._delete_run(quick(), recipe_id, ns, wait=max(0.0, started + budget - time.monotonic()))
+        else:
+            self._delete_run(self.kube, recipe_id, ns, wait=self.options.delete_timeout)
+        if pending is not None:
+            raise pending
 
     def _delete_run(self, kube: Kube, recipe_id: str, ns: str, wait: float) -> None:
         """Delete the run's namespace (or, in a cache namespace, what the run created there)."""
