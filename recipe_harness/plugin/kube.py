@@ -57,9 +57,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="the recipe's perf Job on the cluster (default: 7200)")
     limits.addoption("--delete-timeout", metavar="SECONDS", type=float, default=300.0,
                      help="waiting for the run's namespace to be deleted (default: 300)")
-    limits.addoption("--interrupt-budget", metavar="SECONDS", type=float, default=8.0,
+    limits.addoption("--interrupt-budget", metavar="SECONDS", type=float, default=5.0,
                      help="cleanup after Ctrl-C/SIGTERM: the namespace deletion is requested first, diagnostics get "
-                          "what is left (default: 8; CI cancels send SIGKILL about 10 s after SIGTERM)")
+                          "what is left (default: 5; CI cancels send SIGKILL about 10 s after SIGTERM)")
     limits.addoption("--max-restarts", metavar="N", type=int, default=3,
                      help="restarts a crashing container may have before the deploy fails (default: 3; OOMKilled "
                           "and command-line errors fail at once)")
@@ -97,7 +97,7 @@ def kube_options(config: pytest.Config) -> KubeOptions:
             http_timeout=config.getoption("--http-timeout", default=120.0),
             perf_timeout=config.getoption("--perf-job-timeout", default=7200.0),
             delete_timeout=config.getoption("--delete-timeout", default=300.0),
-            interrupt_budget=config.getoption("--interrupt-budget", default=8.0),
+            interrupt_budget=config.getoption("--interrupt-budget", default=5.0),
             max_restarts=config.getoption("--max-restarts", default=3),
             image_pull_grace=config.getoption("--image-pull-grace", default=300.0),
             dgd_failed_grace=config.getoption("--dgd-failed-grace", default=120.0),

@@ -58,7 +58,7 @@ class KubeOptions:
     dgd_failed_grace: float = 120.0         # seconds a DGD may stay in state failed before it counts
     preflight: bool = True                  # gate each deploy on the cluster's preflight checks
     cache_namespace: str | None = None      # keep model caches between runs in this namespace
-    interrupt_budget: float = 8.0           # seconds cleanup may take after Ctrl-C/SIGTERM
+    interrupt_budget: float = 5.0           # seconds cleanup may take after Ctrl-C/SIGTERM
     diagnostics_timeout: float = 60.0       # seconds diagnostics collection may take
     progress_every: float = 30.0            # seconds between progress lines while waiting
     helper_image: str = "busybox:1.36"
