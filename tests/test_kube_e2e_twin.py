@@ -115,6 +115,8 @@ def test_disaggregation_and_kv_routing_are_checked_on_the_cluster(recipe_id, tmp
             result = smoke.run("disagg", endpoint)
             assert result.metrics["prefill_served"] > 0 and result.metrics["decode_served"] > 0, result.metrics
             routed = [c for c in endpoint.components if c.role == "prefill" and c.metrics_url]
+            prefill_pods = sum(s.replicas for s in recipe.deployment.services if s.role == "prefill")
+            assert len(routed) == prefill_pods, endpoint.components  # every prefill pod has its forward
             if endpoint.router_mode == "kv" and len(routed) >= 2:
                 kv = smoke.run("kv-routing", endpoint)
                 assert max(kv.metrics["per_worker"].values()) >= kv.metrics["requests"], kv.metrics
