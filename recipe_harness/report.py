@@ -126,7 +126,7 @@ class Summary:
             "",
         ]
         present = {group_of(c) for c in checks}
-        groups = [g for g in ("static", "preflight", "smoke", "perf") if g in present]
+        groups = [g for g in SUITES if g in present]
         if groups:
             lines.append("| Recipe | " + " | ".join(groups) + " |")
             lines.append("|---|" + "---|" * len(groups))
@@ -165,27 +165,6 @@ class Summary:
             lines.append("")
         return "\n".join(lines)
 
-    def to_html(self) -> str:
-        """The per-recipe table of summary.md as an HTML fragment (for report.html)."""
-        from html import escape
-
-        checks = self.checks()
-        present = {group_of(c) for c in checks}
-        groups = [g for g in ("static", "preflight", "smoke", "perf") if g in present]
-        t = self.totals()
-        rows = [f"<p><b>{t['recipes']} recipes</b>, {t['checks']} checks: {t['passed']} passed, "
-                f"{t['failed']} failed, {t['skipped']} skipped, {t['error']} errors; {t['findings']} findings"
-                + (f"; target <b>{escape(self.target)}</b>" if self.target else "") + ".</p>",
-                '<table class="recipe-harness-summary" style="border-collapse:collapse;margin-bottom:1em">',
-                "<tr>" + "".join(f'<th style="text-align:left;padding:2px 10px">{escape(h)}</th>'
-                                 for h in ["Recipe", *groups]) + "</tr>"]
-        for rid, r in sorted(self.recipes.items()):
-            cells = [_group_html({n: c for n, c in r.checks.items() if group_of(n) == g}) for g in groups]
-            rows.append(f'<tr><td style="padding:2px 10px"><code>{escape(rid)}</code></td>'
-                        + "".join(f'<td style="padding:2px 10px">{c}</td>' for c in cells) + "</tr>")
-        rows.append("</table>")
-        return "\n".join(rows)
-
     def write(self, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
         _atomic_write(out / "summary.json", json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
@@ -193,14 +172,15 @@ class Summary:
 
 
 _ORDER = ["yaml", "schema", "structure"]
-GROUPS = ("smoke", "perf", "preflight")
+GROUPS = ("smoke", "perf", "preflight", "predict")
+SUITES = ("static", "preflight", "smoke", "perf", "predict")   # column order
 
 
 def group_of(check: str) -> str:
-    """The suite a check belongs to: ``smoke-*`` checks, ``perf``, ``preflight``; the rest is static
-    (``perf-config`` is a static check of the perf manifest)."""
+    """The suite a check belongs to: ``smoke-*`` checks, ``perf``, ``preflight``, ``predict``; the rest is
+    static (``perf-config`` is a static check of the perf manifest)."""
     return next((g for g in GROUPS if check == g or check.startswith(g + ":") or
-                 (g == "smoke" and check.startswith("smoke-"))), "static")
+                 (g in ("smoke", "predict") and check.startswith(g + "-"))), "static")
 
 
 def _group_status(checks: dict[str, CheckEntry]) -> tuple[str, str]:
@@ -220,19 +200,6 @@ def _group_status(checks: dict[str, CheckEntry]) -> tuple[str, str]:
 def _group_cell(checks: dict[str, CheckEntry]) -> str:
     status, text = _group_status(checks)
     return f"{_ICON[status]} {text}".strip() if status != "skipped" else f"{_ICON[status]} skipped"
-
-
-_HTML_STYLE = {"passed": ("#1a7f37", "passed"), "failed": ("#cf222e", "FAILED"), "skipped": ("#9a6700", ""),
-               "": ("#666", "")}
-
-
-def _group_html(checks: dict[str, CheckEntry]) -> str:
-    from html import escape
-
-    status, text = _group_status(checks)
-    color, word = _HTML_STYLE[status]
-    label = f"{word} {text}".strip() if word else text
-    return f'<span style="color:{color}">{escape(label)}</span>'
 
 
 def _check_order(item) -> tuple[int, str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from .thresholds import Limit
 
 DPI = 100
+SWEEP_SIZE = (12, 4)      # inches: 1200 x 400 px, the report's full width without scaling
 LIMIT_STYLE = {"color": "#c0392b", "linestyle": "--", "linewidth": 1.2}
 
 
@@ -44,7 +45,7 @@ def sweep_curve(points: list[CurvePoint], limits: list[Limit], out: Path, *, tit
     if not usable:
         return None
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=DPI)
+    fig, axes = plt.subplots(1, 2, figsize=SWEEP_SIZE, dpi=DPI)
     panels = (("TTFT (ms)", "ttft"), ("ITL (ms)", "itl"))
     for ax, (xlabel, kind) in zip(axes, panels):
         xs50 = [getattr(p, f"{kind}_p50") for p in usable]
@@ -60,14 +61,14 @@ def sweep_curve(points: list[CurvePoint], limits: list[Limit], out: Path, *, tit
         lat_limits = _limits(limits, f"{kind}_p50", f"{kind}_p99", f"{kind}_p90", f"{kind}_avg")
         for lim in lat_limits:
             ax.axvline(lim.value, **LIMIT_STYLE)
-            ax.annotate(f"{lim.metric} {lim.bound}", (lim.value, 0.02),
+            ax.annotate(lim.describe(), (lim.value, 0.02),
                         xycoords=("data", "axes fraction"), rotation=90, fontsize=7, color=LIMIT_STYLE["color"])
         xs = [x for x in xs50 + xs99 if x] + [lim.value for lim in lat_limits if lim.value > 0]
         if xs and min(xs) > 0 and max(xs) / min(xs) > 20:
             ax.set_xscale("log")   # limits are often 10-100x the measured latency
         for lim in _limits(limits, "output_tokens_per_s_per_gpu"):
             ax.axhline(lim.value, **LIMIT_STYLE)
-            ax.annotate(f"{lim.metric} {lim.bound}", (0.01, lim.value), xycoords=("axes fraction", "data"),
+            ax.annotate(lim.describe(), (0.01, lim.value), xycoords=("axes fraction", "data"),
                         fontsize=7, color=LIMIT_STYLE["color"], va="bottom")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("output tokens/s/GPU")
@@ -98,7 +99,7 @@ def distribution(values: list[float], percentiles: dict[str, float | None], limi
         shown = [lim for lim in limits if lim.value <= 3 * top]
         for lim in shown:
             ax.axvline(lim.value, **LIMIT_STYLE)
-            ax.annotate(f"{lim.metric} {lim.bound}", (lim.value, 0.5), xycoords=("data", "axes fraction"),
+            ax.annotate(lim.describe(), (lim.value, 0.5), xycoords=("data", "axes fraction"),
                         fontsize=7, rotation=90, color=LIMIT_STYLE["color"])
         off = [lim for lim in limits if lim not in shown]
         if off:
@@ -114,7 +115,7 @@ def distribution(values: list[float], percentiles: dict[str, float | None], limi
         ax.bar(list(known), list(known.values()), color="#2c7fb8")
         for lim in limits:
             ax.axhline(lim.value, **LIMIT_STYLE)
-            ax.annotate(f"{lim.metric} {lim.bound}", (0.01, lim.value), xycoords=("axes fraction", "data"),
+            ax.annotate(lim.describe(), (0.01, lim.value), xycoords=("axes fraction", "data"),
                         fontsize=7, color=LIMIT_STYLE["color"], va="bottom")
         ax.set_ylabel(xlabel)
     ax.set_title(title, fontsize=10)

@@ -2,12 +2,15 @@
 summary.json (schema: ``schemas/summary.schema.json``) and summary.md.
 
 Every harness test id is ``<recipe-id>::<check>``; a test adds findings, metrics and images to
-its entry with the ``record`` fixture.
+its entry with the ``record`` fixture. At the end of the session the summary block of
+:mod:`recipe_harness.report_html` (verdicts, findings, perf table, plots, one section per recipe)
+is written under the title of pytest-html's report.
 """
 
 from __future__ import annotations
 
-import base64
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +25,8 @@ from .options import harness_of
 
 RECORD_KEY = pytest.StashKey["Record"]()
 SUMMARY_KEY = pytest.StashKey[Summary]()
+IMAGES_KEY = pytest.StashKey[dict[tuple[str, str], list[tuple[str, Path]]]]()
+HTML_PATH_KEY = pytest.StashKey[Path]()
 
 
 @dataclass
@@ -53,6 +58,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
         config.option.htmlpath = str(out / "report.html")
         config.option.self_contained_html = True
+    if getattr(config.option, "htmlpath", None):   # as pytest-html resolves it (basereport.BaseReport)
+        config.stash[HTML_PATH_KEY] = Path.cwd() / Path(os.path.expandvars(config.option.htmlpath)).expanduser()
 
 
 @pytest.fixture
@@ -88,8 +95,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if ids is None:
         return
     rec = item.stash.get(RECORD_KEY, None)
-    if rec is not None and report.when == "call" and rec.images:
-        _attach_images(item, report, rec)
     summary = item.config.stash[SUMMARY_KEY]
     recipe_id, check = ids
     if summary.target is None and {"deployed", "endpoint"} & set(getattr(item, "fixturenames", ())):
@@ -112,6 +117,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         entry.metrics = dict(rec.metrics)
         entry.artifacts = list(rec.artifacts) + [str(p) for _, p in rec.images]
         entry.notes = list(rec.notes)
+        item.config.stash.setdefault(IMAGES_KEY, {})[(recipe_id, check)] = list(rec.images)
 
 
 def _recipe_path(item: pytest.Item, recipe_id: str) -> str:
@@ -137,22 +143,6 @@ def _short(text: str, limit: int = 2000) -> str:
     return text if len(text) <= limit else text[: limit - 20] + "\n... (truncated)"
 
 
-def _attach_images(item: pytest.Item, report: pytest.TestReport, rec: Record) -> None:
-    html = item.config.pluginmanager.getplugin("html")
-    if html is None:
-        return
-    from pytest_html import extras
-
-    current = getattr(report, "extras", [])
-    for title, path in rec.images:
-        try:
-            data = base64.b64encode(path.read_bytes()).decode("ascii")
-        except OSError:
-            continue
-        current.append(extras.png(data, name=title))
-    report.extras = current
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_report_title(report) -> None:
     report.title = "recipe-harness report"
@@ -161,8 +151,8 @@ def pytest_html_report_title(report) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_results_summary(prefix, summary, postfix, session) -> None:
     data = session.config.stash.get(SUMMARY_KEY, None)
-    if data is not None and data.recipes:
-        prefix.append(data.to_html())
+    if data is not None and data.recipes and HTML_PATH_KEY in session.config.stash:
+        prefix.append('<p><a href="#rh-summary">Results by recipe</a> are at the top of this page.</p>')
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -180,6 +170,54 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     summary.exit_status = int(exitstatus)
     out = Path(report_dir)
     summary.write(out)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After pytest-html wrote report.html (in its ``pytest_sessionfinish``): the summary block on top."""
+    path = config.stash.get(HTML_PATH_KEY, None)
+    summary = config.stash.get(SUMMARY_KEY, None)
+    if path is None or summary is None or hasattr(config, "workerinput") or not path.is_file():
+        return
+    from .. import report_html
+
+    try:
+        block = report_html.render(summary.to_dict(), html_dir=path.parent, images=_images(config),
+                                   suppressions=_suppressions(config, summary))
+        report_html.write_into(path, block)
+    except (report_html.InjectError, OSError, ValueError) as exc:
+        print(f"recipe-harness: the summary could not be written into {path}: {exc}; "
+              "summary.md and summary.json have the same results", file=sys.stderr)
+
+
+def _images(config: pytest.Config) -> dict[tuple[str, str], list[Any]]:
+    from ..report_html import Image
+
+    return {key: [Image(title, p) for title, p in imgs] for key, imgs in config.stash.get(IMAGES_KEY, {}).items()}
+
+
+def _suppressions(config: pytest.Config, summary: Summary) -> dict[str, list[Any]]:
+    """The suppressions of the recipes whose static checks ran (``.recipe-harness.yaml``)."""
+    from .. import suppressions as sup
+    from ..report import group_of
+    from ..report_html import SuppressionRow
+
+    out: dict[str, list[Any]] = {}
+    for recipe in harness_of(config).recipes:
+        entry = summary.recipes.get(recipe.id)
+        if entry is None or recipe.suppressions_file is None or not any(group_of(n) == "static" for n in entry.checks):
+            continue
+        loaded = sup.load(recipe.suppressions_file)
+        rows = [SuppressionRow(s.rule, s.reason, _display(s.file), s.line, s.col) for s in loaded.entries if s.valid]
+        if rows:
+            out[recipe.id] = rows
+    return out
+
+
+def _display(file: str) -> str:
+    from ..findings import display_path
+
+    return display_path(file)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
