@@ -30,11 +30,18 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--recipes-root", metavar="DIR", help="folder holding <model>/ recipe folders (default: ./recipes)")
         sp.add_argument("--recipe", metavar="GLOB", action="append", default=[],
                         help="only recipes whose id matches GLOB (repeatable)")
+        sp.add_argument("--changed-since", metavar="REF",
+                        help="only recipes whose files changed since the merge base of REF and HEAD (committed, "
+                             "staged, unstaged and untracked; a model-level or shared file selects every recipe "
+                             "using it); says what was selected and why")
 
     c = sub.add_parser("check", help="static checks; prints path:line:col: RULE-ID message")
     c.add_argument("paths", nargs="*", metavar="PATH", help="recipes root, recipe folder or deploy file (default: ./recipes)")
     selection(c)
-    c.add_argument("--format", choices=("text", "json"), default="text")
+    c.add_argument("--format", choices=("text", "json", "sarif", "github"), default="text",
+                   help="text (default), json, sarif (SARIF 2.1.0 for code scanning) or github (workflow "
+                        "commands: annotations on a pull request)")
+    c.add_argument("--sarif", metavar="FILE", help="also write the findings as SARIF 2.1.0 to FILE (any --format)")
     c.add_argument("--crd", metavar="FILE", action="append", default=[], help="validate custom resources against this CRD")
     c.add_argument("--strict-kinds", action="store_true", help="kinds with no schema are errors")
     c.add_argument("--strict", action="store_true", help="warnings fail too")
@@ -184,6 +191,31 @@ def run_checks(discoveries, options) -> tuple[list[str], list[Finding]]:
     return ids, findings
 
 
+def changed_only(discoveries, ref: str, *, quiet: bool = False):
+    """Keep the recipes changed since ``ref`` (see :mod:`.changed`); print what was selected and why to
+    stderr. Returns (discoveries with a recipe left, selections)."""
+    from .changed import ChangedSinceError, select
+
+    kept, selections = [], []
+    for d in discoveries:
+        try:
+            sel = select(d.root, d.recipes, ref)
+        except ChangedSinceError as exc:
+            raise UsageError(str(exc)) from None
+        selections.append((d.root, sel))
+        if not quiet:
+            for line in sel.describe(d.root):
+                print(line, file=sys.stderr)
+        changed_files = {str(c.path) for c in sel.changes}
+        d.recipes = [r for r in d.recipes if r.id in sel.reasons]
+        dirs = [str(r.dir.absolute()) + "/" for r in d.recipes]
+        d.findings = [f for f in d.findings if str(Path(f.file).absolute()) in changed_files
+                      or any(str(Path(f.file).absolute()).startswith(x) for x in dirs)]
+        if d.recipes or d.findings:
+            kept.append(d)
+    return kept, selections
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from .checks import CheckOptions
 
@@ -193,6 +225,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     options = CheckOptions(kubernetes_version=args.kubernetes_version, crd_files=tuple(Path(c) for c in args.crd),
                            strict_kinds=args.strict_kinds, strict=args.strict)
     discoveries = select_recipes(args.paths, args.recipes_root, args.recipe)
+    selections = []
+    if args.changed_since:
+        discoveries, selections = changed_only(discoveries, args.changed_since)
     try:
         ids, findings = run_checks(discoveries, options)
     except Exception as exc:  # a bad --crd file is a usage error, never a traceback
@@ -203,13 +238,33 @@ def cmd_check(args: argparse.Namespace) -> int:
     errors = [f for f in findings if f.severity is Severity.ERROR]
     warnings = [f for f in findings if f.severity is Severity.WARNING]
     failing = errors + (warnings if args.strict else [])
+    code = EXIT_FINDINGS if failing else EXIT_OK
+    if args.sarif:
+        from .output.sarif import write_sarif
+
+        try:
+            write_sarif(Path(args.sarif), findings)
+        except OSError as exc:
+            raise UsageError(f"--sarif {args.sarif}: cannot write: {exc.strerror or exc}") from None
     if args.format == "json":
-        print(json.dumps({
+        data = {
             "recipes": ids,
             "findings": [f.to_dict() for f in findings],
             "summary": {"recipes": len(ids), "errors": len(errors), "warnings": len(warnings),
                         "notes": len(findings) - len(errors) - len(warnings)},
-        }, indent=2))
+        }
+        if args.changed_since:
+            data["changed"] = [sel.to_dict(root) for root, sel in selections]
+        print(json.dumps(data, indent=2))
+    elif args.format == "sarif":
+        from .output.sarif import sarif_log
+
+        print(json.dumps(sarif_log(findings, exit_code=code), indent=2))
+    elif args.format == "github":
+        from .output.github import github_commands
+
+        for line in github_commands(findings, notes=args.verbose, hints=not args.no_hints):
+            print(line)
     else:
         for f in findings:
             if f.severity is Severity.INFO and not args.verbose:
@@ -217,9 +272,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f.format())
             if f.hint and not args.no_hints:
                 print(f"    hint: {f.hint}")
-        sys.stdout.flush()
+    sys.stdout.flush()
+    if args.format != "json":
         print(f"{len(ids)} recipes checked: {len(errors)} errors, {len(warnings)} warnings", file=sys.stderr)
-    return EXIT_FINDINGS if failing else EXIT_OK
+    return code
 
 
 # --- test ---------------------------------------------------------------------------------------
@@ -236,6 +292,8 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
         out += ["--recipes-root", args.recipes_root]
     for pat in args.recipe:
         out += ["--recipe", pat]
+    if args.changed_since:
+        out += ["--changed-since", args.changed_since]
     if args.strict:
         out.append("--strict-rules")
     return out + extra
@@ -247,6 +305,15 @@ def cmd_test(args: argparse.Namespace) -> int:
     root = Path(args.recipes_root) if args.recipes_root else Path("recipes")
     if not root.is_dir():
         raise UsageError(f"recipes root {root} does not exist; pass --recipes-root DIR")
+    if args.changed_since:  # a bad REF is a usage error before pytest starts; nothing changed is a pass
+        (d,) = select_recipes([], args.recipes_root, args.recipe)
+        root_dir = d.root
+        kept, selections = changed_only([d], args.changed_since, quiet=True)  # pytest's header says it again
+        if not any(k.recipes for k in kept):
+            for _, sel in selections:
+                print("\n".join(sel.describe(root_dir)), file=sys.stderr)
+            print(f"recipe-harness: no recipe changed since {args.changed_since}: nothing to test", file=sys.stderr)
+            return EXIT_OK
     code = int(pytest.main(pytest_args(args)))
     if code == 5:  # no tests collected: a selection that matched nothing
         print("recipe-harness: no tests matched the selection", file=sys.stderr)
@@ -259,6 +326,9 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     (d,) = select_recipes([], args.recipes_root, args.recipe)
+    if args.changed_since:
+        kept, _ = changed_only([d], args.changed_since)
+        d.recipes = kept[0].recipes if kept else []
     rows = [{"id": r.id, "deploy": str(r.deploy_file), "model": r.model, "perf": [str(p) for p in r.perf_files],
              "thresholds": str(r.thresholds_file) if r.thresholds_file else None} for r in d.recipes]
     if args.format == "json":

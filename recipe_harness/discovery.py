@@ -222,7 +222,9 @@ def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...]
         return result
     yaml_files = _walk(root_path, result.findings)
     patches = _kustomize_patches(p for p in yaml_files if p.name in KUSTOMIZATION_NAMES)
-    candidates = [p for p in yaml_files if not _is_model_cache(p, root_path) and p not in patches and not _is_template(p)]
+    # a kustomization is never a recipe, even one whose patches target kind: DynamoGraphDeployment
+    candidates = [p for p in yaml_files if not _is_model_cache(p, root_path) and p not in patches and not _is_template(p)
+                  and p.name not in KUSTOMIZATION_NAMES]
     dgd_files = [p for p in candidates if mentions_dgd(p)]
     for p in candidates:
         if p.stem in DEPLOY_STEMS and p not in dgd_files:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ..bundle import LoadedRecipe
+from ..changed import ChangedSinceError, Selection, select
 from ..discovery import Discovery, Recipe, discover
 from ..manifests import LoadResult
 
@@ -28,6 +29,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="folder holding <model>/<backend>/<mode>/ recipes (default: ./recipes)")
     group.addoption("--recipe", metavar="GLOB", action="append", default=[],
                     help="only recipes whose id matches GLOB (repeatable), e.g. 'qwen3-32b/*'")
+    group.addoption("--changed-since", metavar="REF", default=None,
+                    help="only recipes whose files changed since the merge base of REF and HEAD, work tree "
+                         "included (recipe_harness/changed.py); none changed: nothing to run")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -40,8 +44,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # A selection given on the command line is checked up front: one clear error, not a
     # collection error in every suite module. (With the defaults, suites check it when collected.)
     config = session.config
-    if config.getoption("--recipes-root", default=None) or config.getoption("--recipe", default=None):
+    if config.getoption("--recipes-root", default=None) or config.getoption("--recipe", default=None) \
+            or config.getoption("--changed-since", default=None):
         selected_recipes(config)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    h = harness_of(config)
+    return h.selection.describe(h.recipes_root) if h.selection is not None else []
 
 
 @dataclass
@@ -50,6 +60,8 @@ class Harness:
 
     recipes_root: Path
     patterns: tuple[str, ...] = ()
+    changed_since: str | None = None
+    selection: Selection | None = None  # what --changed-since selected, and why
     _discovery: Discovery | None = None
     _loaded: dict[str, LoadedRecipe] = field(default_factory=dict)
     _file_cache: dict[Path, LoadResult] = field(default_factory=dict)
@@ -58,6 +70,12 @@ class Harness:
     def discovery(self) -> Discovery:
         if self._discovery is None:
             self._discovery = discover(self.recipes_root, self.patterns)
+            if self.changed_since:
+                try:
+                    self.selection = select(self.recipes_root, self._discovery.recipes, self.changed_since)
+                except ChangedSinceError as exc:
+                    raise pytest.UsageError(str(exc)) from None
+                self._discovery.recipes = [r for r in self._discovery.recipes if r.id in self.selection.reasons]
         return self._discovery
 
     @property
@@ -76,6 +94,7 @@ def harness_of(config: pytest.Config) -> Harness:
         config.stash[HARNESS_KEY] = Harness(
             recipes_root=Path(root) if root else Path.cwd() / "recipes",
             patterns=tuple(config.getoption("--recipe", default=[]) or ()),
+            changed_since=config.getoption("--changed-since", default=None),
         )
     return config.stash[HARNESS_KEY]
 
@@ -89,6 +108,8 @@ def selected_recipes(config: pytest.Config) -> list[Recipe]:
     """The recipes the run is about; a usage error when there are none (a typo in --recipes-root
     or --recipe must never turn into a green run)."""
     h = harness_of(config)
+    if not h.recipes and h.selection is not None:
+        return []  # nothing changed since REF: nothing to run, not a usage error
     if not h.recipes:
         problems = "; ".join(f.message for f in h.discovery.findings)
         where = f"--recipes-root {h.recipes_root}"
