@@ -27,6 +27,9 @@ from typing import Any
 
 import referencing
 
+from .cel import apply_defaults, compile_validations
+from .cel import evaluate as evaluate_rules
+
 PathT = tuple[str | int, ...]
 
 
@@ -42,6 +45,9 @@ class Violation:
 
 
 Check = Callable[[Any, PathT, list[Violation]], None]
+
+CEL = "cel"  # Violation code of a failed x-kubernetes-validations rule
+CEL_UNSUPPORTED = "cel-unsupported"  # a rule using a function no offline library provides
 
 JSON = "json"
 STRUCTURAL = "structural"
@@ -306,7 +312,30 @@ class Compiler:
         type_set = types
         if type_set is not None and nullable:
             type_set = type_set | {"null"}
-        return self._assemble(type_set, nullable, structural, checks)
+        check = self._assemble(type_set, nullable, structural, checks)
+        if "x-kubernetes-validations" in s and dialect != _VALUE_ONLY:
+            check = self._with_cel(check, s, types, where)
+        return check
+
+    @staticmethod
+    def _with_cel(inner: Check, s: dict, types: frozenset[str] | None, where: tuple) -> Check:
+        """``inner`` followed by the node's CEL rules (compiled here, once per schema node)."""
+        try:
+            rules = compile_validations(s["x-kubernetes-validations"])
+        except ValueError as exc:
+            raise SchemaCompileError(str(exc), where + ("x-kubernetes-validations",)) from None
+        props = s.get("properties") if isinstance(s.get("properties"), dict) else None
+
+        def cel_check(value: Any, path: PathT, out: list[Violation]) -> None:
+            before = len(out)
+            inner(value, path, out)
+            if value is None or len(out) > before or (types is not None and not _type_ok(types, value)):
+                return  # schema errors below are reported instead; the apiserver does not run rules on them
+            for f in evaluate_rules(rules, apply_defaults(value, props), path):
+                code = CEL_UNSUPPORTED if f.unsupported else CEL
+                message = f"rule {f.rule.rule!r} cannot be evaluated offline: {f.message}" if f.unsupported else f.message
+                out.append(Violation(f.path, code, message, key=True))
+        return cel_check
 
     @staticmethod
     def _assemble(types: frozenset[str] | None, nullable: bool, structural: bool, checks: list[Check]) -> Check:

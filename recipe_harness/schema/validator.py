@@ -15,6 +15,8 @@ import referencing.jsonschema
 from ..findings import Finding, Severity
 from ..manifests import DGD_KIND, Document
 from .compiler import (
+    CEL,
+    CEL_UNSUPPORTED,
     JSON,
     STRUCTURAL,
     Check,
@@ -53,7 +55,7 @@ RULES: dict[str, str] = {
     RULE_NOT_VALIDATED: "kind not validated: no schema is known for it (info; an error with strict kinds)",
     RULE_API_VERSION: "wrong or unknown apiVersion for a known kind (e.g. apps/v1 Job, nvidia.com/v1 DGD)",
     RULE_SHAPE: "document is not a map, or its apiVersion/kind is missing or invalid",
-    RULE_CRD: "part of a --crd schema cannot be checked offline (x-kubernetes-validations CEL rules)",
+    RULE_CRD: "a CEL rule (x-kubernetes-validations) of a schema uses a function that cannot be evaluated offline",
 }
 
 DGD_GROUP = "nvidia.com"
@@ -151,6 +153,10 @@ def bundled_schema(api_version: str, kind: str, kubernetes_version: str = DEFAUL
     return root
 
 
+_CRD_CACHE: dict[tuple, list[tuple[CRDKind, dict[str, Check]]]] = {}
+"""Compiled ``--crd`` files of this process (see :meth:`Validator._load_crd`)."""
+
+
 @dataclass
 class _Target:
     """What a document is validated against."""
@@ -175,14 +181,32 @@ class Validator:
         self._crds: dict[tuple[str, str], CRDKind] = {}
         self._crd_checks: dict[tuple[str, str, str], Check] = {}
         for path in options.crd_files:
-            for crd in load_crd_file(path):
+            for crd, checks in self._load_crd(Path(path)):
                 self._crds[(crd.group, crd.kind)] = crd
-                for ver in crd.versions.values():
-                    self._crd_checks[(crd.group, crd.kind, ver.name)] = self._compile_crd(crd, ver.name)
+                for name, check in checks.items():
+                    self._crd_checks[(crd.group, crd.kind, name)] = check
         self._targets: dict[tuple[str, str], _Target] = {}
-        self._cel_noted: set[tuple[str, str, str]] = set()
+        self._cel_noted: set[str] = set()
 
     # -- compilation --------------------------------------------------------------------------
+    def _load_crd(self, path: Path) -> list[tuple[CRDKind, dict[str, Check]]]:
+        """The CRDs of a ``--crd`` file with their compiled checks, read and compiled once per process.
+
+        Keyed by the file's resolved path, size and modification time and the Kubernetes version
+        (whose definitions the CRD's embedded ObjectMeta is checked against), so a Validator per
+        recipes root or per path costs a dictionary lookup after the first.
+        """
+        try:
+            st = path.stat()
+            key = (str(path.resolve()), st.st_size, st.st_mtime_ns, self.kubernetes_version)
+        except OSError as exc:
+            raise SchemaConfigError(f"{path}: cannot read CRD file: {exc.strerror or exc}") from None
+        hit = _CRD_CACHE.get(key)
+        if hit is None:
+            hit = [(crd, {name: self._compile_crd(crd, name) for name in crd.versions}) for crd in load_crd_file(path)]
+            _CRD_CACHE[key] = hit
+        return hit
+
     def _compile_crd(self, crd: CRDKind, version: str) -> Check:
         schema = dict(crd.versions[version].schema)
         props = dict(schema.get("properties") or {})
@@ -251,17 +275,20 @@ class Validator:
             return self._no_schema(doc, api_version, kind, group)
         out: list[Violation] = []
         target.check(body, (), out)
-        findings = [self._to_finding(doc, v, target.rule) for v in out]
+        findings = []
+        for v in out:
+            if v.code == CEL_UNSUPPORTED:
+                if v.message in self._cel_noted:
+                    continue
+                self._cel_noted.add(v.message)
+                findings.append(doc.finding(
+                    RULE_CRD, f"{kind} {api_version} ({target.label}): {v.message}", v.path, key=True,
+                    severity=Severity.INFO,
+                    hint="the apiserver evaluates it at admission; this note is given once per rule and run"))
+            else:
+                findings.append(self._to_finding(doc, v, target.rule))
         findings += self._name_check(doc, target.rule)
         findings.sort(key=lambda f: (f.line, f.col))
-        if target.crd is not None and target.crd.versions[target.version].has_cel:
-            key = (target.crd.group, target.crd.kind, target.version)
-            if key not in self._cel_noted:
-                self._cel_noted.add(key)
-                findings.append(doc.finding(
-                    RULE_CRD, f"x-kubernetes-validations (CEL) rules of {kind} {target.version} in "
-                              f"{Path(target.crd.file).name} are not evaluated offline", severity=Severity.INFO,
-                    hint="the apiserver evaluates them at admission; this note is given once per run"))
         return findings
 
     def _missing_type_meta(self, doc: Document, api_version: Any, kind: Any) -> list[Finding]:
@@ -342,7 +369,10 @@ class Validator:
             message = f"{shown}: null value for a non-nullable field; the apiserver would silently drop it"
         severity = Severity.WARNING if v.code == "null" else Severity.ERROR
         key = v.key or (v.code == "required" and bool(v.path))
-        return doc.finding(rule, message, v.path, key=key, hint=v.hint, severity=severity)
+        hint = v.hint
+        if v.code == CEL and not hint:
+            hint = "a rule of the CRD (x-kubernetes-validations): the apiserver rejects the object with this message"
+        return doc.finding(rule, message, v.path, key=key, hint=hint, severity=severity)
 
 
 def _list_item(doc: Document, index: int) -> Document:
