@@ -1,5 +1,5 @@
 """Reports in ``--report-dir``: junit.xml (pytest), report.html (pytest-html, self-contained),
-summary.json (schema: ``schemas/summary.schema.json``) and summary.md.
+summary.json (schema: ``schemas/summary.schema.json``), summary.md and findings.sarif (SARIF 2.1.0).
 
 Every harness test id is ``<recipe-id>::<check>``; a test adds findings, metrics and images to
 its entry with the ``record`` fixture. At the end of the session the summary block of
@@ -170,6 +170,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     summary.exit_status = int(exitstatus)
     out = Path(report_dir)
     summary.write(out)
+    from ..output.sarif import write_sarif  # findings.sarif: the static findings for code scanning
+
+    write_sarif(out / "findings.sarif", [f for r in summary.recipes.values() for c in r.checks.values() for f in c.findings])
 
 
 @pytest.hookimpl(trylast=True)
@@ -223,7 +226,7 @@ def _display(file: str) -> str:
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     report_dir = config.getoption("--report-dir", default=None)
     if report_dir:
-        terminalreporter.write_sep("-", f"recipe-harness reports in {report_dir}/ (summary.md, summary.json, report.html, junit.xml)")
+        terminalreporter.write_sep("-", f"recipe-harness reports in {report_dir}/ (summary.md, summary.json, report.html, junit.xml, findings.sarif)")
 
 
 __all__ = ["CheckEntry", "Record", "record"]
