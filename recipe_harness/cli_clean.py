@@ -176,14 +176,14 @@ def clean(argv: list[str], kube: Kube | None = None) -> int:
 
 def run(args: argparse.Namespace, kube: Kube | None = None) -> int:
     """Delete the harness namespaces whose runs are over (all with ``--all``); exit status as documented above."""
-    from .targets.kubernetes.client import ApiError, Kube
+    from .targets.kubernetes.client import Kube, KubeError
     from .targets.kubernetes.namespace import delete_namespace, list_harness_namespaces
 
     try:
         kube = kube or Kube.connect(args.kubeconfig, args.context)
         found = list_harness_namespaces(kube, args.namespace_prefix)
-    except ApiError as exc:
-        what = str(exc) if exc.method else (exc.api_message or exc.reason)
+    except KubeError as exc:
+        what = str(exc)
         print(f"recipe-harness clean: cannot list the cluster's namespaces: {what}", file=sys.stderr)
         return EXIT_USAGE
     if not found:
@@ -206,7 +206,7 @@ def run(args: argparse.Namespace, kube: Kube | None = None) -> int:
             continue
         try:
             gone = delete_namespace(kube, v.name, wait=args.wait)
-        except ApiError as exc:
+        except KubeError as exc:
             print(f"failed        {v.name}{recipe}: {exc}")
             left.append(v.name)
             continue

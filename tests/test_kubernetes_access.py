@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from kube_emulator import PODS, SERVICES, EmulatedCluster  # noqa: E402
 
-from recipe_harness.targets.kubernetes.client import ApiError, Backoff, Kube  # noqa: E402
+from recipe_harness.targets.kubernetes.client import ApiError, Backoff, Kube, Unreachable  # noqa: E402
 from recipe_harness.targets.kubernetes.portforward import PortForward  # noqa: E402
 from recipe_harness.targets.kubernetes.resources import POD  # noqa: E402
 
@@ -218,7 +218,7 @@ def test_a_service_without_the_asked_port_is_an_error_naming_its_ports(cluster):
     cluster.put(SERVICES, operator_service("tiny-gaie", "VllmWorker", "worker"))
     kube = cluster.kube()
     pf = PortForward(kube, NS, "tiny-gaie-vllmworker", 8000)
-    with pytest.raises(ApiError, match=r"service tiny-gaie-vllmworker has no port 8000 \(its ports: system/9090\)"):
+    with pytest.raises(Unreachable, match=r"service tiny-gaie-vllmworker has no port 8000 \(its ports: system/9090\)"):
         pf.start()
     pf.close()
     assert cluster.emu.portforwards == []
@@ -272,7 +272,7 @@ def test_sidecar_port_comes_from_the_pod_args_then_env(cluster, servers):
     backend = target.resolve(cluster.kube(), NS)
     assert (backend.pod, backend.port) == ("g-vllmworker-0", 8123)
     missing = SidecarTarget({DGD_LABEL: "g", COMPONENT_LABEL: "VllmWorker"}, "frontend", 8000)
-    with pytest.raises(ApiError, match=r"no frontend sidecar container 'frontend' \(its containers: main, sidecar-frontend\)"):
+    with pytest.raises(Unreachable, match=r"no frontend sidecar container 'frontend' \(its containers: main, sidecar-frontend\)"):
         missing.resolve(cluster.kube(), NS)
 
 
@@ -480,3 +480,19 @@ def test_kv_routing_check_runs_on_a_cluster(cluster, servers):
 def test_kv_routing_check_fails_when_a_shared_prefix_is_spread(cluster, servers):
     spread, *_ = _run("kv-routing", load(DISAGG, OK_FIXTURES), cluster, servers, lambda i: [PREFILL[i % 2], DECODE])
     assert isinstance(spread, AssertionError) and "went to several workers" in str(spread)
+
+
+def test_conditions_the_harness_finds_are_not_http_statuses_and_never_retried(cluster):
+    """No ready pod behind a Service is not an API answer: no invented 503 that retry logic would
+    take for a transient server error."""
+    from recipe_harness.targets.kubernetes.client import KubeError
+    from recipe_harness.targets.kubernetes.portforward import resolve_service
+
+    cluster.namespace("ns")
+    cluster.put(("", "v1", "services"), {"apiVersion": "v1", "kind": "Service",
+                                         "metadata": {"name": "svc", "namespace": "ns"},
+                                         "spec": {"selector": {"app": "x"}, "ports": [{"name": "http", "port": 8000}]}})
+    with pytest.raises(Unreachable, match="no ready pod behind service svc") as info:
+        resolve_service(cluster.kube(), "ns", "svc", 8000)
+    assert isinstance(info.value, KubeError) and not isinstance(info.value, ApiError)
+    assert not hasattr(info.value, "status")

@@ -428,11 +428,10 @@ def test_killed_run_is_found_by_label_and_cleaned(cluster, fake, recipe, tmp_pat
 
 
 def test_delete_refuses_namespaces_the_harness_did_not_create(cluster):
-    from recipe_harness.targets.kubernetes.client import ApiError
-    from recipe_harness.targets.kubernetes.namespace import delete_namespace
+    from recipe_harness.targets.kubernetes.namespace import NotHarnessNamespace, delete_namespace
 
     cluster.namespace("production")
-    with pytest.raises(ApiError, match="deletes only its own namespaces"):
+    with pytest.raises(NotHarnessNamespace, match="deletes only its own namespaces"):
         delete_namespace(cluster.kube(), "production", wait=1)
     assert cluster.get(NAMESPACES, None, "production") is not None
 

@@ -147,11 +147,11 @@ def preflight_case(request: pytest.FixtureRequest):
     config = request.config
     if config.getoption("--target", default=None) != "kubernetes":
         pytest.skip("preflight checks a cluster: run with --target kubernetes")
-    from ..targets.kubernetes.client import ApiError, Kube
+    from ..targets.kubernetes.client import Kube, KubeError
     options = kube_options(config)
     try:
         kube = Kube.connect(options.kubeconfig, options.context)
-    except ApiError as exc:
+    except KubeError as exc:
         pytest.fail(str(exc), pytrace=False)
     yield harness_of(config).loaded(request.param), kube, options
     kube.close()

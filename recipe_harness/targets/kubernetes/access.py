@@ -40,7 +40,7 @@ from ...bundle import LoadedRecipe
 from ...model import ROLE_DECODE, ROLE_FRONTEND, ROLE_PREFILL, SIDECAR_CONTAINER, Service, flag_value, split_argv
 from ...twin import has_prefill_worker, run_role
 from .. import Component, Endpoint
-from .client import ApiError, Kube
+from .client import ApiError, Kube, KubeError, Unreachable
 from .portforward import Backend, PodTarget, PortForward, ServiceTarget, container_port, pod_ready, ready_pods
 from .resources import POD
 
@@ -79,7 +79,7 @@ class SidecarTarget:
     def resolve(self, kube: Kube, namespace: str) -> Backend:
         ready = ready_pods(kube, namespace, self.labels)
         if not ready:
-            raise ApiError(503, "NoReadyPod", f"no ready pod of {self.what or self.labels} to reach its frontend "
+            raise Unreachable(f"no ready pod of {self.what or self.labels} to reach its frontend "
                                               f"sidecar {self.container}")
         pod = ready[0]
         name = pod["metadata"]["name"]
@@ -87,7 +87,7 @@ class SidecarTarget:
                     None)
         if spec is None:
             have = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
-            raise ApiError(404, "NoContainer", f"pod {name} has no frontend sidecar container {self.container!r} "
+            raise Unreachable(f"pod {name} has no frontend sidecar container {self.container!r} "
                                                f"(its containers: {', '.join(map(str, have))})")
         return Backend(name, sidecar_http_port(spec, self.default_port))
 
@@ -249,7 +249,7 @@ def system_port(pod: dict[str, Any]) -> int | None:
         return None
     try:
         return container_port(pod, SYSTEM_PORT_NAME, main.get("name"))
-    except ApiError:
+    except KubeError:
         pass
     env = {e.get("name"): e.get("value") for e in main.get("env") or []}
     if str(env.get("DYN_SYSTEM_ENABLED", "true")).lower() in ("false", "0"):
@@ -297,7 +297,7 @@ def open_access(kube: Kube, recipe: LoadedRecipe, namespace: str, dgd: str | Non
     dep = recipe.deployment
     api = api_service(recipe)
     if dep is None or api is None:
-        raise ApiError(404, "NoFrontend", f"{recipe.id}: the DGD has no frontend service (and no worker with a "
+        raise Unreachable(f"{recipe.id}: the DGD has no frontend service (and no worker with a "
                                           "frontendSidecar) to port-forward to")
     dgd = dgd or dep.name
     forward = PortForward(kube, namespace, api.target(dgd)).start()

@@ -34,7 +34,26 @@ MERGE_PATCH = "application/merge-patch+json"
 FIELD_MANAGER = "recipe-harness"
 
 
-class ApiError(Exception):
+class KubeError(Exception):
+    """Anything the Kubernetes target cannot do; the message says what and how to fix it.
+
+    :class:`ApiError` is built only from what the API answered (or that it did not answer);
+    conditions the harness finds itself -- a kubeconfig it cannot load, a Service with no ready
+    pod, a kind the cluster does not serve -- have their own types below, which no retry logic
+    mistakes for a transient HTTP status.
+    """
+
+
+class ConfigError(KubeError):
+    """No usable kubeconfig or in-cluster configuration."""
+
+
+class Unreachable(KubeError):
+    """What the harness wants to reach is not there (yet): no ready pod behind a Service, no such
+    port or container, no selector, no frontend."""
+
+
+class ApiError(KubeError):
     """A Kubernetes API request failed; ``status`` is the HTTP status (0: no answer)."""
 
     def __init__(self, status: int, reason: str, message: str, method: str = "", path: str = "",
@@ -106,13 +125,13 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
                                     client_configuration=configuration, persist_config=False)
     except (ConfigException, FileNotFoundError, TypeError) as exc:
         if kubeconfig or context:
-            raise ApiError(0, "Config", f"cannot load kubeconfig {kubeconfig or '(default)'} "
-                                        f"context {context or '(current)'}: {exc}") from exc
+            raise ConfigError(f"cannot load kubeconfig {kubeconfig or '(default)'} "
+                              f"context {context or '(current)'}: {exc}") from exc
         try:
             k8s_config.load_incluster_config(client_configuration=configuration)
         except ConfigException as exc2:
-            raise ApiError(0, "Config", "no kubeconfig found ($KUBECONFIG, ~/.kube/config) and not running in a pod; "
-                                        "pass --kubeconfig FILE (and --context NAME)") from exc2
+            raise ConfigError("no kubeconfig found ($KUBECONFIG, ~/.kube/config) and not running in a pod; "
+                              "pass --kubeconfig FILE (and --context NAME)") from exc2
     return k8s_client.ApiClient(configuration)
 
 

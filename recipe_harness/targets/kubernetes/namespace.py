@@ -34,7 +34,7 @@ from ...operator_names import (
     namespace_problem,
     namespace_room,
 )
-from .client import ApiError, Kube
+from .client import ApiError, Kube, KubeError
 from .resources import NAMESPACE
 
 MANAGED_BY_KEY = "app.kubernetes.io/managed-by"
@@ -50,6 +50,10 @@ SUFFIX_HEX = 6
 """Random hex characters that make a run namespace unique (a name collision gets a new suffix)."""
 SLUG_MAX = RUN_NAMESPACE_MAX - len("rh") - 2 - SUFFIX_HEX
 """At most this much of the recipe id goes in a run namespace: ``rh-<10>-<6 hex>`` is 20 characters."""
+
+
+class NotHarnessNamespace(KubeError):
+    """A namespace the harness did not create (it never deletes those)."""
 
 
 class NamespaceBudgetError(ValueError):
@@ -209,9 +213,8 @@ def delete_namespace(kube: Kube, name: str, *, wait: float = 120.0, poll: float 
     if current is None:
         return True
     if not is_harness_namespace(current):
-        raise ApiError(412, "NotHarnessNamespace",
-                       f"namespace {name} is not labelled {SELECTOR}; the harness deletes only its own namespaces",
-                       "DELETE", path)
+        raise NotHarnessNamespace(f"namespace {name} is not labelled {SELECTOR}; the harness deletes only its "
+                                  "own namespaces")
     if not (current.get("metadata") or {}).get("deletionTimestamp"):
         kube.delete(path)
     deadline = time.monotonic() + wait
@@ -273,7 +276,7 @@ class CleanupRegistry:
             try:
                 if not delete_namespace(kube, name, wait=wait):
                     left.append(name)
-            except (ApiError, OSError):
+            except (KubeError, OSError):
                 left.append(name)
         return left
 

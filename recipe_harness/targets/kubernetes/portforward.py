@@ -31,7 +31,7 @@ from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import OpenApiException
 from kubernetes.stream import ws_client
 
-from .client import ApiError, Kube
+from .client import ApiError, Kube, KubeError, Unreachable
 from .resources import POD, SERVICE
 
 JOIN_TIMEOUT = 5.0         # seconds close() waits, in all, for the relaying threads to end
@@ -76,7 +76,7 @@ def container_port(pod: dict[str, Any], port: int | str, container: str | None =
     found = [cp.get("containerPort") for c in containers for cp in c.get("ports") or [] if cp.get("name") == port]
     if not found:
         where = f"container {container}" if container else "any container"
-        raise ApiError(404, "NoPort", f"pod {name}: {where} has no port named {port!r}")
+        raise Unreachable(f"pod {name}: {where} has no port named {port!r}")
     return int(found[0])
 
 
@@ -90,16 +90,16 @@ def resolve_service(kube: Kube, namespace: str, service: str, port: int | str = 
     spec = svc.get("spec") or {}
     selector = spec.get("selector") or {}
     if not selector:
-        raise ApiError(404, "NoSelector", f"service {service} has no selector; nothing to forward to")
+        raise Unreachable(f"service {service} has no selector; nothing to forward to")
     ports = spec.get("ports") or []
     chosen = next((p for p in ports if p.get("port") == port or (p.get("name") and p.get("name") == port)), None)
     if chosen is None:
-        raise ApiError(404, "NoPort", f"service {service} has no port {port!r} (its ports: "
+        raise Unreachable(f"service {service} has no port {port!r} (its ports: "
                                       f"{', '.join(_port_text(p) for p in ports) or 'none'})")
     target = chosen.get("targetPort", chosen.get("port"))
     ready = ready_pods(kube, namespace, selector)
     if not ready:
-        raise ApiError(503, "NoReadyPod", f"no ready pod behind service {service} (selector {_selector(selector)})")
+        raise Unreachable(f"no ready pod behind service {service} (selector {_selector(selector)})")
     return Backend(ready[0]["metadata"]["name"], container_port(ready[0], target))
 
 
@@ -131,7 +131,7 @@ class SelectorTarget:
     def resolve(self, kube: Kube, namespace: str) -> Backend:
         ready = ready_pods(kube, namespace, self.labels)
         if not ready:
-            raise ApiError(503, "NoReadyPod", f"no ready pod of {self.what or 'the selector'} "
+            raise Unreachable(f"no ready pod of {self.what or 'the selector'} "
                                               f"({_selector(self.labels)})")
         return Backend(ready[0]["metadata"]["name"], container_port(ready[0], self.port, self.container))
 
@@ -263,7 +263,7 @@ class PortForward:
         assert backend is not None
         try:
             return self._connect(backend), backend
-        except ApiError:  # the pod may have moved: resolve once more
+        except KubeError:  # the pod may have moved: resolve once more
             fresh = self.target.resolve(self.kube, self.namespace)
             with self._lock:
                 self.backend = fresh

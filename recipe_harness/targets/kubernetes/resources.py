@@ -7,11 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from .client import ApiError, Kube
+from .client import ApiError, Kube, KubeError
 
 DGD_GROUP = "nvidia.com"
 DGD_PLURAL = "dynamographdeployments"
 DGD_CRD = f"{DGD_PLURAL}.{DGD_GROUP}"
+
+
+class UnknownKind(KubeError):
+    """The cluster serves no such kind (its CRD or operator is not installed)."""
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,8 @@ class Resolver:
             return ResourceType(group, version, known[0], known[1])
         kinds = self._discover(group, version)
         if kind not in kinds:
-            raise ApiError(404, "NotFound", f"the cluster serves no kind {kind} in {api_version}; "
-                                            "install the CRD or operator that provides it")
+            raise UnknownKind(f"the cluster serves no kind {kind} in {api_version}; "
+                              "install the CRD or operator that provides it")
         return kinds[kind]
 
     def _discover(self, group: str, version: str) -> dict[str, ResourceType]:

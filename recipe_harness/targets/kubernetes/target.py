@@ -21,7 +21,7 @@ from .. import DeployError, DeploySkip, Endpoint
 from . import analysis, cache, diagnostics, perf_artifacts
 from .access import Access, api_service, open_access, unsupported
 from .analysis import Failure
-from .client import MERGE_PATCH, ApiError, Backoff, Kube
+from .client import MERGE_PATCH, Backoff, Kube, KubeError
 from .namespace import REGISTRY, NamespaceBudgetError, create_namespace, delete_namespace, label_budget_problems
 from .preflight import PreflightReport, preflight
 from .resources import EVENT, JOB, NAMESPACE, POD, PVC, SECRET, Resolver, ResourceType, dgd_type, walk_maps
@@ -133,7 +133,7 @@ class KubernetesTarget:
         if self._kube is None:
             try:
                 self._kube = Kube.connect(self.options.kubeconfig, self.options.context)
-            except ApiError as exc:
+            except KubeError as exc:
                 raise DeployError(str(exc)) from exc
         return self._kube
 
@@ -178,7 +178,7 @@ class KubernetesTarget:
             src_ns = src_ns or self._context_namespace()
             try:
                 found = self.kube.get(SECRET.path(src_ns, src_name))
-            except ApiError as exc:
+            except KubeError as exc:
                 raise DeployError(f"--hf-token-secret {source}: cannot read it: {exc}") from exc
             data = dict(found.get("data") or {})
         else:
@@ -388,7 +388,7 @@ class KubernetesTarget:
                         "metadata": {"name": ns, "labels": {cache.CACHE_LABEL: "true"}}})
                 existing = kube.get_or_none(dgd_type(recipe.deployment.api_version).path(ns, dgd_name)) \
                     if recipe.deployment else None
-            except ApiError as exc:
+            except KubeError as exc:
                 raise DeployError(f"--cache-namespace {ns}: {exc}") from exc
             if existing is not None:
                 raise DeployError(f"{recipe.id}: DynamoGraphDeployment {dgd_name} already exists in --cache-namespace "
@@ -400,7 +400,7 @@ class KubernetesTarget:
                                     dgd_name=dgd_name, components=components).name
         except NamespaceBudgetError as exc:
             raise DeployError(str(exc)) from exc
-        except ApiError as exc:
+        except KubeError as exc:
             raise DeployError(f"cannot create the run's namespace: {exc}") from exc
 
     def _model_cache(self, ns: str, manifests: Manifests, resolver: Resolver, diag_dir: Path,
@@ -451,13 +451,13 @@ class KubernetesTarget:
         kube = self.kube
         try:
             skip = unsupported(recipe, manifests, kube)
-        except ApiError as exc:
+        except KubeError as exc:
             raise DeployError(f"{recipe.id}: {exc}") from exc
         if skip:
             raise DeploySkip(skip)
         try:
             self.gate(recipe)
-        except ApiError as exc:
+        except KubeError as exc:
             raise DeployError(f"{recipe.id}: preflight: {exc}") from exc
         rtype = dgd_type(manifests.dgd.get("apiVersion", dep.api_version))
         dgd_name = manifests.dgd["metadata"]["name"]
@@ -482,7 +482,7 @@ class KubernetesTarget:
                 endpoint = forward.endpoint(recipe, ns, diag_dir)
                 endpoint.notes.append("time limits: " + ", ".join(f"{k} {v}" for k, v in self.options.limits().items()))
                 self._wait_http(forward.url, endpoint.model, self.options.http_timeout)
-            except ApiError as exc:
+            except KubeError as exc:
                 raise DeployError(f"{recipe.id}: {exc}\n  diagnostics: {diag_dir}") from exc
             yield endpoint
         except (KeyboardInterrupt, SystemExit):
@@ -605,7 +605,7 @@ class KubernetesTarget:
                 found += perf_artifacts.extract(log_text, artifacts_dir)
                 if not found:
                     found += self._collect_from_pvc(namespace, job, started, artifacts_dir)
-        except ApiError as exc:
+        except KubeError as exc:
             raise DeployError(f"{recipe.id}: perf Job: {exc}") from exc
         if not found:
             raise DeployError(f"{recipe.id}: the perf Job finished but no {perf_artifacts.PATTERN} was found "
@@ -630,7 +630,7 @@ class KubernetesTarget:
                 try:
                     out.append(self.kube.text(POD.path(namespace, pod["metadata"]["name"], "log"),
                                               query={"container": c["name"], "limitBytes": 50_000_000}))
-                except ApiError as exc:
+                except KubeError as exc:
                     out.append(f"could not read logs of {pod['metadata']['name']}/{c['name']}: {exc}\n")
         return "".join(out)
 
