@@ -7,6 +7,8 @@ harness, and Dynamo registers pytest plugins of its own; each lives in its own v
   which the frontend and mocker do not use, so both wheels go in with ``--no-deps`` and their
   other requirements are listed here explicitly.
 - ``.venv-aiperf``: aiperf.
+- ``.venv-aic``: NVIDIA AIConfigurator (``aiconfigurator`` + ``aiconfigurator-core``, whose wheel carries the
+  measured kernel databases of each GPU system); :mod:`recipe_harness.predict` runs its estimates offline.
 
 ``recipe-harness setup`` creates them (idempotent: a stamp file records what was installed).
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 
 DYNAMO_VERSION = "1.6.1"
 AIPERF_VERSION = "0.13.0"
+AIC_VERSION = "0.12.0"
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,14 @@ AIPERF = SideEnv(
     check="import aiperf",
 )
 
-ALL = (DYNAMO, AIPERF)
+AIC = SideEnv(
+    name=".venv-aic",
+    no_deps=(),
+    requirements=(f"aiconfigurator=={AIC_VERSION}", f"aiconfigurator-core=={AIC_VERSION}"),
+    check="import aiconfigurator.sdk.inference_session",
+)
+
+ALL = (DYNAMO, AIPERF, AIC)
 
 
 def python_of(env_dir: Path) -> Path:
