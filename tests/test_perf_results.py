@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from recipe_harness.perf import baseline as bl
-from recipe_harness.perf.results import Aggregate, ResultError, aggregate, parse_export
+from recipe_harness.perf.results import ResultError, parse_export
+from recipe_harness.perf.stats import Estimate
 from recipe_harness.perf.thresholds import ThresholdsError, gate, load_thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,14 +125,16 @@ def test_gate_on_a_real_export(tmp_path):
     loose = GOOD.replace("max: 0.6, unit: s", "max: 60, unit: s").replace("min: 400", "min: 1")
     hw = load_thresholds(write(tmp_path, loose)).profiles["h200-sxm"]
     verdicts = gate(hw, lambda m: r.metric(m, hw.gpus))
-    assert all(v.passed for v in verdicts), [v.describe() for v in verdicts]
+    # bare numbers carry no sample count: percentiles are never a pass, run-wide values are judged as they are
+    assert {v.limit.metric: v.status for v in verdicts} == {
+        "ttft_p50": "insufficient samples", "itl_p99": "insufficient samples",
+        "output_tokens_per_s_per_gpu": "pass", "error_rate": "pass"}, [v.describe() for v in verdicts]
     strict = loose.replace("max: 60, unit: s", "max: 0.001, unit: ms")
     hw = load_thresholds(write(tmp_path, strict)).profiles["h200-sxm"]
-    failed = [v for v in gate(hw, lambda m: r.metric(m, hw.gpus)) if not v.passed]
-    assert [v.limit.metric for v in failed] == ["ttft_p50"]
-    assert "FAILED" in failed[0].describe() and "<= 0.001" in failed[0].describe()
+    ttft = next(v for v in gate(hw, lambda m: r.metric(m, hw.gpus)) if v.limit.metric == "ttft_p50")
+    assert not ttft.passed and "INSUFFICIENT SAMPLES" in ttft.describe() and "<= 0.001" in ttft.describe()
     errors = parse_export(EXPORTS / "errors")
-    failed = [v.limit.metric for v in gate(hw, lambda m: errors.metric(m, hw.gpus)) if not v.passed]
+    failed = [v.limit.metric for v in gate(hw, lambda m: errors.metric(m, hw.gpus)) if v.status == "fail"]
     assert "error_rate" in failed
 
 
@@ -145,46 +148,49 @@ def test_gate_fails_a_metric_that_was_not_measured(tmp_path):
 # --------------------------------------------------------------------------- baselines
 
 
-def agg(*values: float) -> Aggregate:
-    return aggregate(list(values))
+def est(value: float, low: float, high: float, samples: int = 200) -> Estimate:
+    return Estimate(value, low, high, samples, 100)
 
 
-def base_with(**metrics: Aggregate) -> bl.Baseline:
+def base_with(**metrics: Estimate) -> bl.Baseline:
     return bl.new("m/b/agg", "cpu-mocker", "fp", 3, metrics, {})
 
 
-def test_regression_needs_more_than_tolerance():
-    base = base_with(ttft_p99=agg(100.0))
-    assert not bl.compare({"ttft_p99": agg(109.0)}, base, tolerance=0.10)[0].regressed
-    c = bl.compare({"ttft_p99": agg(111.0)}, base, tolerance=0.10)[0]
-    assert c.regressed and "REGRESSION" in c.describe()
-    assert not bl.compare({"ttft_p99": agg(50.0)}, base)[0].regressed          # faster is fine
+def test_regression_needs_more_than_tolerance_and_separate_intervals():
+    base = base_with(ttft_p99=est(100.0, 95.0, 105.0))
+    assert bl.compare({"ttft_p99": est(109.0, 106.0, 112.0)}, base, tolerance=0.10)[0].status == "same"
+    c = bl.compare({"ttft_p99": est(111.0, 107.0, 115.0)}, base, tolerance=0.10)[0]
+    assert c.regressed and "REGRESSION" in c.describe() and "intervals separate" in c.describe()
+    assert bl.compare({"ttft_p99": est(50.0, 45.0, 55.0)}, base)[0].status == "improved"     # faster is fine
 
 
-def test_regression_accounts_for_trial_spread():
-    # median 130 vs 100 is 30% worse, but the trials spread +-20: within 2 x spread = 40
-    base = base_with(ttft_p99=agg(90.0, 100.0, 110.0))
-    noisy = agg(110.0, 130.0, 150.0)
-    assert noisy.median == 130.0 and noisy.spread == 20.0
-    c = bl.compare({"ttft_p99": noisy}, base, tolerance=0.10, noise_k=2.0)[0]
-    assert c.allowed == 40.0 and not c.regressed
-    assert bl.compare({"ttft_p99": agg(130.0)}, base_with(ttft_p99=agg(100.0)), tolerance=0.10)[0].regressed
+def test_overlapping_intervals_are_inconclusive_not_a_regression():
+    # 30% worse, but the intervals overlap: noise cannot be ruled out
+    base = base_with(ttft_p99=est(100.0, 90.0, 110.0))
+    c = bl.compare({"ttft_p99": est(130.0, 105.0, 155.0)}, base, tolerance=0.10)[0]
+    assert c.status == "inconclusive" and not c.regressed and "run more requests or trials" in c.describe()
+    # too few samples for p99 on either side: not compared at all
+    few = bl.compare({"ttft_p99": Estimate(500.0, 400.0, 600.0, 4, 100)}, base)[0]
+    assert few.status == "insufficient samples" and not few.regressed
 
 
 def test_throughput_regresses_downwards():
-    base = base_with(output_tokens_per_s_per_gpu=agg(1000.0))
-    assert bl.compare({"output_tokens_per_s_per_gpu": agg(850.0)}, base)[0].regressed
-    assert not bl.compare({"output_tokens_per_s_per_gpu": agg(2000.0)}, base)[0].regressed
+    base = base_with(output_tokens_per_s_per_gpu=est(1000.0, 980.0, 1020.0))
+    assert bl.compare({"output_tokens_per_s_per_gpu": est(850.0, 830.0, 870.0)}, base)[0].regressed
+    assert not bl.compare({"output_tokens_per_s_per_gpu": est(2000.0, 1900.0, 2100.0)}, base)[0].regressed
 
 
 def test_baseline_files_round_trip(tmp_path):
     path = bl.baseline_file(tmp_path, "mocker-tiny/mocker/agg", "cpu-mocker")
     assert path == tmp_path / "mocker-tiny" / "mocker" / "agg" / "cpu-mocker.json"
     assert bl.load(path) is None
-    bl.save(path, base_with(ttft_p99=agg(1.0, 2.0, 3.0)))
+    bl.save(path, base_with(ttft_p99=est(2.0, 1.0, 3.0)))
     back = bl.load(path)
-    assert back.metrics["ttft_p99"].median == 2.0 and back.metrics["ttft_p99"].spread == 1.0
+    assert back.metrics["ttft_p99"] == est(2.0, 1.0, 3.0)
     assert list(path.parent.iterdir()) == [path]       # no temporary files left
+    path.write_text('{"schemaVersion": 1, "metrics": {}}')
+    with pytest.raises(bl.OldBaseline, match="no confidence intervals.*--update-baseline"):
+        bl.load(path)
     path.write_text('{"schemaVersion": 99}')
     with pytest.raises(ValueError, match="--update-baseline"):
         bl.load(path)

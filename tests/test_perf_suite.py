@@ -45,13 +45,18 @@ def suite(pytester, monkeypatch):
 
 
 def copy_tiny(tmp_path: Path) -> Path:
-    """mocker-tiny with its throughput floor lowered: these runs cap the sweep at concurrency 1."""
+    """mocker-tiny with its throughput floor lowered: these runs cap the sweep at concurrency 1; and
+    16 output tokens instead of 128, so the 100 requests its p99 limits need take seconds."""
     root = tmp_path / "recipes"
     shutil.copytree(TINY, root / "mocker-tiny")
     thresholds = root / AGG / "thresholds.yaml"
     text = thresholds.read_text()
     assert "output_tokens_per_s_per_gpu: {min: 200," in text
     thresholds.write_text(text.replace("output_tokens_per_s_per_gpu: {min: 200,", "output_tokens_per_s_per_gpu: {min: 1,"))
+    perf = root / AGG / "perf.yaml"
+    text = perf.read_text()
+    assert "--output-tokens-mean 128" in text and "min_tokens:128" in text
+    perf.write_text(text.replace("--output-tokens-mean 128", "--output-tokens-mean 16").replace("min_tokens:128", "min_tokens:16"))
     return root
 
 
@@ -87,7 +92,11 @@ def test_perf_run_reports_metrics_plots_and_verdicts(suite):
     limits = {v["metric"]: v for v in m["limits"]}
     assert set(limits) == {"ttft_p50", "ttft_p99", "itl_p50", "itl_p99", "output_tokens_per_s_per_gpu", "error_rate"}
     assert all(v["passed"] and v["value"] is not None for v in limits.values())
-    assert limits["ttft_p99"]["value"] == op["ttft_p99"]["median"]
+    assert limits["ttft_p99"]["value"] == op["ttft_p99"]["value"]
+    # p99 rests on the 100 requests it needs, with its interval (the operating point was raised to 100)
+    assert op["ttft_p99"]["samples"] >= 100 and op["ttft_p99"]["sufficient"]
+    assert op["ttft_p99"]["low"] <= op["ttft_p99"]["value"] <= op["ttft_p99"]["high"]
+    assert limits["ttft_p99"]["status"] == "pass" and limits["ttft_p99"]["low"] == op["ttft_p99"]["low"]
     assert m["requests"]["errors"] == 0 and m["requests"]["total"] == sum(p["requestCount"] for p in m["scaling"]["run"])
     # artifacts of every aiperf run are kept under the report dir
     top = out / "perf" / AGG / "cpu-mocker" / "trial-1" / m["operatingPoint"]["point"]
@@ -95,7 +104,9 @@ def test_perf_run_reports_metrics_plots_and_verdicts(suite):
     assert str(top) in check["artifacts"]
     # summary.md row and embedded images
     md = (out / "summary.md").read_text()
-    assert re.search(rf"\| `{AGG}` \| perf \| cpu-mocker \| c\d+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| 0/\d+ \| x0.05 \| off \| pass \|", md)
+    cell = r"[\d.]+ \([\d.]+-[\d.]+\) n=\d+"          # value (95% interval) n=samples
+    assert re.search(rf"\| `{AGG}` \| perf \| cpu-mocker \| c\d+ \| {cell} \| {cell} \| {cell} \| 0/\d+ \| x0.05 \| off \| pass \|",
+                     md), md
     html = (out / "report.html").read_text()
     assert len(re.findall(r"data:image/png;base64,", html)) >= 3
     assert "throughput vs latency" in html and "TTFT distribution" in html and "ITL distribution" in html
@@ -115,13 +126,13 @@ def test_baselines_trials_and_limits(suite, tmp_path):
     stored = baselines / "mocker-tiny" / "mocker" / "agg" / "cpu-mocker.json"
     data = json.loads(stored.read_text())
     ttft = data["metrics"]["ttft_p99"]
-    assert data["trials"] == 2 and len(ttft["values"]) == 2
-    # stored values are rounded to 6 decimals, so compare with that absolute tolerance
-    assert ttft["median"] == pytest.approx(sum(ttft["values"]) / 2, abs=1e-5)
-    assert ttft["spread"] == pytest.approx(abs(ttft["values"][0] - ttft["values"][1]) / 2, abs=1e-5)
+    # the two trials' requests are pooled: 100 for p99, 50 a trial
+    assert data["trials"] == 2 and ttft["trials"] == 2 and ttft["samples"] == 100 and ttft["sufficient"]
+    assert ttft["low"] <= ttft["value"] <= ttft["high"]
 
     # a baseline 10x faster than this machine, and a limit nobody meets: both are reasons to fail
-    data["metrics"]["output_tokens_per_s_per_gpu"]["median"] *= 10
+    for key in ("value", "low", "high"):
+        data["metrics"]["output_tokens_per_s_per_gpu"][key] *= 10
     stored.write_text(json.dumps(data))
     thresholds = root / AGG / "thresholds.yaml"
     thresholds.write_text(thresholds.read_text().replace("ttft_p50: {max: 1000, unit: ms}",

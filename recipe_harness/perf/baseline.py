@@ -1,13 +1,14 @@
 """Baselines: a recipe's perf results on one hardware profile, kept as JSON between runs.
 
 ``<baseline-dir>/<recipe-id>/<hardware-profile>.json`` holds, per tracked metric of the operating
-point, the median and spread over the trials that produced it, and a fingerprint of what was run
-(scaled sweep, workload, target) so results of a different profile are never compared.
+point, its :class:`~.stats.Estimate` (value, 95 % interval, samples, trials), and a fingerprint of
+what was run (scaled sweep, workload, target) so results of a different profile are never compared.
 
-A metric regresses only when its median is worse than the baseline's by more than
-``max(tolerance x |baseline|, k x spread)`` where spread is the larger of the two runs' spreads
-(half the range of the trials): with a single trial the tolerance alone decides, with repeated
-trials a noisy metric needs a larger move to count.
+A metric regresses only when it is worse than the baseline by more than ``tolerance x |baseline|``
+*and* the two confidence intervals separate (no overlap): the tolerance says what size of change
+matters, the intervals say the change is not noise. Worse by more than the tolerance with
+overlapping intervals is *inconclusive* (run more requests or trials); an estimate with too few
+samples for its order is *insufficient* and never compared.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .results import Aggregate
+from .stats import Estimate
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 HIGHER_IS_BETTER = ("_tokens_per_s_per_gpu", "_tokens_per_s", "requests_per_s", "goodput_fraction")
 
 
@@ -46,7 +47,7 @@ class Baseline:
     fingerprint: str
     created: str
     trials: int
-    metrics: dict[str, Aggregate]
+    metrics: dict[str, Estimate]
     run: dict
 
     def to_dict(self) -> dict:
@@ -56,12 +57,17 @@ class Baseline:
 
     @classmethod
     def from_dict(cls, data: dict) -> Baseline:
+        if data.get("schemaVersion") == 1:
+            raise OldBaseline("baseline of schemaVersion 1 has no confidence intervals")
         if data.get("schemaVersion") != SCHEMA_VERSION:
             raise ValueError(f"baseline schemaVersion {data.get('schemaVersion')!r} is not {SCHEMA_VERSION}")
-        metrics = {k: Aggregate(float(v["median"]), float(v.get("spread", 0.0)), [float(x) for x in v.get("values", [])])
-                   for k, v in data["metrics"].items()}
+        metrics = {k: Estimate.from_dict(v) for k, v in data["metrics"].items()}
         return cls(data["recipe"], data["hardwareProfile"], data["fingerprint"], data.get("created", ""),
                    int(data.get("trials", 1)), metrics, data.get("run", {}))
+
+
+class OldBaseline(ValueError):
+    """A baseline written by a version without intervals: not comparable, rewrite it."""
 
 
 def load(path: Path) -> Baseline | None:
@@ -72,6 +78,8 @@ def load(path: Path) -> Baseline | None:
         return None
     try:
         return Baseline.from_dict(json.loads(text))
+    except OldBaseline as exc:
+        raise OldBaseline(f"baseline {path}: {exc}; rewrite it with --update-baseline") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"baseline {path} is unreadable ({exc}); rewrite it with --update-baseline") from None
 
@@ -90,42 +98,70 @@ def save(path: Path, baseline: Baseline) -> None:
         raise
 
 
-def new(recipe: str, hardware_profile: str, print_: str, trials: int, metrics: dict[str, Aggregate],
+def new(recipe: str, hardware_profile: str, print_: str, trials: int, metrics: dict[str, Estimate],
         run: dict) -> Baseline:
     created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return Baseline(recipe, hardware_profile, print_, created, trials, metrics, run)
 
 
+REGRESSED, IMPROVED, SAME, INCONCLUSIVE, INSUFFICIENT = "regressed", "improved", "same", "inconclusive", \
+    "insufficient samples"
+
+
 @dataclass
 class Comparison:
     metric: str
-    baseline: Aggregate
-    current: Aggregate
-    allowed: float        # how much worse the median may get before it counts
+    baseline: Estimate
+    current: Estimate
+    allowed: float        # how much worse the value may get before it matters (tolerance x |baseline|)
     worse_by: float       # > 0: worse than the baseline, < 0: better
-    regressed: bool
+    status: str           # regressed | improved | same | inconclusive | insufficient samples
+
+    @property
+    def regressed(self) -> bool:
+        return self.status == REGRESSED
+
+    @property
+    def separated(self) -> bool:
+        return not self.current.overlaps(self.baseline)
 
     def describe(self) -> str:
-        rel = self.worse_by / abs(self.baseline.median) if self.baseline.median else float("inf") if self.worse_by else 0.0
+        base = self.baseline.value or 0.0
+        rel = self.worse_by / abs(base) if base else float("inf") if self.worse_by else 0.0
         word = "worse" if self.worse_by > 0 else "better"
-        text = (f"{self.metric}: {self.current.median:.4g} vs baseline {self.baseline.median:.4g} "
-                f"({abs(rel):.1%} {word}; allowed {self.allowed:.4g})")
-        return text + (" REGRESSION" if self.regressed else "")
+        text = (f"{self.metric}: {self.current.describe()} vs baseline {self.baseline.describe()} "
+                f"({abs(rel):.1%} {word}; tolerance {self.allowed:.4g}; intervals "
+                f"{'separate' if self.separated else 'overlap'})")
+        return text + {REGRESSED: " REGRESSION", INCONCLUSIVE: " inconclusive: run more requests or trials",
+                       INSUFFICIENT: " not compared: insufficient samples"}.get(self.status, "")
 
     def to_dict(self) -> dict:
-        return {"metric": self.metric, "baseline": round(self.baseline.median, 6), "current": round(self.current.median, 6),
-                "baselineSpread": round(self.baseline.spread, 6), "currentSpread": round(self.current.spread, 6),
-                "allowed": round(self.allowed, 6), "worseBy": round(self.worse_by, 6), "regressed": self.regressed}
+        def r(x: float | None) -> float | None:
+            return None if x is None else round(x, 6)
+        return {"metric": self.metric, "baseline": r(self.baseline.value), "current": r(self.current.value),
+                "baselineLow": r(self.baseline.low), "baselineHigh": r(self.baseline.high),
+                "currentLow": r(self.current.low), "currentHigh": r(self.current.high),
+                "baselineSamples": self.baseline.samples, "currentSamples": self.current.samples,
+                "allowed": r(self.allowed), "worseBy": r(self.worse_by), "separated": self.separated,
+                "status": self.status, "regressed": self.regressed}
 
 
-def compare(current: dict[str, Aggregate], base: Baseline, *, tolerance: float = 0.10,
-            noise_k: float = 2.0) -> list[Comparison]:
+def compare(current: dict[str, Estimate], base: Baseline, *, tolerance: float = 0.10) -> list[Comparison]:
     out = []
     for metric, now in sorted(current.items()):
         then = base.metrics.get(metric)
-        if then is None:
+        if then is None or then.value is None or now.value is None:
             continue
-        worse_by = (then.median - now.median) if higher_is_better(metric) else (now.median - then.median)
-        allowed = max(tolerance * abs(then.median), noise_k * max(now.spread, then.spread))
-        out.append(Comparison(metric, then, now, allowed, worse_by, worse_by > allowed))
+        worse_by = (then.value - now.value) if higher_is_better(metric) else (now.value - then.value)
+        allowed = tolerance * abs(then.value)
+        c = Comparison(metric, then, now, allowed, worse_by, SAME)
+        if not (now.sufficient and then.sufficient and now.has_interval and then.has_interval):
+            c.status = INSUFFICIENT
+        elif c.separated and worse_by > allowed:
+            c.status = REGRESSED
+        elif c.separated and -worse_by > allowed:
+            c.status = IMPROVED
+        elif worse_by > allowed:
+            c.status = INCONCLUSIVE
+        out.append(c)
     return out

@@ -51,12 +51,15 @@ class Stat:
 
 @dataclass
 class Records:
-    """Per-request values of the profiling phase (successful requests), in ms."""
+    """Per-request values of the profiling phase (successful requests), in ms; ``tokens`` and
+    ``token_latency`` pair each request's output tokens with its latency (for throughput intervals)."""
 
     ttft: list[float] = field(default_factory=list)
     itl: list[float] = field(default_factory=list)
     e2e: list[float] = field(default_factory=list)
     errors: int = 0
+    tokens: list[float] = field(default_factory=list)
+    token_latency: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -180,6 +183,11 @@ def load_records(path: Path) -> Records:
                 node = metrics.get(tag)
                 if isinstance(node, dict) and isinstance(node.get("value"), (int, float)):
                     getattr(rec, attr).append(float(node["value"]) * _TO_MS.get(str(node.get("unit", "ms")), 1.0))
+            osl, lat = metrics.get("output_sequence_length"), metrics.get("request_latency")
+            if isinstance(osl, dict) and isinstance(lat, dict) and isinstance(osl.get("value"), (int, float)) \
+                    and isinstance(lat.get("value"), (int, float)):
+                rec.tokens.append(float(osl["value"]))
+                rec.token_latency.append(float(lat["value"]) * _TO_MS.get(str(lat.get("unit", "ms")), 1.0))
     return rec
 
 

@@ -3,6 +3,16 @@
 Schema: ``recipe_harness/data/schemas/thresholds.schema.json``. Every limit names a metric
 (``ttft_p99``, ``itl_p50``, ``e2e_p90``, ``output_tokens_per_s_per_gpu``, ``error_rate`` ...), has
 exactly one of ``min``/``max`` and a unit; values are normalised to ms, tokens/s/gpu and ratios.
+A profile may set ``minimum: {requests: N, duration: {value: S, unit: s}}``, the least every
+point of the sweep must send and last (as MLPerf Inference sets a minimum query count and
+duration per scenario).
+
+The gate (:func:`gate`) judges :class:`~.stats.Estimate` values, not bare numbers: a limit is
+``pass`` when the whole confidence interval is on its good side, ``fail`` only when the whole
+interval lies past it, ``inconclusive`` when the interval contains it, and ``insufficient`` when
+the value rests on fewer samples than its order needs (p99 from 4 requests). ``error_rate`` is a
+count of what happened in the run: it passes when the observed rate meets the limit and fails
+when its Wilson interval lies past it.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from pathlib import Path
 
 from ..findings import Finding
 from ..manifests import Document, load_file
+from .stats import CONFIDENCE, Estimate, metric_min_samples
 
 RULE_THRESHOLDS_SCHEMA = "RH401"
 
@@ -50,6 +61,23 @@ class Limit:
         return f"{self.metric} {'>=' if self.bound == 'min' else '<='} {self.value:g} {self.unit}"
 
 
+@dataclass(frozen=True)
+class Minimum:
+    """The least each point of the sweep must send (``requests``) and last (``duration_s``)."""
+
+    requests: int | None = None
+    duration_s: float | None = None
+    line: int = 0
+
+    def describe(self) -> str:
+        parts = ([f"{self.requests} requests"] if self.requests else []) + \
+            ([f"{self.duration_s:g} s"] if self.duration_s else [])
+        return " and ".join(parts) or "none"
+
+    def to_dict(self) -> dict:
+        return {"requests": self.requests, "durationS": self.duration_s}
+
+
 @dataclass
 class HardwareProfile:
     id: str
@@ -58,6 +86,12 @@ class HardwareProfile:
     description: str = ""
     slo_ms: dict[str, float] = field(default_factory=dict)    # ttft/itl/tpot/e2e -> ms
     line: int = 0
+    minimum: Minimum = field(default_factory=Minimum)
+
+    def samples_needed(self) -> int:
+        """Requests the gated point needs: its minimum, and enough for every limited percentile."""
+        need = [metric_min_samples(lim.metric) for lim in self.limits if lim.metric != "error_rate"]
+        return max([*need, self.minimum.requests or 0, 1])
 
     def goodput_slo(self) -> dict[str, float]:
         """aiperf ``--goodput`` tags (ms) for this profile's SLO; the tighter one when ITL and TPOT agree on a tag."""
@@ -133,8 +167,13 @@ def from_document(doc: Document) -> Thresholds:
             limits.append(Limit(metric, bound, float(spec[bound]) * UNIT_SCALE[unit], CANONICAL_UNIT[unit],
                                 f"{bound} {spec[bound]} {unit}", doc.pos(("profiles", pid, "limits", metric))[0]))
         slo = {k: float(v["value"]) * UNIT_SCALE[v["unit"]] for k, v in (body.get("slo") or {}).items()}
+        mini = body.get("minimum") or {}
+        duration = mini.get("duration")
+        minimum = Minimum(int(mini["requests"]) if "requests" in mini else None,
+                          float(duration["value"]) * UNIT_SCALE[duration["unit"]] / 1000.0 if duration else None,
+                          doc.pos(("profiles", pid, "minimum"))[0] if mini else 0)
         profiles[pid] = HardwareProfile(pid, int(body["gpus"]), limits, body.get("description", ""), slo,
-                                        doc.pos(("profiles", pid))[0])
+                                        doc.pos(("profiles", pid))[0], minimum)
     return Thresholds(doc.file, profiles)
 
 
@@ -152,29 +191,97 @@ def load_thresholds(path: Path) -> Thresholds:
 # --------------------------------------------------------------------------- gate
 
 
+PASS, FAIL, INCONCLUSIVE, INSUFFICIENT = "pass", "fail", "inconclusive", "insufficient samples"
+ADVICE = "run more requests (--perf-scale, or the recipe's --request-count) or more trials (--perf-trials)"
+
+
 @dataclass
 class Verdict:
     limit: Limit
-    value: float | None
-    passed: bool
+    estimate: Estimate | None
+    status: str                  # pass | fail | inconclusive | insufficient samples
+    why: str = ""
+
+    @property
+    def value(self) -> float | None:
+        return None if self.estimate is None else self.estimate.value
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
 
     def describe(self) -> str:
         if self.value is None:
-            return f"{self.limit.metric}: not measured (limit {self.limit.describe()})"
+            return f"{self.limit.metric}: not measured (limit {self.limit.describe()}) FAILED"
         op = ">=" if self.limit.bound == "min" else "<="
-        status = "ok" if self.passed else "FAILED"
-        return f"{self.limit.metric} = {self.value:.4g} {self.limit.unit} (limit {op} {self.limit.value:g}) {status}"
+        status = {PASS: "ok", FAIL: "FAILED"}.get(self.status, self.status.upper())
+        est = self.estimate
+        assert est is not None and est.value is not None
+        interval = f"{CONFIDENCE:.0%} CI {est.low:.4g}-{est.high:.4g}, " if est.has_interval else ""
+        text = (f"{self.limit.metric} = {est.value:.4g} {self.limit.unit} (limit {op} {self.limit.value:g}) {status} "
+                f"[{interval}n={est.samples}]")
+        return text + (f": {self.why}" if self.why else "")
 
     def to_dict(self) -> dict:
+        est = self.estimate
         return {"metric": self.limit.metric, "bound": self.limit.bound, "limit": self.limit.value,
                 "unit": self.limit.unit, "value": None if self.value is None else round(self.value, 6),
-                "passed": self.passed}
+                "passed": self.passed, "status": self.status,
+                "low": None if est is None or est.low is None else round(est.low, 6),
+                "high": None if est is None or est.high is None else round(est.high, 6),
+                "samples": 0 if est is None else est.samples,
+                "minSamples": 0 if est is None else est.min_samples,
+                "why": self.why}
 
 
-def gate(profile: HardwareProfile, value_of: Callable[[str], float | None]) -> list[Verdict]:
+def judge(limit: Limit, est: Estimate | float | None) -> Verdict:
+    """The verdict of one limit on one estimate (a bare number has no sample count: never a pass
+    for a percentile, judged on its value otherwise)."""
+    if est is not None and not isinstance(est, Estimate):
+        run_wide = limit.metric == "error_rate" or quantity_is_run_wide(limit.metric)
+        est = Estimate(float(est), None, None, 0, 0 if run_wide else metric_min_samples(limit.metric), 1, "point")
+    if est is None or est.value is None:
+        return Verdict(limit, None, FAIL, "not measured")
+    stat = limit.metric.rpartition("_")[2]
+    if limit.metric != "error_rate" and not est.sufficient:
+        what = stat if stat.startswith("p") else limit.metric
+        return Verdict(limit, est, INSUFFICIENT,
+                       f"{est.samples} samples, {what} needs at least {est.min_samples}; {ADVICE}")
+    good = limit.holds
+    if limit.metric == "error_rate":
+        if good(est.value):
+            return Verdict(limit, est, PASS)
+        past = est.low if limit.bound == "max" else est.high
+        if past is None or not good(past):
+            return Verdict(limit, est, FAIL)
+        return Verdict(limit, est, INCONCLUSIVE, f"the interval reaches the limit; {ADVICE}")
+    if not est.has_interval:
+        if est.method == "point" and quantity_is_run_wide(limit.metric):
+            return Verdict(limit, est, PASS if good(est.value) else FAIL)
+        return Verdict(limit, est, INCONCLUSIVE, "no per-request records, so no interval")
+    near, far = (est.high, est.low) if limit.bound == "max" else (est.low, est.high)
+    if good(near):                        # the whole interval is on the good side
+        return Verdict(limit, est, PASS)
+    if not good(far):                     # the whole interval lies past the limit
+        return Verdict(limit, est, FAIL)
+    return Verdict(limit, est, INCONCLUSIVE, f"the {CONFIDENCE:.0%} interval contains the limit; "
+                   f"{ADVICE}")
+
+
+def quantity_is_run_wide(metric: str) -> bool:
+    """Throughputs are one number per run: without records they are judged on that number."""
+    return metric.endswith("_tokens_per_s_per_gpu")
+
+
+def gate(profile: HardwareProfile, value_of: Callable[[str], Estimate | float | None]) -> list[Verdict]:
     """One verdict per limit; a metric that was not measured fails its limit."""
-    out = []
-    for limit in profile.limits:
-        value = value_of(limit.metric)
-        out.append(Verdict(limit, value, value is not None and limit.holds(value)))
-    return out
+    return [judge(limit, value_of(limit.metric)) for limit in profile.limits]
+
+
+def overall(verdicts: list[Verdict]) -> str:
+    """fail if any limit failed, else inconclusive if any is not established, else pass."""
+    if any(v.status == FAIL for v in verdicts):
+        return FAIL
+    if any(v.status in (INCONCLUSIVE, INSUFFICIENT) for v in verdicts):
+        return INCONCLUSIVE
+    return PASS

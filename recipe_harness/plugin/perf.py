@@ -34,7 +34,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="cap the sweep's highest concurrency at N, scaling the sweep proportionally "
                          "(default: 4 per CPU on the local target, no cap elsewhere)")
     group.addoption("--perf-trials", metavar="N", type=int, default=1,
-                    help="run the sweep N times; gates and baselines use the median, regressions account for the spread")
+                    help="run the sweep N times; the trials' requests are pooled and a two-level bootstrap "
+                         "(trials, then requests) gives each metric its confidence interval")
+    group.addoption("--perf-inconclusive", choices=("fail", "skip"), default="fail",
+                    help="what a check whose limits are not established (an interval containing a limit, or a "
+                         "percentile from too few samples) does to the test: fail (default) or skip; never a pass")
     group.addoption("--perf-timeout", metavar="SECONDS", type=float, default=900.0,
                     help="time limit of one aiperf run; its process group is killed after it (default 900)")
     group.addoption("--baseline-dir", metavar="DIR", default=None,
@@ -42,10 +46,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--update-baseline", action="store_true", default=False,
                     help="write this run's results as the new baselines in --baseline-dir")
     group.addoption("--baseline-tolerance", metavar="FRACTION", type=float, default=0.10,
-                    help="a metric regresses when its median is worse than the baseline by more than this fraction "
-                         "(or than --baseline-noise-k times the trials' spread, whichever is larger; default 0.10)")
-    group.addoption("--baseline-noise-k", metavar="K", type=float, default=2.0,
-                    help="noise multiplier of the spread (half the range over trials) in the regression test (default 2)")
+                    help="a metric regresses when it is worse than the baseline by more than this fraction and the "
+                         "two 95%% confidence intervals do not overlap (default 0.10)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -144,6 +146,6 @@ def perf_settings(request: pytest.FixtureRequest, perf_plan: PerfPlan,
         baseline_dir=Path(baseline_dir) if baseline_dir else None,
         update_baseline=config.getoption("--update-baseline"),
         tolerance=config.getoption("--baseline-tolerance"),
-        noise_k=config.getoption("--baseline-noise-k"),
+        inconclusive=config.getoption("--perf-inconclusive"),
         cpu_count=os.cpu_count() or 2,
     )
