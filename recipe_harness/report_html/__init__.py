@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .inject import InjectError, insert, write_into
-from .render import anchor, block
-from .view import Image, RunView, SuppressionRow, build
+from .render import block
+from .view import Image, RunView, SuppressionRow, anchor, build
 
 
 def render(summary: dict[str, Any], *, html_dir: Path | None = None,

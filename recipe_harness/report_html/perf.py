@@ -15,7 +15,7 @@ import math
 from html import escape
 from typing import Any
 
-from .view import CheckView, RecipeView
+from .view import CheckView, RecipeView, anchor
 
 LAID_OUT = {"metric", "bound", "limit", "unit", "value", "passed", "status", "verdict", "low", "high", "interval",
             "samples", "n", "minSamples", "margin", "why"}
@@ -162,7 +162,7 @@ def table(rows: list[tuple[RecipeView, CheckView]]) -> str:
            "<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for recipe, check in rows:
         m = check.metrics
-        link = f'<a href="#{escape(recipe.id, quote=True)}"><code>{escape(recipe.id)}</code></a>'
+        link = f'<a href="{anchor(recipe.id)}">{recipe_id(recipe.id)}</a>'
         if not m.get("limits") and check.outcome != "passed":
             reason = first_line(check.message) or check.outcome
             out.append(f'<tr><td>{link}</td><td colspan="{len(head) - 2}" class="{css_class(check.outcome)}">'
@@ -233,12 +233,20 @@ def sweep_table(metrics: dict[str, Any]) -> str:
 
 
 def first_line(text: str, limit: int = 240) -> str:
-    """The first meaningful line of a failure message."""
-    for line in (text or "").strip().splitlines():
-        line = line.strip()
-        if line and not line.startswith(("Failed:", "Skipped:")):
+    """The line of a failure message that says why: pytest's first ``E`` line of a traceback, else the
+    first non-empty line (without a ``Failed:``/``Skipped:`` prefix)."""
+    lines = [line.rstrip() for line in (text or "").strip().splitlines()]
+    errors = [line[1:].strip() for line in lines if line.startswith("E ") and line[1:].strip()]
+    candidates = errors or [line.strip() for line in lines if line.strip()]
+    for line in candidates:
+        for prefix in ("Failed:", "Skipped:", "AssertionError:"):
+            line = line.removeprefix(prefix).strip()
+        if line:
             return line if len(line) <= limit else line[: limit - 1] + "…"
-        if line.startswith(("Failed:", "Skipped:")) and line.split(":", 1)[1].strip():
-            rest = line.split(":", 1)[1].strip()
-            return rest if len(rest) <= limit else rest[: limit - 1] + "…"
     return ""
+
+
+def recipe_id(rid: str) -> str:
+    """A recipe id that wraps only after its slashes (never at the hyphens of its names)."""
+    parts = [f'<span class="nw">{escape(p)}</span>' for p in rid.split("/")]
+    return "<code>" + "/<wbr>".join(parts) + "</code>"

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from . import perf
-from .view import FindingRow, Image, RecipeView, RunView
+from .view import FindingRow, Image, RecipeView, RunView, anchor
 
 MAX_TOP_FINDINGS = 40
 MAX_TOP_FAILURES = 40
@@ -41,7 +41,7 @@ STYLE = """
 #rh section.rh-recipe{border-top:2px solid #d0d7de;margin-top:14px;padding-top:4px}
 #rh pre{white-space:pre-wrap;background:#f6f8fa;padding:6px;margin:2px 0;max-height:320px;overflow:auto;
  font-size:12px;color:#1f2328}
-#rh ul{margin:2px 0 6px;padding-left:20px}
+#rh ul{margin:2px 0 6px;padding-left:20px} #rh .nw{white-space:nowrap}
 #rh .rh-nav{font-size:12px;color:#57606a}
 """
 
@@ -53,11 +53,6 @@ def block(run: RunView) -> str:
     parts += [_section(r) for r in run.recipes]
     parts.append('<p class="rh-nav"><a href="#results-table">test list (pytest-html)</a></p></div>')
     return "\n".join(p for p in parts if p)
-
-
-def anchor(recipe_id: str) -> str:
-    """The fragment that opens a recipe's section: ``#qwen3-32b/vllm/disagg-kv-router``."""
-    return "#" + quote(recipe_id, safe="/-_.~")
 
 
 def _badge(outcome: str) -> str:
@@ -87,7 +82,7 @@ def _recipes_table(run: RunView) -> str:
     rows = ['<table class="rh-table" id="rh-recipes">',
             "<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for r in run.recipes:
-        cells = [f'<td><a href="{anchor(r.id)}"><code>{escape(r.id)}</code></a></td>', f"<td>{_badge(r.outcome)}</td>"]
+        cells = [f'<td><a href="{anchor(r.id)}">{perf.recipe_id(r.id)}</a></td>', f"<td>{_badge(r.outcome)}</td>"]
         for s in run.suites:
             v = r.suites.get(s)
             if v is None:
@@ -106,7 +101,7 @@ def _failures(run: RunView) -> str:
     items = [(r, c) for r in run.recipes for c in r.checks if c.outcome in ("failed", "error") and not c.findings]
     if not items:
         return ""
-    out = ['<h3 id="rh-failures">Failed checks</h3><table class="rh-table">',
+    out = ['<h3>Failed checks</h3><table class="rh-table" id="rh-failed">',
            "<thead><tr><th>Check</th><th>Outcome</th><th>Why</th></tr></thead><tbody>"]
     for r, c in items[:MAX_TOP_FAILURES]:
         out.append(f'<tr><td><a href="{anchor(r.id)}"><code>{escape(r.id)}::{escape(c.name)}</code></a></td>'
@@ -124,7 +119,7 @@ def findings_table(rows: list[FindingRow], *, with_recipe: bool = True, table_id
            "<thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"]
     for f in rows:
         sev = {"error": "failed", "warning": "skipped"}.get(f.severity, "")
-        cells = ([f'<td><a href="{anchor(f.recipe)}"><code>{escape(f.recipe)}</code></a></td>'] if with_recipe else [])
+        cells = ([f'<td><a href="{anchor(f.recipe)}">{perf.recipe_id(f.recipe)}</a></td>'] if with_recipe else [])
         cells += [f"<td><b>{escape(f.rule)}</b></td>", f'<td class="{sev}">{escape(f.severity)}</td>',
                   f"<td><code>{escape(f.location)}</code></td>",
                   f"<td>{escape(f.message)}" + (f'<br><span class="hint">hint: {escape(f.hint)}</span>' if f.hint else "")

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ..report import SUITES as SUITE_ORDER
 from ..report import group_of
@@ -128,6 +129,11 @@ class RunView:
 
     def perf_checks(self) -> list[tuple[RecipeView, CheckView]]:
         return [(r, c) for r in self.recipes for c in r.checks if c.group == "perf" and c.name == "perf"]
+
+
+def anchor(recipe_id: str) -> str:
+    """The fragment that opens a recipe's section: ``#qwen3-32b/vllm/disagg-kv-router``."""
+    return "#" + quote(recipe_id, safe="/-_.~")
 
 
 def build(summary: dict[str, Any], *, html_dir: Path | None = None,
