@@ -15,6 +15,16 @@ Counts this machine cannot run are scaled down, never refused, and every reducti
 - at most :attr:`Caps.worker_processes` mocker processes in all (the largest services shrink first,
   each keeps at least one),
 - data-parallel size at most :attr:`Caps.data_parallel` per process.
+
+Data parallelism, for every backend's flags (read by :func:`recipe_harness.backends.engine_config`:
+vLLM ``--data-parallel-size``, SGLang ``--dp``/``--dp-size`` with or without
+``--enable-dp-attention``, TensorRT-LLM attention DP, where the TP ranks are the attention DP
+ranks), becomes the mocker's ``--data-parallel-size``. The mocker 1.6.1 registers DP ranks so
+(``dynamo/mocker/config.py`` ``build_runtime_config``, checked by running it): each process is one
+``generate`` instance of its component whatever its DP size, and each DP rank of a process that
+keeps a local KV indexer (every role but decode) adds one ``worker_kv_query_source_*`` endpoint
+under the same instance. :meth:`Twin.expected_instances` and :meth:`Twin.expected_dp_ranks` say
+what the frontend must list before the twin is ready.
 """
 
 from __future__ import annotations
@@ -59,11 +69,18 @@ class WorkerTwin:
     processes: int              # mocker processes started (one worker each)
     args: list[str]             # mocker arguments shared by its processes (no ports, paths or discovery)
     engine: EngineConfig
+    data_parallel: int = 1      # DP ranks per mocker process (--data-parallel-size, after the cap)
 
     @property
     def component(self) -> str:
         """The Dynamo component its workers register as (the mocker's default endpoints)."""
         return "prefill" if self.role == ROLE_PREFILL else "backend"
+
+    @property
+    def dp_rank_endpoints(self) -> int:
+        """``worker_kv_query_source_*`` endpoints its processes register: one per DP rank, none for decode
+        (the mocker's local indexer is off on decode workers, ``build_runtime_config``)."""
+        return 0 if self.role == ROLE_DECODE else self.processes * self.data_parallel
 
 
 @dataclass
@@ -85,6 +102,15 @@ class Twin:
         out: dict[str, int] = {}
         for w in self.workers:
             out[w.component] = out.get(w.component, 0) + w.processes
+        return out
+
+    def expected_dp_ranks(self) -> dict[str, int]:
+        """DP-rank endpoints (``worker_kv_query_source_*``) per component the frontend must list; a DP rank
+        is never an instance of its own."""
+        out: dict[str, int] = {}
+        for w in self.workers:
+            if w.dp_rank_endpoints:
+                out[w.component] = out.get(w.component, 0) + w.dp_rank_endpoints
         return out
 
 
@@ -122,6 +148,20 @@ def run_role(service: Service, cfg: EngineConfig, has_prefill: bool) -> str:
     return service.role
 
 
+def mocker_data_parallel(service: Service, cfg: EngineConfig, caps: Caps, notes: list[str]) -> int:
+    """DP ranks of one mocker process standing in for one replica of ``service`` (noted when capped)."""
+    dp = max(1, cfg.data_parallel)
+    if dp > 1:
+        how = {"vllm": "data parallel", "sglang": "DP attention" if cfg.attention_dp else "data parallel",
+               "trtllm": "attention DP over the TP ranks"}.get(cfg.backend, "data parallel")
+        notes.append(f"{service.name}: {cfg.backend} {how}, {dp} ranks -> one mocker instance with "
+                     f"--data-parallel-size {min(dp, caps.data_parallel)}")
+    if dp > caps.data_parallel:
+        notes.append(f"{service.name}: data parallel {dp} -> {caps.data_parallel} ranks per mocker (cap)")
+        dp = caps.data_parallel
+    return dp
+
+
 def _mocker_args(service: Service, role: str, cfg: EngineConfig, model_name: str, caps: Caps,
                  notes: list[str]) -> list[str]:
     args = ["--model-name", model_name]
@@ -131,10 +171,7 @@ def _mocker_args(service: Service, role: str, cfg: EngineConfig, model_name: str
         args += ["--disaggregation-mode", cfg.disaggregation_mode]
     if cfg.backend in MOCKER_ENGINES:
         args += ["--engine-type", cfg.backend]
-    dp = max(1, cfg.data_parallel)
-    if dp > caps.data_parallel:
-        notes.append(f"{service.name}: data parallel {dp} -> {caps.data_parallel} ranks per mocker (cap)")
-        dp = caps.data_parallel
+    dp = mocker_data_parallel(service, cfg, caps, notes)
     if dp > 1:
         args += ["--data-parallel-size", str(dp)]
     if cfg.block_size:
@@ -250,8 +287,9 @@ def plan(recipe: LoadedRecipe, caps: Caps | None = None, *, speedup_ratio: float
         note = _parallelism_note(service, cfg)
         if note:
             notes.append(note)
+        dp = int(flag_value(args, "--data-parallel-size") or 1)
         twins.append(WorkerTwin(service=service.name, role=role, replicas=service.replicas,
-                                processes=n, args=args, engine=cfg))
+                                processes=n, args=args, engine=cfg, data_parallel=dp))
     roles = {t.role for t in twins}
     if ROLE_DECODE in roles and ROLE_PREFILL not in roles:
         notes.append("decode workers without prefill workers: decode workers prefill locally")

@@ -37,6 +37,8 @@ SPEEDUP_ENV = "RECIPE_HARNESS_MOCKER_SPEEDUP"
 DEFAULT_TIMEOUT = 60.0
 LOOPBACK = "127.0.0.1"
 SYSTEM_PORT_LIMIT = 32768  # DYN_SYSTEM_PORT is parsed as an i16
+DP_RANK_ENDPOINT = "worker_kv_query_source_"
+"""Prefix of the endpoint the mocker registers per DP rank of a prefill or aggregated worker (see :mod:`..twin`)."""
 PLANES = ["--discovery-backend", "file", "--request-plane", "tcp", "--event-plane", "zmq"]
 INSTALL_HINT = (
     "install the Dynamo frontend and mocker in a side environment: `python3 bootstrap.py` or "
@@ -279,11 +281,20 @@ def _probe_ready(client: httpx.Client, base_url: str, twin: Twin) -> None:
     except (ValueError, AttributeError):
         raise NotReady(f"/health answered {health.status_code} without JSON") from None
     seen: dict[str, int] = {}
+    ranks: dict[str, int] = {}
     for inst in instances:
-        if isinstance(inst, dict) and inst.get("endpoint") == "generate":
-            comp = str(inst.get("component"))
+        if not isinstance(inst, dict):
+            continue
+        comp, endpoint = str(inst.get("component")), str(inst.get("endpoint"))
+        if endpoint == "generate":  # one per mocker process, whatever its DP size
             seen[comp] = seen.get(comp, 0) + 1
+        elif endpoint.startswith(DP_RANK_ENDPOINT):  # one per DP rank of a process with a local indexer
+            ranks[comp] = ranks.get(comp, 0) + 1
     missing = {c: n for c, n in twin.expected_instances().items() if seen.get(c, 0) < n}
     if missing:
         raise NotReady("workers not registered yet: " + ", ".join(
             f"{c} {seen.get(c, 0)}/{n}" for c, n in sorted(missing.items())))
+    missing = {c: n for c, n in twin.expected_dp_ranks().items() if ranks.get(c, 0) < n}
+    if missing:
+        raise NotReady("data-parallel ranks not registered yet: " + ", ".join(
+            f"{c} {ranks.get(c, 0)}/{n}" for c, n in sorted(missing.items())))
