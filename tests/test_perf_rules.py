@@ -26,6 +26,7 @@ EXPECTED = {
     "RH404": (PERF, 1, Severity.WARNING, "without thresholds.yaml"),
     "RH405": (THRESHOLDS, (12, 23, 33), Severity.ERROR, "h200-sxm: ttft_p50, ttft_p99, itl_p50, itl_p99 limits"),
     "RH406": (THRESHOLDS, 9, Severity.WARNING, "gpus is 8 but the deployment requests 4 GPUs"),
+    "RH407": (PERF, 29, Severity.ERROR, "points c16, c32, c64 send 640 requests, the profile's minimum is 1024"),
 }
 
 

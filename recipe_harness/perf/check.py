@@ -440,7 +440,11 @@ def _baseline(plan_: PerfPlan, endpoint: Endpoint, settings: PerfSettings, point
     if settings.baseline_dir is None:
         return {"status": "off"}
     prof = plan_.profile
-    run_info = {"target": endpoint.target, "scaling": scaling.to_dict(points), "endpointType": prof.endpoint_type,
+    # the workload as scaled, before the operating point is raised for its samples: that part depends
+    # on --perf-trials, and runs with other trial counts pool to comparable estimates
+    planned = scale_points(list(scaling.original), scaling.factor, scaling.max_concurrency)[0] \
+        if scaling.scaled and scaling.original else points
+    run_info = {"target": endpoint.target, "scaling": scaling.to_dict(planned), "endpointType": prof.endpoint_type,
                 "streaming": prof.streaming, "isl": prof.isl, "osl": prof.osl, "extraInputs": prof.extra_inputs,
                 "gpus": plan_.hardware.gpus}
     print_ = bl.fingerprint(run_info)

@@ -4,11 +4,13 @@ benchmark the perf suite can reproduce and gate -- checked statically, before an
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from ..bundle import LoadedRecipe
 from ..findings import Finding, Severity
 from ..manifests import load_file
 from ..perf.profile import PerfProfile, PerfProfileError, profile_of
+from ..perf.stats import metric_min_samples
 from ..perf.thresholds import Thresholds, ThresholdsError, from_document, validate_document
 from . import make, rule
 
@@ -133,3 +135,51 @@ def gpus_match(recipe: LoadedRecipe) -> Iterator[Finding]:
             yield make("RH406", thresholds.file, line, col,
                        f"{hw.id}: gpus is {hw.gpus} but the deployment requests {dep.total_gpus} GPUs",
                        recipe=recipe.id)
+
+
+@rule("RH407", CHECK, "The perf manifest can meet its hardware profile's own minimum: every point sends at least "
+      "`minimum.requests` requests (and runs `minimum.duration` when it runs for a fixed time), and the operating "
+      "point, the last of the sweep, sends the samples each limited percentile needs (100 for p99, 20 for p50, p90, "
+      "p95); otherwise the gate can only ever report insufficient samples.",
+      "raise the point's --request-count (or --benchmark-duration) in the perf manifest, or lower the profile's "
+      "`minimum` / gate on a percentile the count supports (e.g. p90 instead of p99) in thresholds.yaml")
+def perf_meets_minimum(recipe: LoadedRecipe) -> Iterator[Finding]:
+    profile = _profile(recipe)
+    thresholds, _ = _thresholds(recipe)
+    if profile is None or thresholds is None or profile.trace_replay or not profile.points:
+        return
+    for hw in thresholds.profiles.values():
+        m, where = hw.minimum, f"{Path(thresholds.file).name}:{hw.minimum.line or hw.line}"
+        few = [(p, p.request_count if p.request_count is not None else p.default_request_count())
+               for p in profile.points if p.benchmark_duration is None]
+        few = [(p, n) for p, n in few if m.requests and n < m.requests]
+        brief = [p for p in profile.points if p.benchmark_duration is not None and m.duration_s
+                 and p.benchmark_duration < m.duration_s]
+        if few:
+            yield make("RH407", profile.file, few[0][0].line or profile.line, 1,
+                       f"{hw.id}: {_points(few)} the profile's minimum is {m.requests} requests ({where})",
+                       recipe=recipe.id)
+        if brief:
+            yield make("RH407", profile.file, brief[0].line or profile.line, 1,
+                       f"{hw.id}: point{'s' if len(brief) > 1 else ''} {', '.join(p.label for p in brief)} "
+                       f"run{'' if len(brief) > 1 else 's'} {brief[0].benchmark_duration:g} s, the profile's minimum "
+                       f"is {m.duration_s:g} s ({where})", recipe=recipe.id)
+        op = profile.points[-1]
+        if op.benchmark_duration is not None:
+            continue
+        count = op.request_count if op.request_count is not None else op.default_request_count()
+        short = [(lim, metric_min_samples(lim.metric)) for lim in hw.limits
+                 if lim.metric != "error_rate" and metric_min_samples(lim.metric) > count]
+        if short:
+            yield make("RH407", profile.file, op.line or profile.line, 1,
+                       f"{hw.id}: the operating point {op.label} sends {count} requests but "
+                       + ", ".join(f"{lim.metric} needs {n}" for lim, n in short)
+                       + f" ({Path(thresholds.file).name}:{short[0][0].line}); it can only be reported as "
+                       "insufficient samples", recipe=recipe.id)
+
+
+def _points(few: list) -> str:
+    counts = sorted({n for _, n in few})
+    labels = ", ".join(p.label for p, _ in few)
+    sends = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f"point{'s' if len(few) > 1 else ''} {labels} send{'' if len(few) > 1 else 's'} {sends} requests,"
