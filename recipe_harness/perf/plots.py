@@ -12,7 +12,7 @@ from .thresholds import Limit
 
 DPI = 100
 SWEEP_SIZE = (12, 4)      # inches: 1200 x 400 px, the report's full width without scaling
-LIMIT_STYLE = {"color": "#c0392b", "linestyle": "--", "linewidth": 1.2}
+LIMIT_STYLE = {"color": "#c0392b", "linestyle": "--", "linewidth": 1.5}
 
 
 def _pyplot():
