@@ -55,6 +55,8 @@ EXPECTED = {
     "RH341": ("RH341", "tiny/vllm/agg/deploy.yaml", 44),
     "RH342": ("RH342", "tiny/vllm/agg/deploy.yaml", 44),
     "RH343": ("RH343", "tiny/vllm/agg/deploy.yaml", 6),
+    "RH344": ("RH344", "tiny/vllm/agg/deploy.yaml", 44),
+    "RH345": ("RH345", "tiny/vllm/agg/deploy.yaml", 44),
     "RH350": ("RH350", "tiny/vllm/agg/perf.yaml", 24),
     "RH351": ("RH351", "tiny/vllm/agg/perf.yaml", 26),
     "RH360": ("RH360", "tiny/vllm/agg/deploy.yaml", 22),
