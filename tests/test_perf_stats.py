@@ -244,3 +244,47 @@ def test_summary_fields_for_reports(tmp_path):
     s = out.metrics["statistics"]
     assert s["confidence"] == 0.95 and s["seed"] == stats.SEED and s["minSamples"]["p99"] == 100
     assert out.metrics["sweep"][0]["values"]["ttft_p99"]["samples"] == 120
+
+
+def test_perf_metrics_follow_the_summary_schema(tmp_path):
+    import json
+
+    import jsonschema
+
+    schema = json.loads((ROOT / "schemas" / "summary.schema.json").read_text())
+    perf = {"$ref": "#/$defs/perfMetrics", "$defs": schema["$defs"]}
+    for results in ([result([50.0, 60.0, 70.0, 80.0])], [result(lat(11, 120))]):
+        jsonschema.validate(summarise(tmp_path, results).metrics, perf)
+    bad = summarise(tmp_path, [result(lat(11, 120))]).metrics
+    bad["limits"][0]["status"] = "probably fine"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, perf)
+
+
+def test_rh407_percentile_needs_and_duration(tmp_path):
+    """RH407 on a copy of its fixture: an operating point too small for p99, a point shorter than the minimum."""
+    import shutil
+
+    from recipe_harness.bundle import LoadedRecipe
+    from recipe_harness.discovery import discover
+    from recipe_harness.rules.perf_config import perf_meets_minimum
+
+    root = tmp_path / "recipes"
+    shutil.copytree(ROOT / "fixtures" / "perf" / "rules" / "RH407" / "recipes", root)
+    agg = root / "llama-3-70b" / "vllm" / "agg"
+    t = (agg / "thresholds.yaml").read_text().replace("    minimum: {requests: 1024, duration: {value: 600, unit: s}}\n", "")
+    (agg / "thresholds.yaml").write_text(t)
+    perf = (agg / "perf.yaml").read_text()
+
+    def found() -> list[str]:
+        recipe = discover(root).recipes[0]
+        return [f.message for f in perf_meets_minimum(LoadedRecipe.load(recipe))]
+
+    assert found() == []                                        # 640 requests: p99 has its 100
+    (agg / "perf.yaml").write_text(perf.replace("--request-count 640", "--request-count 50"))
+    messages = found()
+    assert len(messages) == 3 and all("the operating point c64 sends 50 requests but ttft_p99 needs 100, "
+                                      "itl_p99 needs 100" in m for m in messages)   # h200, h100, cpu-mocker
+    (agg / "thresholds.yaml").write_text(t.replace("    gpus: 4\n", "    gpus: 4\n    minimum: {duration: {value: 600, unit: s}}\n", 1))
+    (agg / "perf.yaml").write_text(perf.replace("--request-count 640", "--benchmark-duration 300"))
+    assert found() == ["h200-sxm: points c16, c32, c64 run 300 s, the profile's minimum is 600 s (thresholds.yaml:10)"]
