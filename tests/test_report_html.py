@@ -18,6 +18,8 @@ from report_data import AGG, DISAGG
 from recipe_harness import report_html
 from recipe_harness.report_html import perf as perf_cells
 
+pytest_plugins = ["pytester"]
+
 
 class Tables(HTMLParser):
     """Every <table> with an id: rows of (class of the cell, text of the cell); plus ids, links and images."""
@@ -193,6 +195,17 @@ def test_suppressions_are_listed_with_their_reason(tmp_path):
                    "fixtures/rules/suppressed/recipes/tiny/vllm/agg/.recipe-harness.yaml:2:5",
                    "RH312 is not reported for this recipe",
                    "single-node cluster: every pod runs on the node that holds the volume"]
+
+
+def test_html_option_without_report_dir_gets_the_summary_too(pytester):
+    pytester.makepyfile(test_suite="from recipe_harness.suites.test_static import *\n")
+    page = pytester.path / "out" / "mine.html"
+    result = pytester.runpytest_subprocess("--recipes-root", str(report_data.ROOT / "fixtures/rules/RH300/recipes"),
+                                           "-p", "no:cacheprovider", "--html", str(page), "-m", "static")
+    assert result.ret == 1
+    rows = parse(top_of(page.read_text(encoding="utf-8"))).tables["rh-findings-table"]
+    assert [c[1] for c in rows[1]][1:3] == ["RH300", "error"]
+    assert not (pytester.path / "out" / "summary.json").exists()      # no --report-dir: only the page asked for
 
 
 # --- rendering from summary data (recorded summary.json) ---------------------------------------------

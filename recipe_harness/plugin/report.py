@@ -49,15 +49,16 @@ def pytest_configure(config: pytest.Config) -> None:
     report_dir = config.getoption("--report-dir", default=None)
     summary = Summary(recipes_root=str(harness_of(config).recipes_root))
     config.stash[SUMMARY_KEY] = summary
-    if not report_dir or hasattr(config, "workerinput"):
+    if hasattr(config, "workerinput"):
         return
-    out = Path(report_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if not getattr(config.option, "xmlpath", None):
-        config.option.xmlpath = str(out / "junit.xml")
-    if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
-        config.option.htmlpath = str(out / "report.html")
-        config.option.self_contained_html = True
+    if report_dir:
+        out = Path(report_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        if not getattr(config.option, "xmlpath", None):
+            config.option.xmlpath = str(out / "junit.xml")
+        if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
+            config.option.htmlpath = str(out / "report.html")
+            config.option.self_contained_html = True
     if getattr(config.option, "htmlpath", None):   # as pytest-html resolves it (basereport.BaseReport)
         config.stash[HTML_PATH_KEY] = Path.cwd() / Path(os.path.expandvars(config.option.htmlpath)).expanduser()
 

@@ -247,6 +247,6 @@ def first_line(text: str, limit: int = 240) -> str:
 
 
 def recipe_id(rid: str) -> str:
-    """A recipe id that wraps only after its slashes (never at the hyphens of its names)."""
+    """A recipe id (or a path) that wraps only after its slashes, never at the hyphens of its names."""
     parts = [f'<span class="nw">{escape(p)}</span>' for p in rid.split("/")]
     return "<code>" + "/<wbr>".join(parts) + "</code>"

@@ -121,7 +121,7 @@ def findings_table(rows: list[FindingRow], *, with_recipe: bool = True, table_id
         sev = {"error": "failed", "warning": "skipped"}.get(f.severity, "")
         cells = ([f'<td><a href="{anchor(f.recipe)}">{perf.recipe_id(f.recipe)}</a></td>'] if with_recipe else [])
         cells += [f"<td><b>{escape(f.rule)}</b></td>", f'<td class="{sev}">{escape(f.severity)}</td>',
-                  f"<td><code>{escape(f.location)}</code></td>",
+                  f"<td>{perf.recipe_id(f.location)}</td>",
                   f"<td>{escape(f.message)}" + (f'<br><span class="hint">hint: {escape(f.hint)}</span>' if f.hint else "")
                   + "</td>",
                   f"<td>{escape(f.suppression)}</td>"]
