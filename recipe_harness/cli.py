@@ -70,6 +70,23 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--prefix", metavar="DIR", default=".", help="where .venv-dynamo and .venv-aiperf go (default: .)")
     s.add_argument("--only", choices=("dynamo", "aiperf"), action="append", default=[])
 
+    n = sub.add_parser("new", help="scaffold a recipe: deploy.yaml, perf.yaml, thresholds.yaml, model-cache/ for a "
+                                   "new model, a README section; FILL-IN(...) marks what to supply (check: RH109)",
+                       description="Write a new recipe <model>/<backend>/<mode> under --recipes-root. Every value "
+                                   "still to supply is a FILL-IN(...) marker that `check` reports (RH109) until it "
+                                   "is replaced. Backends: vllm, sglang, trtllm (GPU), mocker (runs on the local "
+                                   "target). Never overwrites a file. Exit status: 0 written, 2 usage error.")
+    n.add_argument("recipe_id", metavar="MODEL/BACKEND/MODE", help="e.g. qwen3-8b/vllm/agg, qwen3-8b/vllm/disagg-kv-router")
+    n.add_argument("--recipes-root", metavar="DIR", default="recipes", help="where recipes live (default: ./recipes)")
+    n.add_argument("--from", dest="from_recipe", metavar="RECIPE",
+                   help="copy this recipe's deploy.yaml, perf.yaml and thresholds.yaml (DGD renamed) instead of the templates")
+    n.add_argument("--gpus", type=int, metavar="N", help="GPUs per worker pod (default: a FILL-IN marker)")
+    n.add_argument("--tp", type=int, metavar="N", help="tensor parallel size (default: --gpus)")
+    n.add_argument("--model-id", metavar="ORG/NAME",
+                   help="Hugging Face repo id (default: what the model's model-cache downloads, else a marker)")
+    n.add_argument("--dynamo-version", metavar="X.Y.Z",
+                   help="runtime image tag (default: the release the collection's recipes use)")
+
     from .cli_clean import DEFAULT_OLDER_THAN
     from .cli_clean import add_arguments as clean_arguments
 
@@ -103,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_setup(args)
         if args.command == "clean":
             return cmd_clean(args)
+        if args.command == "new":
+            return cmd_new(args)
     except UsageError as exc:
         print(f"recipe-harness: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -148,7 +167,8 @@ def select_recipes(paths: list[str], recipes_root: str | None, patterns: list[st
         d = discover(root, patterns)
         target = p.absolute()
         d.recipes = [r for r in d.recipes
-                     if r.deploy_file.absolute() == target or _is_below(r.deploy_file.absolute(), target)]
+                     if r.deploy_file.absolute() == target or _is_below(r.deploy_file.absolute(), target)
+                     or (r.kustomization is not None and _is_below(r.kustomization.absolute(), target))]
         d.findings = [f for f in d.findings if _is_below(Path(f.file).absolute(), target) or Path(f.file).absolute() == target]
         out.append(d)
     return out
@@ -372,6 +392,31 @@ def cmd_setup(args: argparse.Namespace) -> int:
     except subprocess.CalledProcessError as exc:
         print(f"recipe-harness: setup failed: {exc}", file=sys.stderr)
         return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from .findings import display_path
+    from .scaffold import ScaffoldError, ScaffoldOptions, plan, write
+
+    opts = ScaffoldOptions(recipe_id=args.recipe_id, recipes_root=Path(args.recipes_root), from_recipe=args.from_recipe,
+                           gpus=args.gpus, tp=args.tp, model_id=args.model_id, dynamo_version=args.dynamo_version)
+    try:
+        scaffold = plan(opts)
+        written = write(scaffold)
+    except ScaffoldError as exc:
+        raise UsageError(str(exc)) from None
+    for path in written:
+        print(f"{'appended' if path in scaffold.append else 'wrote'} {display_path(path)}")
+    markers = scaffold.markers()
+    if markers:
+        print(f"{len(markers)} values to fill in (FILL-IN markers; `recipe-harness check` reports each as RH109):")
+        for path, line, what in markers:
+            print(f"  {display_path(path)}:{line}: {what}")
+    rid = args.recipe_id.strip("/")
+    root = args.recipes_root
+    print(f"next: recipe-harness check {root} --recipe '{rid}'   then: recipe-harness test --recipes-root {root} "
+          f"--recipe '{rid}'")
     return EXIT_OK
 
 
