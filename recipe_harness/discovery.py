@@ -8,6 +8,12 @@ READMEs from the recipe folder up to the model folder. Works on the seed layout
 and on trees with several DGD files in one folder (each its own recipe, the id gets the file stem).
 ``*.template.yaml`` files (copy-and-fill templates with placeholders) are not recipes.
 
+Kustomize (:mod:`recipe_harness.render.kustomize`): files of a ``kind: Component`` folder and the
+patches kustomizations apply are never recipes; every overlay is rendered with ``kubectl kustomize``.
+An overlay with committed rendered output (``deploy-<variant>.yaml``) is checked through that file,
+which must equal a fresh rendering (RH014); an overlay without one is checked from its rendering as a
+recipe variant whose id is the overlay's path; an overlay that does not render is RH015.
+
 Symlinks are never followed outside the root; they are reported.
 """
 
@@ -25,6 +31,8 @@ RULE_SYMLINK = "RH010"
 RULE_NO_RECIPES = "RH011"
 RULE_ROOT = "RH012"
 RULE_NOT_A_RECIPE = "RH013"
+RULE_RENDER_STALE = "RH014"
+RULE_RENDER_FAILED = "RH015"
 
 YAML_SUFFIXES = (".yaml", ".yml")
 MODEL_CACHE_DIRS = ("model-cache", "model_cache")
@@ -211,8 +219,11 @@ def _is_model_cache(path: Path, root: Path) -> bool:
     return any(part in MODEL_CACHE_DIRS for part in path.relative_to(root).parts[:-1])
 
 
-def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...] = ()) -> Discovery:
-    """Find every recipe under ``root``; ``patterns`` are globs on recipe ids (any may match)."""
+def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...] = (), *,
+             render: bool = True) -> Discovery:
+    """Find every recipe under ``root``; ``patterns`` are globs on recipe ids (any may match).
+
+    ``render=False`` leaves kustomize overlays unrendered (no ``kubectl`` runs, no RH014/RH015)."""
     root_path = Path(root)
     result = Discovery(root_path)
     if not root_path.is_dir():
@@ -222,6 +233,11 @@ def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...]
         return result
     yaml_files = _walk(root_path, result.findings)
     patches = _kustomize_patches(p for p in yaml_files if p.name in KUSTOMIZATION_NAMES)
+    from .render import kustomize
+
+    ktree = kustomize.Tree.scan(yaml_files)
+    component_dirs = ktree.component_dirs()
+    patches |= {p for p in yaml_files if p.parent in component_dirs}  # a Component's files are never recipes
     # a kustomization is never a recipe, even one whose patches target kind: DynamoGraphDeployment
     candidates = [p for p in yaml_files if not _is_model_cache(p, root_path) and p not in patches and not _is_template(p)
                   and p.name not in KUSTOMIZATION_NAMES]
@@ -268,6 +284,8 @@ def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...]
                 suppressions_file=supp[0] if supp else None,
             )
             result.recipes.append(recipe)
+    if render:
+        _overlays(root_path, ktree, yaml_files, patches, result)
     result.recipes.sort(key=lambda r: r.id)
     if patterns:
         result.recipes = [r for r in result.recipes if any(_match(r.id, pat) for pat in patterns)]
@@ -277,3 +295,52 @@ def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...]
 def _match(recipe_id: str, pattern: str) -> bool:
     pattern = pattern.strip("/")
     return fnmatch.fnmatchcase(recipe_id, pattern) or recipe_id.startswith(pattern + "/") or recipe_id == pattern
+
+
+def _overlays(root: Path, ktree, yaml_files: list[Path], excluded: set[Path], result: Discovery) -> None:
+    """Render every kustomize overlay: check committed output is current, add the others as recipe variants."""
+    from .render import kustomize
+
+    for k in ktree.overlays():
+        overlay = k.dir
+        rendered = kustomize.render(overlay)
+        rel = overlay.relative_to(root).as_posix()
+        if not rendered.ok:
+            result.findings.append(Finding(
+                str(k.file), 1, 1, RULE_RENDER_FAILED, f"kustomize overlay {rel} does not render: {rendered.error}",
+                hint="run `kubectl kustomize " + rel + "` and fix what it reports (paths of resources, "
+                     "components and patches)"))
+            continue
+        recipe_dir = kustomize.recipe_dir_of(overlay)
+        candidates = [p for p in yaml_files if p.parent == recipe_dir and p not in excluded]
+        committed = kustomize.committed_output(overlay, root, candidates)
+        if committed is not None:
+            diff = kustomize.compare(rendered.text, committed)
+            if diff is not None:
+                result.findings.append(Finding(
+                    str(committed), 1, 1, RULE_RENDER_STALE,
+                    f"{committed.name} is out of date with kustomize overlay {rel}: {diff}",
+                    hint=f"regenerate it: kubectl kustomize {rel} > {committed.relative_to(root).as_posix()} "
+                         "(keep its header comment), and commit both"))
+            continue
+        if "DynamoGraphDeployment" not in rendered.text:
+            continue
+        deploy = kustomize.write_variant(root, overlay, rendered)
+        model = rel.split("/", 1)[0]
+        model_dir = root / model
+        folder = recipe_dir if _inside(recipe_dir, root) else overlay
+        thresholds = next((folder / n for n in THRESHOLDS_NAMES if (folder / n).is_file()), None)
+        supp = _upwards(folder, model_dir, (SUPPRESSIONS_NAME,))
+        result.recipes.append(Recipe(
+            id=rel,
+            root=root,
+            deploy_file=deploy,
+            model=model,
+            model_dir=model_dir,
+            model_cache_files=_model_cache_files(model_dir),
+            perf_files=_perf_files(folder, "deploy", model_dir, root, True),
+            readmes=tuple(reversed(_upwards(folder, model_dir, ("README.md", "README.rst", "README")))),
+            thresholds_file=thresholds,
+            kustomization=k.file,
+            suppressions_file=supp[0] if supp else None,
+        ))

@@ -26,6 +26,10 @@ describe("RH011", "yaml", "The recipes root holds at least one recipe.", "point 
 describe("RH012", "yaml", "The recipes root is a readable folder.", "pass --recipes-root DIR")
 describe("RH013", "yaml", "A deploy.yaml that holds no DynamoGraphDeployment is reported, not silently skipped.",
          "a recipe's deploy.yaml holds a DynamoGraphDeployment; other workloads are not checked", Severity.INFO)
+describe("RH014", "yaml", "A committed rendering of a kustomize overlay (deploy-<variant>.yaml) equals what the overlay "
+         "renders now.", "regenerate it with kubectl kustomize <overlay> > <file> and commit both")
+describe("RH015", "yaml", "Every kustomize overlay renders (kubectl kustomize).",
+         "run kubectl kustomize <overlay> and fix the resources, components or patches it names")
 
 GPU_PRODUCTS = r"(?:GB300|GB200|B300|B200|H200|H100|H20|H800|A100|A800|A10G|L40S|L40|L4|RTX\s?\w+|MI300X|CPU)"
 _GPU_COUNT = re.compile(
