@@ -288,3 +288,17 @@ def test_rh407_percentile_needs_and_duration(tmp_path):
     (agg / "thresholds.yaml").write_text(t.replace("    gpus: 4\n", "    gpus: 4\n    minimum: {duration: {value: 600, unit: s}}\n", 1))
     (agg / "perf.yaml").write_text(perf.replace("--request-count 640", "--benchmark-duration 300"))
     assert found() == ["h200-sxm: points c16, c32, c64 run 300 s, the profile's minimum is 600 s (thresholds.yaml:10)"]
+
+
+def test_perf_inconclusive_option_through_the_console_script(tmp_path):
+    import subprocess
+
+    exe = ROOT / ".venv" / "bin" / "recipe-harness"
+    if not exe.exists():
+        pytest.skip(f"{exe} missing (run python3 bootstrap.py)")
+    (tmp_path / "recipes").mkdir()
+    proc = subprocess.run([str(exe), "test", "--suite", "perf", "--recipes-root", str(tmp_path / "recipes"),
+                           "--report-dir", str(tmp_path / "out"), "--", "--perf-inconclusive", "maybe"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "--perf-inconclusive: invalid choice: 'maybe' (choose from 'fail', 'skip')" in proc.stdout + proc.stderr

@@ -51,6 +51,7 @@ TRACKED = ("ttft_p50", "ttft_p90", "ttft_p99", "itl_p50", "itl_p90", "itl_p99", 
            "goodput_fraction")
 RUN_WIDE = ("error_rate",)
 DEFAULT_LOCAL_SCALE = 0.05
+DEFAULT_LOCAL_RUN_NOISE = 0.10
 LOCAL_CONCURRENCY_PER_CPU = 4
 
 
@@ -114,7 +115,14 @@ class PerfSettings:
     update_baseline: bool = False
     tolerance: float = 0.10
     cpu_count: int = 2
+    run_noise: float | None = None          # None: 0.10 on the local target, 0 elsewhere
     inconclusive: str = "fail"              # fail | skip: what an inconclusive check does to the test
+
+    def noise_for(self, target: str) -> float:
+        """Relative run-to-run noise added to every bootstrap interval (see :mod:`.stats`)."""
+        if self.run_noise is not None:
+            return self.run_noise
+        return DEFAULT_LOCAL_RUN_NOISE if target == "local" else 0.0
 
     def for_target(self, target: str) -> tuple[float, int | None]:
         local = target == "local"
@@ -159,8 +167,13 @@ def _point_values(results: list[PointResult], gpus: int) -> dict[str, Aggregate]
     return out
 
 
-def estimate(results: list[PointResult], metric: str, gpus: int = 1) -> Estimate | None:
-    """The estimate of ``metric`` at one point over its trials (requests pooled, see :mod:`.stats`)."""
+def estimate(results: list[PointResult], metric: str, gpus: int = 1, run_noise: float = 0.0) -> Estimate | None:
+    """The estimate of ``metric`` at one point over its trials (requests pooled, see :mod:`.stats`),
+    its interval widened by the target's relative run-to-run noise."""
+    return stats.with_run_noise(_estimate(results, metric, gpus), run_noise)
+
+
+def _estimate(results: list[PointResult], metric: str, gpus: int) -> Estimate | None:
     if not results:
         return None
     kind, _, stat = metric.partition("_")
@@ -191,12 +204,13 @@ def estimate(results: list[PointResult], metric: str, gpus: int = 1) -> Estimate
     return stats.point(agg.median if agg else None, sum(r.ok_requests for r in results))
 
 
-def _point_estimates(results: list[PointResult], gpus: int, extra: tuple[str, ...] = ()) -> dict[str, Estimate]:
+def _point_estimates(results: list[PointResult], gpus: int, extra: tuple[str, ...] = (),
+                     run_noise: float = 0.0) -> dict[str, Estimate]:
     out: dict[str, Estimate] = {}
     for name in dict.fromkeys((*TRACKED, *extra)):
         if name == "error_rate":
             continue
-        est = estimate(results, name, gpus)
+        est = estimate(results, name, gpus, run_noise)
         if est is not None:
             out[name] = est
     return out
@@ -296,11 +310,12 @@ def _summarise(plan_: PerfPlan, endpoint: Endpoint, settings: PerfSettings, poin
     prof, hw = plan_.profile, plan_.hardware
     gpus = hw.gpus
     limited = tuple(lim.metric for lim in hw.limits)
+    noise = settings.noise_for(endpoint.target)
     sweep = []
     curve = []
     for i, point in enumerate(points):
         values = _point_values(results[i], gpus)
-        ests = _point_estimates(results[i], gpus)
+        ests = _point_estimates(results[i], gpus, run_noise=noise)
         duration = sum(r.duration_s or 0.0 for r in results[i])
         sweep.append({"point": point.label, "concurrency": point.concurrency, "requestRate": point.request_rate,
                       "requestCount": point.request_count, "trials": len(results[i]),
@@ -321,7 +336,7 @@ def _summarise(plan_: PerfPlan, endpoint: Endpoint, settings: PerfSettings, poin
     op_index = len(points) - 1
     op_results = results[op_index] if points else []
     op_values = _point_values(op_results, gpus)
-    op_est = _point_estimates(op_results, gpus, limited)
+    op_est = _point_estimates(op_results, gpus, limited, noise)
     if error_rate is not None:
         op_values["error_rate"] = Aggregate(error_rate, 0.0, [error_rate])
         run_errors = stats.wilson(errors, total, trials=settings.trials)
@@ -332,7 +347,7 @@ def _summarise(plan_: PerfPlan, endpoint: Endpoint, settings: PerfSettings, poin
     def value_of(metric: str) -> Estimate | None:
         est = op_est.get(metric)
         if est is None and op_results:
-            est = estimate(op_results, metric, gpus)
+            est = estimate(op_results, metric, gpus, noise)
         return est
 
     verdicts: list[Verdict] = gate(hw, value_of) if not failed else []
@@ -369,6 +384,7 @@ def _summarise(plan_: PerfPlan, endpoint: Endpoint, settings: PerfSettings, poin
         "trials": settings.trials,
         "goodputSlo": slo,
         "statistics": {"confidence": stats.CONFIDENCE, "resamples": stats.RESAMPLES, "seed": stats.SEED,
+                       "runNoise": noise,
                        "minSamples": {p: stats.min_samples(p) for p in ("p50", "p90", "p95", "p99")},
                        "samplesNeeded": hw.samples_needed(), "minimum": hw.minimum.to_dict(),
                        "gated": gated, "insufficient": unsupported,

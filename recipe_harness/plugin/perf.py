@@ -36,6 +36,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--perf-trials", metavar="N", type=int, default=1,
                     help="run the sweep N times; the trials' requests are pooled and a two-level bootstrap "
                          "(trials, then requests) gives each metric its confidence interval")
+    group.addoption("--perf-run-noise", metavar="FRACTION", type=float, default=None,
+                    help="relative run-to-run variation of the target, added to every bootstrap interval as "
+                         "+-FRACTION x value (default: 0.10 on the local target, 0 elsewhere)")
     group.addoption("--perf-inconclusive", choices=("fail", "skip"), default="fail",
                     help="what a check whose limits are not established (an interval containing a limit, or a "
                          "percentile from too few samples) does to the test: fail (default) or skip; never a pass")
@@ -57,6 +60,9 @@ def pytest_configure(config: pytest.Config) -> None:
     scale = config.getoption("--perf-scale", default=None)
     if scale is not None and scale <= 0:
         raise pytest.UsageError("--perf-scale must be > 0")
+    noise = config.getoption("--perf-run-noise", default=None)
+    if noise is not None and not 0 <= noise < 1:
+        raise pytest.UsageError("--perf-run-noise must be a fraction in [0, 1)")
     cap = config.getoption("--perf-max-concurrency", default=None)
     if cap is not None and cap < 1:
         raise pytest.UsageError("--perf-max-concurrency must be >= 1")
@@ -147,5 +153,6 @@ def perf_settings(request: pytest.FixtureRequest, perf_plan: PerfPlan,
         update_baseline=config.getoption("--update-baseline"),
         tolerance=config.getoption("--baseline-tolerance"),
         inconclusive=config.getoption("--perf-inconclusive"),
+        run_noise=config.getoption("--perf-run-noise"),
         cpu_count=os.cpu_count() or 2,
     )
