@@ -16,6 +16,7 @@ MARKERS = {
     "static": "static checks: YAML, schema, structure and cross-file rules (no deployment)",
     "smoke": "deploys the recipe on the target and smoke-tests its OpenAI API",
     "perf": "deploys the recipe and runs aiperf against its thresholds and baselines",
+    "predict": "predicts the recipe's performance on its GPU hardware profiles with a performance model (no GPU)",
     "kubernetes": "needs a Kubernetes cluster (--target kubernetes)",
     "preflight": "checks a cluster can run the recipe before deploying it",
 }

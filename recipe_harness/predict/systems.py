@@ -62,7 +62,9 @@ def system_of(profile_id: str) -> GpuSystem:
     key = re.sub(r"[\s_]+", "-", profile_id.strip().lower())
     name = _ALIASES.get(key)
     if name is None:
-        known = ", ".join(sorted(_ALIASES))
-        what = "a CPU profile" if "cpu" in key or "mocker" in key else "not a GPU system the model knows"
-        raise UnmappedProfile(f"hardware profile {profile_id!r} is {what} (profiles that map to one: {known})")
+        if "cpu" in key or "mocker" in key:
+            raise UnmappedProfile(f"hardware profile {profile_id!r} is a CPU profile: no GPU system to model")
+        known = ", ".join(sorted(set(_ALIASES.values())))
+        raise UnmappedProfile(f"hardware profile {profile_id!r} names no GPU system the model knows ({known}; "
+                              "profile ids such as h200-sxm, h100-sxm, b200, gb200 map to them)")
     return SYSTEMS[name]

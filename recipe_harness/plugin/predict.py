@@ -1,0 +1,137 @@
+"""predict part of the recipe-harness pytest plugin: options, parametrisation and the session's predictions.
+
+A test requesting ``predict_case`` is parametrised over the selected recipes and the hardware
+profiles of each recipe's ``thresholds.yaml`` (ids ``<recipe-id>::predict-<profile>``; a recipe
+without usable thresholds gets one ``<recipe-id>::predict`` that skips with the reason). The
+estimates of all of them are computed in one batch the first time one is needed
+(:func:`recipe_harness.predict.check.predict_all`), so the model's databases load once a session.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ..predict.aic import AicUnavailable, find_python
+from ..predict.check import PredictOutcome, PredictSettings, predict_all
+from ..predict.gate import DEFAULT_TOLERANCE
+from ..predict.plan import profile_ids
+from .options import harness_of, selected_recipes
+
+OUTCOMES_KEY = pytest.StashKey[dict]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("recipe-harness-predict", "recipe-harness: predict suite (performance model, no GPU)")
+    group.addoption("--aic-python", metavar="PATH", default=None,
+                    help="Python with aiconfigurator installed (default: $RECIPE_HARNESS_AIC_PYTHON or ./.venv-aic/bin/python)")
+    group.addoption("--predict-tolerance", metavar="FRACTION", type=float, default=DEFAULT_TOLERANCE,
+                    help="the model's tolerance: a prediction within this fraction of a limit is a warning, past it "
+                         f"a failure (default {DEFAULT_TOLERANCE})")
+    group.addoption("--predict-model-alias", metavar="REPO=MODELLED", action="append", default=[],
+                    help="predict REPO as the model's bundled MODELLED (same architecture), e.g. "
+                         "my-org/Qwen3-32B-ft=Qwen/Qwen3-32B (repeatable)")
+    group.addoption("--predict-timeout", metavar="SECONDS", type=float, default=600.0,
+                    help="time limit of the model's whole batch (default 600)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    tol = config.getoption("--predict-tolerance", default=DEFAULT_TOLERANCE)
+    if tol is not None and not 0 <= tol < 1:
+        raise pytest.UsageError("--predict-tolerance must be a fraction in [0, 1)")
+    aliases(config)
+
+
+def aliases(config: pytest.Config) -> dict[str, str]:
+    out = {}
+    for text in config.getoption("--predict-model-alias", default=[]) or []:
+        repo, eq, modelled = text.partition("=")
+        if not eq or not repo.strip() or not modelled.strip():
+            raise pytest.UsageError(f"--predict-model-alias {text!r}: expected REPO=MODELLED, e.g. org/model=Qwen/Qwen3-32B")
+        out[repo.strip()] = modelled.strip()
+    return out
+
+
+@dataclass(frozen=True)
+class PredictCase:
+    recipe_id: str
+    profile: str | None          # None: the recipe has no usable thresholds
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "predict_case" not in metafunc.fixturenames:
+        return
+    harness = harness_of(metafunc.config)
+    params = []
+    for recipe in selected_recipes(metafunc.config):
+        ids = profile_ids(harness.loaded(recipe))
+        if not ids:
+            params.append(pytest.param(PredictCase(recipe.id, None), id=f"{recipe.id}::predict"))
+        for pid in ids:
+            params.append(pytest.param(PredictCase(recipe.id, pid), id=f"{recipe.id}::predict-{pid}"))
+    metafunc.parametrize("predict_case", params)
+
+
+def _settings(config: pytest.Config) -> PredictSettings:
+    python = find_python(config.getoption("--aic-python", default=None), [config.rootpath, Path.cwd()])
+    report_dir = config.getoption("--report-dir", default=None)
+    return PredictSettings(
+        python=python,
+        tolerance=config.getoption("--predict-tolerance"),
+        timeout_s=config.getoption("--predict-timeout"),
+        workers=max(1, min(2, os.cpu_count() or 1)),
+        aliases=aliases(config),
+        out_dir=Path(report_dir) / "predict" if report_dir else None,
+    )
+
+
+def outcomes(config: pytest.Config, session: pytest.Session | None) -> dict:
+    """Every predict case of the session, computed together on first use."""
+    if OUTCOMES_KEY in config.stash:
+        return config.stash[OUTCOMES_KEY]
+    harness = harness_of(config)
+    by_id = {r.id: r for r in harness.recipes}
+    cases = []
+    for item in getattr(session, "items", []) or []:
+        callspec = getattr(item, "callspec", None)
+        case = callspec.params.get("predict_case") if callspec else None
+        if isinstance(case, PredictCase) and case.profile and case.recipe_id in by_id:
+            cases.append((harness.loaded(by_id[case.recipe_id]), case.profile))
+    try:
+        result: dict = predict_all(cases, _settings(config))
+    except AicUnavailable as exc:
+        result = {"error": str(exc)}
+    config.stash[OUTCOMES_KEY] = result
+    return result
+
+
+@pytest.fixture
+def prediction(request: pytest.FixtureRequest, predict_case: PredictCase) -> PredictOutcome:
+    """The predict outcome of this test's (recipe, hardware profile); skips with the reason when there is none."""
+    if predict_case.profile is None:
+        harness = harness_of(request.config)
+        recipe = next(r for r in harness.recipes if r.id == predict_case.recipe_id)
+        from ..predict.plan import PredictSkip, thresholds_of
+
+        try:
+            thresholds_of(harness.loaded(recipe))
+        except PredictSkip as exc:
+            pytest.skip(str(exc))
+        pytest.skip("thresholds.yaml has no hardware profile")
+    found = outcomes(request.config, request.session)
+    if "error" in found:
+        pytest.fail(found["error"], pytrace=False)
+    outcome = found.get((predict_case.recipe_id, predict_case.profile))
+    if outcome is None:
+        # a case run on its own (not collected with the session's items): predict it now
+        request.config.stash.pop(OUTCOMES_KEY, None)
+        harness = harness_of(request.config)
+        recipe = next(r for r in harness.recipes if r.id == predict_case.recipe_id)
+        outcome = predict_all([(harness.loaded(recipe), predict_case.profile)], _settings(request.config)).get(
+            (predict_case.recipe_id, predict_case.profile))
+    if isinstance(outcome, str):
+        pytest.skip(outcome)
+    return outcome

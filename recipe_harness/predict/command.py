@@ -1,0 +1,124 @@
+"""``recipe-harness predict``: the predicted performance of recipes on their GPU hardware profiles, as text or JSON.
+
+Exit status: 0 every prediction within its limits (warnings allowed unless ``--strict``), 1 a failure
+(a model that does not fit, a concurrency the deployment cannot hold, a limit missed by more than
+the tolerance), 2 usage error or no performance model environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .aic import AicUnavailable, find_python
+from .check import PredictOutcome, PredictSettings, predict_all
+from .gate import DEFAULT_TOLERANCE
+from .plan import profile_ids
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hardware-profile", metavar="ID", action="append", default=[],
+                   help="only these thresholds.yaml profiles (repeatable; default: every profile of each recipe)")
+    p.add_argument("--tolerance", metavar="FRACTION", type=float, default=DEFAULT_TOLERANCE,
+                   help=f"model tolerance: within it of a limit is a warning, past it a failure (default {DEFAULT_TOLERANCE})")
+    p.add_argument("--aic-python", metavar="PATH", help="Python with aiconfigurator (default: ./.venv-aic/bin/python)")
+    p.add_argument("--model-alias", metavar="REPO=MODELLED", action="append", default=[],
+                   help="predict REPO as the model's bundled MODELLED (same architecture; repeatable)")
+    p.add_argument("--timeout", metavar="SECONDS", type=float, default=600.0, help="time limit of the model's batch")
+    p.add_argument("--plots", metavar="DIR", help="write a predicted sweep plot per recipe and profile into DIR")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--strict", action="store_true", help="warnings fail too")
+
+
+def _aliases(items: list[str]) -> dict[str, str]:
+    out = {}
+    for text in items:
+        repo, eq, modelled = text.partition("=")
+        if not eq or not repo.strip() or not modelled.strip():
+            raise ValueError(f"--model-alias {text!r}: expected REPO=MODELLED")
+        out[repo.strip()] = modelled.strip()
+    return out
+
+
+def run(args: argparse.Namespace, discoveries) -> int:
+    from ..bundle import LoadedRecipe
+
+    if not 0 <= args.tolerance < 1:
+        print("recipe-harness: --tolerance must be a fraction in [0, 1)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        aliases = _aliases(args.model_alias)
+        python = find_python(args.aic_python, [Path.cwd(), Path(__file__).resolve().parents[2]])
+    except (ValueError, AicUnavailable) as exc:
+        print(f"recipe-harness: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    cases, skips = [], {}
+    cache: dict = {}
+    for d in discoveries:
+        for recipe in d.recipes:
+            loaded = LoadedRecipe.load(recipe, cache)
+            ids = [i for i in profile_ids(loaded) if not args.hardware_profile or i in args.hardware_profile]
+            if not ids:
+                skips[(recipe.id, "-")] = ("no thresholds.yaml profile" + (f" among {', '.join(args.hardware_profile)}"
+                                           if args.hardware_profile else ""))
+            cases += [(loaded, i) for i in ids]
+    settings = PredictSettings(python=python, tolerance=args.tolerance, timeout_s=args.timeout,
+                               workers=max(1, min(2, os.cpu_count() or 1)), aliases=aliases,
+                               out_dir=Path(args.plots) if args.plots else None)
+    try:
+        results = predict_all(cases, settings)
+    except AicUnavailable as exc:
+        print(f"recipe-harness: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    results.update(skips)
+    failed = [k for k, v in results.items() if isinstance(v, PredictOutcome) and v.failures]
+    warned = [k for k, v in results.items() if isinstance(v, PredictOutcome) and v.warnings and not v.failures]
+    if args.format == "json":
+        print(json.dumps({"cases": [_json(k, v) for k, v in results.items()],
+                          "totals": {"cases": len(results), "failed": len(failed), "warned": len(warned),
+                                     "skipped": sum(1 for v in results.values() if isinstance(v, str))}}, indent=2))
+    else:
+        for key, value in results.items():
+            print(_text(key, value))
+        done = sum(1 for v in results.values() if isinstance(v, PredictOutcome))
+        print(f"{len(results)} cases: {done} predicted ({len(failed)} failed, {len(warned)} with warnings), "
+              f"{len(results) - done} skipped")
+    return EXIT_FAILED if failed or (args.strict and warned) else EXIT_OK
+
+
+def _json(key: tuple[str, str], value: PredictOutcome | str) -> dict:
+    if isinstance(value, str):
+        return {"recipe": key[0], "hardwareProfile": key[1], "outcome": "skipped", "reason": value}
+    return {"recipe": key[0], "hardwareProfile": key[1],
+            "outcome": "failed" if value.failures else "passed", "failures": value.failures,
+            "warnings": value.warnings, "notes": value.notes, **value.metrics["prediction"],
+            "plots": [str(p) for _, p in value.images]}
+
+
+def _text(key: tuple[str, str], value: PredictOutcome | str) -> str:
+    if isinstance(value, str):
+        return f"{key[0]} on {key[1]}: skipped: {value}"
+    m = value.metrics["prediction"]
+    verdict = "FAIL" if value.failures else "WARN" if value.warnings else "pass"
+    lines = [f"{key[0]} on {key[1]}: {verdict} ({m['system']}, {m['backend']} {m['backendVersion']}, "
+             f"{m['modelledAs']}, {m['mode']}, {m['gpus']} GPUs, ISL/OSL {m['isl']}/{m['osl']})"]
+    for row in m["sweep"]:
+        if row["ok"]:
+            lines.append(f"  c{row['concurrency']:<5} TTFT {row['ttftMs']:9.1f} ms  ITL {row['itlMs']:7.2f} ms  "
+                         f"{row['outputTokensPerSPerGpu']:8.1f} tok/s/GPU")
+        else:
+            lines.append(f"  c{row['concurrency']:<5} {row['errorKind']}: " +
+                         (f"at most {row['maxBatch']} sequences per engine rank" if row.get("maxBatch") else
+                          row["error"][:200]))
+    thresholds = Path(value.plan.thresholds_file)
+    for v in value.verdicts:
+        lines.append(f"  {thresholds}:{v.limit.line}: {v.describe()}")
+    lines += [f"  failure: {f}" for f in value.failures]
+    lines += [f"  warning: {w}" for w in value.warnings]
+    lines.append(f"  version: {m['backendVersionSource']}")
+    return "\n".join(lines)
