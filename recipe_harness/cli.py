@@ -54,10 +54,17 @@ def _parser() -> argparse.ArgumentParser:
     selection(t)
     t.add_argument("--target", choices=("local", "kubernetes"), default="local")
     t.add_argument("--report-dir", metavar="DIR", default="reports", help="where reports go (default: ./reports)")
-    t.add_argument("--suite", action="append", choices=("static", "smoke", "perf", "preflight"), default=[],
+    t.add_argument("--suite", action="append", choices=("static", "smoke", "perf", "preflight", "predict"), default=[],
                    help="suites to run (repeatable; default: static and smoke)")
     t.add_argument("--strict", action="store_true", help="warnings fail too")
     t.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then arguments for pytest")
+
+    from .predict.command import add_arguments as predict_arguments
+
+    pr = sub.add_parser("predict", help="predicted performance on each recipe's GPU hardware profiles (no GPU)")
+    pr.add_argument("paths", nargs="*", metavar="PATH", help="recipes root, recipe folder or deploy file (default: ./recipes)")
+    selection(pr)
+    predict_arguments(pr)
 
     ls = sub.add_parser("list", help="list the recipes found")
     selection(ls)
@@ -66,9 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("rules", help="list the conformance rules")
     r.add_argument("--format", choices=("text", "json", "markdown"), default="text")
 
-    s = sub.add_parser("setup", help="create the Dynamo and aiperf side environments")
-    s.add_argument("--prefix", metavar="DIR", default=".", help="where .venv-dynamo and .venv-aiperf go (default: .)")
-    s.add_argument("--only", choices=("dynamo", "aiperf"), action="append", default=[])
+    s = sub.add_parser("setup", help="create the Dynamo, aiperf and AIConfigurator side environments")
+    s.add_argument("--prefix", metavar="DIR", default=".", help="where .venv-dynamo, .venv-aiperf and .venv-aic go (default: .)")
+    s.add_argument("--only", choices=("dynamo", "aiperf", "aic"), action="append", default=[])
 
     n = sub.add_parser("new", help="scaffold a recipe: deploy.yaml, perf.yaml, thresholds.yaml, model-cache/ for a "
                                    "new model, a README section; FILL-IN(...) marks what to supply (check: RH109)",
@@ -116,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_list(args)
         if args.command == "rules":
             return cmd_rules(args)
+        if args.command == "predict":
+            return cmd_predict(args)
         if args.command == "setup":
             return cmd_setup(args)
         if args.command == "clean":
@@ -377,6 +386,12 @@ def cmd_rules(args: argparse.Namespace) -> int:
         for r in rows:
             print(f"{r['id']}  {r['check']:<12} {r['severity']:<8} {r['doc']}")
     return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .predict.command import run
+
+    return run(args, select_recipes(args.paths, args.recipes_root, args.recipe))
 
 
 def cmd_setup(args: argparse.Namespace) -> int:

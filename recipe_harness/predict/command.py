@@ -60,6 +60,17 @@ def run(args: argparse.Namespace, discoveries) -> int:
     cases, skips = [], {}
     cache: dict = {}
     for d in discoveries:
+        if getattr(args, "changed_since", None):
+            from ..changed import ChangedSinceError, select
+
+            try:
+                sel = select(d.root, d.recipes, args.changed_since)
+            except ChangedSinceError as exc:
+                print(f"recipe-harness: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+            for line in sel.describe(d.root):
+                print(line, file=sys.stderr)
+            d.recipes = [r for r in d.recipes if r.id in sel.reasons]
         for recipe in d.recipes:
             loaded = LoadedRecipe.load(recipe, cache)
             ids = [i for i in profile_ids(loaded) if not args.hardware_profile or i in args.hardware_profile]
