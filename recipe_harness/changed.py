@@ -343,3 +343,17 @@ def _holds_dgd(folder: Path) -> bool:
 def _deleted_id(root: Path, path: Path) -> str:
     rel = path.parent.relative_to(root)
     return rel.as_posix() if path.stem == "deploy" else (rel / path.stem).as_posix()
+
+
+def owners_of(root: Path, recipes: list[Recipe], path: Path) -> tuple[list[Recipe], str]:
+    """The recipes a file of the tree belongs to, and why (as for a change of it): its recipe folder's,
+    the folder's where it is shared (model-level, backend-level), the kustomizations that read it."""
+    index = _Index(root.absolute(), recipes)
+    path = path.absolute()
+    found, why = index.owners(path)
+    out = {r.id: r for r in found}
+    for rid, deps in index.kustomize_deps().items():
+        if any(_inside(path, d) for d in deps):
+            out.update({r.id: r for r in recipes if r.id == rid})
+            why = why or "read by its kustomization:"
+    return list(out.values()), why

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .findings import Finding, Severity
+from .findings import Finding, Severity, display_path
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -159,6 +159,10 @@ def _find_root(path: Path) -> Path:
 
 
 def select_recipes(paths: list[str], recipes_root: str | None, patterns: list[str]):
+    """One discovery per recipes root of ``paths``, holding the recipes the paths select: a root or model
+    folder its recipes, a recipe folder or deploy file its recipe, any other file the recipes it belongs to
+    (a model-cache file: every recipe of the model). A file no recipe uses is noted and skipped."""
+    from .changed import owners_of
     from .discovery import discover
 
     if not paths:
@@ -167,18 +171,33 @@ def select_recipes(paths: list[str], recipes_root: str | None, patterns: list[st
             raise UsageError(f"recipes root {root} does not exist; pass PATH or --recipes-root DIR")
         d = discover(root, patterns)
         return [d]
-    out = []
+    by_root: dict[Path, list[Path]] = {}
     for raw in paths:
         p = Path(raw)
         if not p.exists():
             raise UsageError(f"{raw}: no such file or folder")
         root = Path(recipes_root) if recipes_root else _find_root(p)
+        by_root.setdefault(root, []).append(p.absolute())
+    out = []
+    for root, targets in by_root.items():
         d = discover(root, patterns)
-        target = p.absolute()
-        d.recipes = [r for r in d.recipes
-                     if r.deploy_file.absolute() == target or _is_below(r.deploy_file.absolute(), target)
-                     or (r.kustomization is not None and _is_below(r.kustomization.absolute(), target))]
-        d.findings = [f for f in d.findings if _is_below(Path(f.file).absolute(), target) or Path(f.file).absolute() == target]
+        chosen: dict[str, object] = {}
+        keep_findings = []
+        for target in targets:
+            hits = [r for r in d.recipes
+                    if r.deploy_file.absolute() == target or _is_below(r.deploy_file.absolute(), target)]
+            mine = [f for f in d.findings if _is_below(Path(f.file).absolute(), target) or Path(f.file).absolute() == target]
+            if not hits and target.is_file() and not mine:
+                hits, _ = owners_of(root, d.recipes, target)
+                if not hits:
+                    print(f"{display_path(target)}: part of no recipe, not checked", file=sys.stderr)
+                    continue
+            chosen.update({r.id: r for r in hits})
+            keep_findings += [f for f in mine if f not in keep_findings]
+        if not chosen and not keep_findings and all(t.is_file() for t in targets):
+            continue  # only files no recipe uses
+        d.recipes = [r for r in d.recipes if r.id in chosen]
+        d.findings = keep_findings
         out.append(d)
     return out
 
