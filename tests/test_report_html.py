@@ -159,7 +159,8 @@ def test_recipe_sections_link_logs_and_aiperf_exports_relative_to_the_report(per
     hrefs = [h for h in parse(section).hrefs if not h.startswith("#")]
     assert f"logs/{AGG}/Frontend.log" in hrefs and f"logs/{AGG}/MockerWorker-0.log" in hrefs
     assert f"perf/{AGG}/cpu-mocker/trial-1/c8/profile_export_aiperf.json" in hrefs
-    assert all((perf_out / h).is_file() for h in hrefs), hrefs
+    assert f"logs/{AGG}/" in hrefs and f"perf/{AGG}/cpu-mocker/trial-1/c8/" in hrefs       # the folders too
+    assert all((perf_out / h).is_dir() if h.endswith("/") else (perf_out / h).is_file() for h in hrefs), hrefs
     assert "<h3>Logs</h3>" in section and "<h3>Aiperf exports</h3>" in section
     assert "profile from recipes/mocker-tiny/mocker/agg/perf.yaml:29" in section       # the check's notes
     sweep = parse(section.replace('class="rh-table rh-sweep"', 'id="sweep"')).tables["sweep"]
@@ -279,3 +280,24 @@ def test_insert_replaces_an_earlier_block_and_falls_back_to_the_body():
     assert bare.index("<p>new</p>") < bare.index("<p>old</p>")
     with pytest.raises(report_html.InjectError, match="no <body>"):
         report_html.insert("not html", "<p>x</p>")
+
+
+def test_an_aiperf_folder_lists_its_exports_first_and_counts_the_rest(tmp_path):
+    run = tmp_path / "perf" / "m" / "h200" / "trial-1" / "c8"
+    names = [".aiperf_results_ready.json", "inputs.json", "aiperf.out", "profile_export_aiperf.json", "logs/aiperf.log",
+             "phases/profiling/profile_export_aiperf.json", "phases/warmup/profile_export_aiperf.csv",
+             "profile_export_aiperf.csv", "profile_export.jsonl", "phase_manifest.json", "profile_export_console.txt"]
+    for name in names:
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text("x")
+    outside = tmp_path.parent / "elsewhere.log"
+    view = report_html.build(summary_with({"perf": {"outcome": "passed", "artifacts": [str(run), str(outside)]}}),
+                             html_dir=tmp_path)
+    (folder,) = view.recipes[0].links["aiperf exports"]
+    assert folder.link.href == "perf/m/h200/trial-1/c8/"
+    assert [f.text for f in folder.files] == ["profile_export_aiperf.json", "profile_export_aiperf.csv",
+                                              "profile_export.jsonl", "aiperf.out", "inputs.json", "logs/aiperf.log",
+                                              "phase_manifest.json", "profile_export_console.txt"]
+    assert folder.more == 3                                        # the phase copies and the hidden marker
+    (other,) = view.recipes[0].links["files"]
+    assert other.link.href is None and other.link.text == str(outside)   # outside the report folder: named, not linked

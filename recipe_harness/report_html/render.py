@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from . import perf
-from .view import FindingRow, Image, RecipeView, RunView, anchor
+from .view import FindingRow, Image, Link, RecipeView, RunView, anchor
 
 MAX_TOP_FINDINGS = 40
 MAX_TOP_FAILURES = 40
@@ -182,6 +182,12 @@ def _img(image: Image, element_id: str = "") -> str:
             f'title="{escape(image.title, quote=True)}" src="data:image/png;base64,{data}">')
 
 
+def _link(link: Link) -> str:
+    if link.href is None:
+        return f"<code>{escape(link.text)}</code>"
+    return f'<a href="{escape(quote(link.href, safe="/-_.~"), quote=True)}">{escape(link.text)}</a>'
+
+
 def _section(r: RecipeView) -> str:
     out = [f'<section class="rh-recipe" id="{escape(r.id, quote=True)}">',
            f'<h2><a href="{anchor(r.id)}">{escape(r.id)}</a> {_badge(r.outcome)}</h2>']
@@ -220,9 +226,12 @@ def _section(r: RecipeView) -> str:
                        "throughput vs latency plot (in the summary)</a></p>")
         if rest:
             out.append('<div class="rh-plots-row">' + "".join(_img(i) for i in rest) + "</div>")
-    for kind, links in r.links.items():
-        items = "".join(f'<li><a href="{escape(quote(link.href, safe="/-_.~"), quote=True)}">{escape(link.text)}</a></li>'
-                        if link.href else f"<li><code>{escape(link.text)}</code></li>" for link in links)
-        out.append(f"<h3>{escape(kind.capitalize())}</h3><ul>{items}</ul>")
+    for kind, folders in r.links.items():
+        items = []
+        for folder in folders:
+            files = " · ".join(_link(f) for f in folder.files)
+            more = f" · {folder.more} more in the folder" if folder.more else ""
+            items.append(f"<li>{_link(folder.link)}" + (f": {files}{more}" if files else "") + "</li>")
+        out.append(f"<h3>{escape(kind.capitalize())}</h3><ul>{''.join(items)}</ul>")
     out.append('<p class="rh-nav"><a href="#rh-summary">back to the summary</a></p></section>')
     return "\n".join(out)

@@ -20,7 +20,9 @@ from ..report import group_of
 
 OUTCOME_RANK = {"error": 0, "failed": 1, "passed": 3, "skipped": 4, "": 5}
 SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2, "suppressed": 3}
-MAX_ARTIFACT_FILES = 12        # files listed per artifact folder (the rest is counted)
+MAX_ARTIFACT_FILES = 8         # files listed per artifact folder (the rest is counted)
+# files to open first in a folder: aiperf's exports and output, then logs
+FIRST_FILES = ("profile_export_aiperf.json", "profile_export_aiperf.csv", "profile_export.jsonl", "aiperf.out")
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,15 @@ class Link:
 
 
 @dataclass
+class Folder:
+    """An artifact (a folder or a file) and the files in it worth opening first."""
+
+    link: Link
+    files: list[Link] = field(default_factory=list)
+    more: int = 0      # files in the folder not listed
+
+
+@dataclass
 class RecipeView:
     id: str
     path: str
@@ -94,7 +105,7 @@ class RecipeView:
     checks: list[CheckView]
     suites: dict[str, SuiteVerdict]
     suppressions: list[SuppressionRow] = field(default_factory=list)
-    links: dict[str, list[Link]] = field(default_factory=dict)   # "logs" / "aiperf exports" / "files"
+    links: dict[str, list[Folder]] = field(default_factory=dict)   # "logs" / "aiperf exports" / "files"
 
     @property
     def findings(self) -> list[FindingRow]:
@@ -210,9 +221,10 @@ def _kind(path: Path) -> str:
     return "files"
 
 
-def _links(checks: list[CheckView], html_dir: Path | None) -> dict[str, list[Link]]:
-    """Links to the logs and aiperf exports the checks name (images are shown inline instead)."""
-    out: dict[str, list[Link]] = {}
+def _links(checks: list[CheckView], html_dir: Path | None) -> dict[str, list[Folder]]:
+    """The logs and aiperf exports the checks name (images are shown inline instead), each folder with
+    the files to open first: aiperf's exports, its output, logs; hidden files and deep phase copies last."""
+    out: dict[str, list[Folder]] = {}
     seen: set[str] = set()
     for c in checks:
         for a in c.artifacts:
@@ -221,20 +233,23 @@ def _links(checks: list[CheckView], html_dir: Path | None) -> dict[str, list[Lin
             seen.add(a)
             path = Path(a)
             rel = _relative(path, html_dir)
-            links = out.setdefault(_kind(Path(rel) if rel else path), [])
+            folders = out.setdefault(_kind(Path(rel) if rel else path), [])
             if rel is None:
-                links.append(Link(a, None))
-                continue
-            if not path.is_dir():
-                links.append(Link(rel, rel if path.exists() else None))
-                continue
-            files = sorted(p for p in path.rglob("*") if p.is_file())
-            for p in files[:MAX_ARTIFACT_FILES]:
-                href = _relative(p, html_dir)
-                links.append(Link(href or str(p), href))
-            if len(files) > MAX_ARTIFACT_FILES:
-                links.append(Link(f"{rel}/ ({len(files) - MAX_ARTIFACT_FILES} more files)", rel + "/"))
+                folders.append(Folder(Link(a, None)))
+            elif not path.is_dir():
+                folders.append(Folder(Link(rel, rel if path.exists() else None)))
+            else:
+                files = sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: _file_rank(p, path))
+                listed = [Link(p.relative_to(path).as_posix(), _relative(p, html_dir)) for p in files[:MAX_ARTIFACT_FILES]]
+                folders.append(Folder(Link(rel + "/", rel + "/"), listed, max(0, len(files) - MAX_ARTIFACT_FILES)))
     return out
+
+
+def _file_rank(p: Path, top: Path) -> tuple[int, int, str]:
+    rel = p.relative_to(top)
+    first = FIRST_FILES.index(p.name) if p.name in FIRST_FILES and len(rel.parts) == 1 else len(FIRST_FILES)
+    hidden = any(part.startswith(".") for part in rel.parts)
+    return (first, int(hidden) * 2 + (len(rel.parts) > 2), rel.as_posix())
 
 
 def _relative(path: Path, html_dir: Path | None) -> str | None:
