@@ -34,6 +34,7 @@ EXPECTED = {
     "RH301": ("RH301", "tiny/trtllm/agg/deploy.yaml", 68),
     "RH302": ("RH302", "tiny/sglang/agg/deploy.yaml", 51),
     "RH303": ("RH303", "tiny/README.md", 7),
+    "RH304": ("RH304", "tiny/vllm/agg/deploy.yaml", 47),
     "RH310": ("RH310", "tiny/vllm/agg/perf.yaml", 37),
     "RH311": ("RH311", "tiny/vllm/agg/deploy.yaml", 42),
     "RH312": ("RH312", "tiny/model-cache/model-cache.yaml", 7),

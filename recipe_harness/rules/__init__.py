@@ -15,7 +15,7 @@ from ..findings import Finding, Severity
 
 CheckFn = Callable[[LoadedRecipe], Iterable[Finding]]
 
-RULE_MODULES = ("structure", "markers", "gpu", "storage", "model_identity", "wiring", "images", "bench_fit", "perf_config", "hygiene",
+RULE_MODULES = ("structure", "markers", "gpu", "gpu_memory", "storage", "model_identity", "wiring", "images", "bench_fit", "perf_config", "hygiene",
                 "suppressed")
 """Modules of this package holding rules, in check order; each registers its rules on import."""
 
