@@ -185,7 +185,8 @@ def select_recipes(paths: list[str], recipes_root: str | None, patterns: list[st
         keep_findings = []
         for target in targets:
             hits = [r for r in d.recipes
-                    if r.deploy_file.absolute() == target or _is_below(r.deploy_file.absolute(), target)]
+                    if r.deploy_file.absolute() == target or _is_below(r.deploy_file.absolute(), target)
+                    or r.origin.absolute() == target or _is_below(r.origin.absolute(), target)]  # rendered variants
             mine = [f for f in d.findings if _is_below(Path(f.file).absolute(), target) or Path(f.file).absolute() == target]
             if not hits and target.is_file() and not mine:
                 hits, _ = owners_of(root, d.recipes, target)

@@ -8,6 +8,11 @@ READMEs from the recipe folder up to the model folder. Works on the seed layout
 and on trees with several DGD files in one folder (each its own recipe, the id gets the file stem).
 ``*.template.yaml`` files (copy-and-fill templates with placeholders) are not recipes.
 
+A ``${VAR}`` template whose variables are all declared (env file, matrix file, README table:
+:mod:`recipe_harness.render.envsubst`) is checked through its renderings (one per matrix
+combination, ids ``<recipe>/<values>``); with undeclared variables it is checked as it is and each
+placeholder is reported once (RH208).
+
 Kustomize (:mod:`recipe_harness.render.kustomize`): files of a ``kind: Component`` folder and the
 patches kustomizations apply are never recipes; every overlay is rendered with ``kubectl kustomize``.
 An overlay with committed rendered output (``deploy-<variant>.yaml``) is checked through that file,
@@ -60,6 +65,12 @@ class Recipe:
     kustomization: Path | None = None
     suppressions_file: Path | None = None
     extra_files: tuple[Path, ...] = ()  # other manifests of the recipe folder (ConfigMaps ...)
+    rendered_from: Path | None = None   # the template file or kustomize overlay deploy_file was rendered from
+
+    @property
+    def origin(self) -> Path:
+        """The source in the tree: the deploy file, or the template or overlay it was rendered from."""
+        return self.rendered_from or self.deploy_file
 
     @property
     def dir(self) -> Path:
@@ -193,6 +204,7 @@ def _upwards(recipe_dir: Path, model_dir: Path, names: tuple[str, ...]) -> list[
 
 
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml")
+RENDER_INPUTS = (".envsubst-matrix.yaml", ".kustomize-matrix.yaml")  # inputs of rendering, not manifests
 
 
 def _kustomize_patches(kustomizations) -> set[Path]:
@@ -233,7 +245,7 @@ def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...]
         return result
     yaml_files = _walk(root_path, result.findings)
     patches = _kustomize_patches(p for p in yaml_files if p.name in KUSTOMIZATION_NAMES)
-    from .render import kustomize
+    from .render import envsubst, kustomize
 
     ktree = kustomize.Tree.scan(yaml_files)
     component_dirs = ktree.component_dirs()
@@ -251,7 +263,7 @@ def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...]
     by_dir: dict[Path, list[Path]] = {}
     for p in dgd_files:
         by_dir.setdefault(p.parent, []).append(p)
-    not_extra = {*THRESHOLDS_NAMES, SUPPRESSIONS_NAME, *KUSTOMIZATION_NAMES}
+    not_extra = {*THRESHOLDS_NAMES, SUPPRESSIONS_NAME, *KUSTOMIZATION_NAMES, *RENDER_INPUTS}
     for folder, files in sorted(by_dir.items()):
         rel_dir = folder.relative_to(root_path)
         single = len(files) == 1 and files[0].stem in DEPLOY_STEMS
@@ -269,6 +281,15 @@ def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...]
                           and not p.name.startswith(("perf", "thresholds")))
             supp = _upwards(folder, model_dir, (SUPPRESSIONS_NAME,))
             readmes = list(reversed(_upwards(folder, model_dir, ("README.md", "README.rst", "README"))))
+            rendered = envsubst.render_declared(root_path, file, folder, model_dir) if render else []
+            for slug, out in rendered:  # a ${VAR} template whose variables are declared: its renderings
+                result.recipes.append(Recipe(
+                    id=f"{rid}/{slug}" if slug else rid, root=root_path, deploy_file=out, model=model,
+                    model_dir=model_dir, model_cache_files=_model_cache_files(model_dir), perf_files=perf,
+                    extra_files=extra, readmes=tuple(readmes), thresholds_file=thresholds, kustomization=kustom,
+                    suppressions_file=supp[0] if supp else None, rendered_from=file))
+            if rendered:
+                continue
             recipe = Recipe(
                 id=rid,
                 root=root_path,
@@ -343,4 +364,5 @@ def _overlays(root: Path, ktree, yaml_files: list[Path], excluded: set[Path], re
             thresholds_file=thresholds,
             kustomization=k.file,
             suppressions_file=supp[0] if supp else None,
+            rendered_from=overlay,
         ))

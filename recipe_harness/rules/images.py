@@ -11,6 +11,7 @@ from ..backends import Source
 from ..bundle import LoadedRecipe
 from ..findings import Finding
 from ..model import Service
+from ..render.envsubst import VAR_RE
 from ..shell import containers
 from . import rule
 from .common import at, emit, known, workers
@@ -101,8 +102,8 @@ def images(recipe: LoadedRecipe) -> list[ImageRef]:
       "use a release tag such as nvcr.io/nvidia/ai-dynamo/vllm-runtime:1.6.1 (or an @sha256 digest)")
 def pinned(recipe: LoadedRecipe) -> Iterator[Finding]:
     for img in images(recipe):
-        if img.digest or placeholder(img.text):
-            continue  # a placeholder is RH345's
+        if img.digest or placeholder(img.text) or VAR_RE.search(img.text):
+            continue  # a placeholder is RH345's, a ${VAR} template variable RH208's
         tag = img.tag
         if "$" in img.text or "{" in img.text:
             why = "contains an unexpanded variable (kubectl does not substitute it)"

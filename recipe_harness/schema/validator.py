@@ -14,6 +14,7 @@ import referencing.jsonschema
 
 from ..findings import Finding, Severity
 from ..manifests import DGD_KIND, Document
+from ..render.envsubst import placeholders
 from .compiler import (
     CEL,
     CEL_UNSUPPORTED,
@@ -47,6 +48,7 @@ RULE_NOT_VALIDATED = "RH204"
 RULE_API_VERSION = "RH205"
 RULE_SHAPE = "RH206"
 RULE_CRD = "RH207"
+RULE_TEMPLATE = "RH208"
 
 RULES: dict[str, str] = {
     RULE_CORE: "Kubernetes object violates the OpenAPI schema of its kind (pinned Kubernetes version, or its --crd)",
@@ -56,6 +58,7 @@ RULES: dict[str, str] = {
     RULE_API_VERSION: "wrong or unknown apiVersion for a known kind (e.g. apps/v1 Job, nvidia.com/v1 DGD)",
     RULE_SHAPE: "document is not a map, or its apiVersion/kind is missing or invalid",
     RULE_CRD: "a CEL rule (x-kubernetes-validations) of a schema uses a function that cannot be evaluated offline",
+    RULE_TEMPLATE: "a ${VAR} template variable that nothing declares is left in a manifest value (envsubst not run)",
 }
 
 DGD_GROUP = "nvidia.com"
@@ -255,6 +258,19 @@ class Validator:
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self, doc: Document) -> list[Finding]:
+        """Schema findings of one document; a ``${VAR}`` template variable is reported once at its value
+        (RH208), never also as a type, enum or format error of the field it stands in for."""
+        holes = placeholders(doc.body, doc.kind) if isinstance(doc.body, dict) and doc.kind != "List" else []
+        findings = self._validate(doc, frozenset(h.path for h in holes))
+        for h in holes:
+            findings.append(doc.finding(
+                RULE_TEMPLATE, f"{format_path(h.path) or 'value'}: template variable ${{{h.name}}} is not substituted",
+                h.path, hint="declare it (an env file NAME=value, a .envsubst-matrix.yaml, a README table of variables) "
+                             "so the harness renders the file, or run envsubst before kubectl apply"))
+        findings.sort(key=lambda f: (f.line, f.col))
+        return findings
+
+    def _validate(self, doc: Document, holes: frozenset = frozenset()) -> list[Finding]:
         body = doc.body
         if body is None:
             return []  # an empty document (e.g. a trailing '---') is skipped by kubectl too
@@ -275,6 +291,8 @@ class Validator:
             return self._no_schema(doc, api_version, kind, group)
         out: list[Violation] = []
         target.check(body, (), out)
+        if holes:
+            out = [v for v in out if v.path not in holes or v.code in ("unknown", "null")]
         findings = []
         for v in out:
             if v.code == CEL_UNSUPPORTED:
