@@ -296,8 +296,59 @@ def test_an_aiperf_folder_lists_its_exports_first_and_counts_the_rest(tmp_path):
     (folder,) = view.recipes[0].links["aiperf exports"]
     assert folder.link.href == "perf/m/h200/trial-1/c8/"
     assert [f.text for f in folder.files] == ["profile_export_aiperf.json", "profile_export_aiperf.csv",
-                                              "profile_export.jsonl", "aiperf.out", "inputs.json", "logs/aiperf.log",
+                                              "profile_export.jsonl", "aiperf.out", "logs/aiperf.log", "inputs.json",
                                               "phase_manifest.json", "profile_export_console.txt"]
     assert folder.more == 3                                        # the phase copies and the hidden marker
     (other,) = view.recipes[0].links["files"]
     assert other.link.href is None and other.link.text == str(outside)   # outside the report folder: named, not linked
+
+
+def test_a_failed_deployment_still_links_the_diagnostics_in_the_report_folder(tmp_path):
+    """A deployment that fails records no artifacts; its diagnostics (kubernetes target:
+    <report-dir>/kubernetes/<recipe-id>/<suite>/) are found and linked, events and pods first."""
+    diag = tmp_path / "kubernetes" / "m" / "vllm" / "agg" / "test_smoke" / "kubernetes"
+    for name in ("logs/m-agg-vllmworker-0/main.log", "pods.json", "events.json", "events.txt", "pods.txt", "dgd.json"):
+        (diag / name).parent.mkdir(parents=True, exist_ok=True)
+        (diag / name).write_text("x")
+    view = report_html.build(summary_with({"smoke-models": {"outcome": "error", "message": "deploying failed"}},
+                                          rid="m/vllm/agg"), html_dir=tmp_path)
+    (folder,) = view.recipes[0].links["logs"]
+    assert folder.link.href == "kubernetes/m/vllm/agg/"
+    assert [f.text for f in folder.files] == [
+        "test_smoke/kubernetes/dgd.json", "test_smoke/kubernetes/events.txt", "test_smoke/kubernetes/pods.txt",
+        "test_smoke/kubernetes/logs/m-agg-vllmworker-0/main.log", "test_smoke/kubernetes/events.json",
+        "test_smoke/kubernetes/pods.json"]
+
+
+def test_kubernetes_diagnostics_of_a_failed_deployment_are_linked_through_the_console_script(tmp_path):
+    """`recipe-harness test --target kubernetes` on the emulated cluster, a worker that crash-loops past
+    --max-restarts: the deployment fails, and the recipe's section links its diagnostics in the report dir."""
+    from kube_emulator import EmulatedCluster, FakeCluster
+    from test_kubernetes_target import CACHE, DEPLOY
+
+    root = tmp_path / "recipes"
+    (root / "tiny" / "vllm" / "agg").mkdir(parents=True)
+    (root / "tiny" / "model-cache").mkdir()
+    (root / "tiny" / "vllm" / "agg" / "deploy.yaml").write_text(DEPLOY)
+    (root / "tiny" / "model-cache" / "cache.yaml").write_text(CACHE)
+    cluster = EmulatedCluster(namespace_finalize_delay=0.1, watch_timeout_cap=5.0)
+    try:
+        cluster.call(lambda: FakeCluster(cluster.emu, platform=True, dgd_outcome="CrashLoopBackOff:VllmWorker"))
+        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+        out = tmp_path / "report"
+        env = {k: v for k, v in report_data._env().items() if k != "KUBECONFIG"} | {"HF_TOKEN": "hf_report_test"}
+        proc = report_data.subprocess.run(
+            [str(report_data.CLI), "test", "--target", "kubernetes", "--suite", "smoke", "--recipes-root", str(root),
+             "--report-dir", str(out), "--", "--kubeconfig", str(kubeconfig), "--no-preflight", "--max-restarts", "2",
+             "-k", "smoke-models", "-p", "no:cacheprovider"],
+            capture_output=True, text=True, timeout=report_data.TIMEOUT, env=env, cwd=tmp_path)
+    finally:
+        cluster.close()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    top = top_of((out / "report.html").read_text(encoding="utf-8"))
+    section = top[top.index('id="tiny/vllm/agg"'):]
+    hrefs = [h for h in parse(section).hrefs if not h.startswith("#")]
+    assert "kubernetes/tiny/vllm/agg/" in hrefs, hrefs
+    events = "kubernetes/tiny/vllm/agg/test_smoke/kubernetes/events.txt"
+    assert events in hrefs and (out / events).is_file()
+    assert "restarted 3 times (limit --max-restarts 2)" in section

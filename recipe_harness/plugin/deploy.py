@@ -14,6 +14,7 @@ Targets: ``local`` (default; :class:`recipe_harness.targets.local.LocalTarget`) 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -124,9 +125,13 @@ def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     if loaded.deployment is None:
         pytest.skip("no loadable DynamoGraphDeployment in the recipe (see its static checks)")
     target = target_of(config)
-    workdir = None if target_name(config) == "local" else tmp_path_factory.mktemp("deploy")
-    artifacts: list[str] = []
     report_dir = config.getoption("--report-dir", default=None)
+    workdir = None if target_name(config) == "local" or report_dir else tmp_path_factory.mktemp("deploy")
+    if target_name(config) != "local" and report_dir:   # diagnostics (pod logs, events, DGD status) go there
+        workdir = Path(report_dir) / "kubernetes" / loaded.id / request.module.__name__.rpartition(".")[2]
+        shutil.rmtree(workdir, ignore_errors=True)   # this run's only
+        workdir.mkdir(parents=True)
+    artifacts: list[str] = []
     if report_dir and target_name(config) == "local":
         artifacts.append(str(Path(report_dir) / "logs" / loaded.id))
     stack = contextlib.ExitStack()

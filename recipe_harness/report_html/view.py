@@ -21,8 +21,13 @@ from ..report import group_of
 OUTCOME_RANK = {"error": 0, "failed": 1, "passed": 3, "skipped": 4, "": 5}
 SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2, "suppressed": 3}
 MAX_ARTIFACT_FILES = 8         # files listed per artifact folder (the rest is counted)
-# files to open first in a folder: aiperf's exports and output, then logs
-FIRST_FILES = ("profile_export_aiperf.json", "profile_export_aiperf.csv", "profile_export.jsonl", "aiperf.out")
+# files to open first in a folder: aiperf's exports and output, Kubernetes diagnostics
+# (recipe_harness/targets/kubernetes/diagnostics.py), then logs
+FIRST_FILES = ("profile_export_aiperf.json", "profile_export_aiperf.csv", "profile_export.jsonl", "aiperf.out",
+               "CUT.txt", "dgd.json", "events.txt", "pods.txt")
+# where a run puts a recipe's files under the report folder: process logs (local target),
+# diagnostics (kubernetes target), aiperf runs and plots (perf)
+RECIPE_FOLDERS = ("logs", "kubernetes", "perf")
 
 
 @dataclass(frozen=True)
@@ -173,7 +178,7 @@ def build(summary: dict[str, Any], *, html_dir: Path | None = None,
         recipe = RecipeView(rid, data.get("path", ""), data.get("outcome") or _worst(checks), checks,
                             {s: v for s, v in suites.items() if v.status},
                             list(suppressions.get(rid, [])))
-        recipe.links = _links(checks, html_dir)
+        recipe.links = _links(checks, html_dir, rid)
         recipes.append(recipe)
     recipes.sort(key=lambda r: (OUTCOME_RANK.get(r.outcome, 9), r.id))
     present = [s for s in SUITE_ORDER if any(s in r.suites for r in recipes)]
@@ -221,15 +226,22 @@ def _kind(path: Path) -> str:
     return "files"
 
 
-def _links(checks: list[CheckView], html_dir: Path | None) -> dict[str, list[Folder]]:
-    """The logs and aiperf exports the checks name (images are shown inline instead), each folder with
-    the files to open first: aiperf's exports, its output, logs; hidden files and deep phase copies last."""
+def _links(checks: list[CheckView], html_dir: Path | None, recipe_id: str) -> dict[str, list[Folder]]:
+    """The logs and aiperf exports the checks name (images are shown inline instead), and the recipe's
+    folders in the report folder that no check names (a deployment that failed records no artifacts,
+    but its logs and diagnostics are there). Each folder with the files to open first: aiperf's
+    exports and output, diagnostics, logs; hidden files and deep copies last."""
+    named = [a for c in checks for a in c.artifacts if not a.lower().endswith(".png")]
+    if html_dir is not None:
+        covered = [Path(a).resolve() for a in named]
+        for top in RECIPE_FOLDERS:
+            folder = (html_dir / top / recipe_id).resolve()
+            if folder.is_dir() and not any(folder == p or folder in p.parents or p in folder.parents for p in covered):
+                named.append(str(folder))
     out: dict[str, list[Folder]] = {}
     seen: set[str] = set()
-    for c in checks:
-        for a in c.artifacts:
-            if a.lower().endswith(".png") or a in seen:
-                continue
+    for a in named:
+        if a not in seen:
             seen.add(a)
             path = Path(a)
             rel = _relative(path, html_dir)
@@ -245,11 +257,12 @@ def _links(checks: list[CheckView], html_dir: Path | None) -> dict[str, list[Fol
     return out
 
 
-def _file_rank(p: Path, top: Path) -> tuple[int, int, str]:
+def _file_rank(p: Path, top: Path) -> tuple[int, int, int, str]:
+    """Hidden files and aiperf's per-phase copies last; the files of FIRST_FILES first, then logs."""
     rel = p.relative_to(top)
-    first = FIRST_FILES.index(p.name) if p.name in FIRST_FILES and len(rel.parts) == 1 else len(FIRST_FILES)
-    hidden = any(part.startswith(".") for part in rel.parts)
-    return (first, int(hidden) * 2 + (len(rel.parts) > 2), rel.as_posix())
+    aside = any(part.startswith(".") for part in rel.parts) or "phases" in rel.parts
+    first = FIRST_FILES.index(p.name) if p.name in FIRST_FILES else len(FIRST_FILES)
+    return (int(aside), first, int(p.suffix != ".log"), rel.as_posix())
 
 
 def _relative(path: Path, html_dir: Path | None) -> str | None:
