@@ -82,11 +82,11 @@ def judge(p: PredictPlan, results: list[EstimateResult], tolerance: float) -> Pr
         for v in out.verdicts:
             if v.verdict == FAIL:
                 out.failures.append(
-                    f"predicted {v.describe()} at c{p.operating_point.concurrency} on {p.hardware.id}: past the "
-                    f"limit ({where}:{v.limit.line}) by more than the model tolerance {tolerance:.0%}; either the "
-                    f"recipe misses it or the limit is tighter than the model says is possible")
+                    f"{v.describe()} at c{p.operating_point.concurrency} on {p.hardware.id}: past the limit "
+                    f"({where}:{v.limit.line}) by more than the model tolerance {tolerance:.0%}; either the recipe "
+                    f"misses it or the limit is tighter than the model says is possible")
             elif v.verdict == WARN:
-                out.warnings.append(f"predicted {v.describe()} at c{p.operating_point.concurrency}: within the "
+                out.warnings.append(f"{v.describe()} at c{p.operating_point.concurrency}: within the "
                                     f"model tolerance {tolerance:.0%} of the limit ({where}:{v.limit.line})")
         skipped = [v.limit.metric for v in out.verdicts if v.verdict == NOT_MODELLED]
         if skipped:

@@ -128,7 +128,7 @@ def _text(key: tuple[str, str], value: PredictOutcome | str) -> str:
                           row["error"][:200]))
     thresholds = Path(value.plan.thresholds_file)
     for v in value.verdicts:
-        lines.append(f"  {thresholds}:{v.limit.line}: {v.describe()}")
+        lines.append(f"  {thresholds}:{v.limit.line}: {v.describe()} {v.verdict}")
     lines += [f"  failure: {f}" for f in value.failures]
     lines += [f"  warning: {w}" for w in value.warnings]
     lines.append(f"  version: {m['backendVersionSource']}")

@@ -66,7 +66,7 @@ class PredictVerdict:
         if self.value is None:
             return f"{self.limit.describe()}: not modelled"
         return (f"{self.limit.describe()}: predicted {self.value:.4g} {self.limit.unit} "
-                f"({'+' if (self.margin or 0) >= 0 else ''}{(self.margin or 0) * 100:.0f}% margin) {self.verdict}")
+                f"({'+' if (self.margin or 0) >= 0 else ''}{(self.margin or 0) * 100:.0f}% margin)")
 
     def to_dict(self) -> dict:
         return {"metric": self.limit.metric, "bound": self.limit.bound, "limit": self.limit.value,
