@@ -352,3 +352,14 @@ def test_kubernetes_diagnostics_of_a_failed_deployment_are_linked_through_the_co
     events = "kubernetes/tiny/vllm/agg/test_smoke/kubernetes/events.txt"
     assert events in hrefs and (out / events).is_file()
     assert "restarted 3 times (limit --max-restarts 2)" in section
+
+
+def test_checks_failing_for_one_reason_share_a_row():
+    why = "Failed: deploying m/vllm/agg on the local target failed: Frontend exited with code 1"
+    html = report_html.render(summary_with({name: {"outcome": "error", "message": why}
+                                            for name in ("smoke-models", "smoke-chat", "smoke-stream")}
+                                           | {"smoke-disagg": {"outcome": "failed", "message": "E   no decode worker"}}))
+    rows = [[c[1] for c in r] for r in parse(html).tables["rh-failed"][1:]]
+    assert rows == [["m/vllm/agg::{smoke-chat, smoke-models, smoke-stream}", "ERROR",
+                     "deploying m/vllm/agg on the local target failed: Frontend exited with code 1"],
+                    ["m/vllm/agg::smoke-disagg", "FAILED", "no decode worker"]]

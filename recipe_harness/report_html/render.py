@@ -97,25 +97,33 @@ def _recipes_table(run: RunView) -> str:
 
 
 def _failures(run: RunView) -> str:
-    """Failed and errored checks that have no findings (deploy, smoke, perf): recipe::check and why."""
-    items = [(r, c) for r in run.recipes for c in r.checks if c.outcome in ("failed", "error") and not c.findings]
-    if not items:
+    """Failed and errored checks that have no findings (deploy, smoke, perf): recipe::check and why.
+    Checks of one recipe failing for the same reason (a deployment that failed) share a row."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for r in run.recipes:
+        for c in r.checks:
+            if c.outcome in ("failed", "error") and not c.findings:
+                why = perf.first_line(c.message) or "(no message)"
+                groups.setdefault((r.id, c.outcome, why), []).append(c.name)
+    if not groups:
         return ""
     out = ['<h3>Failed checks</h3><table class="rh-table" id="rh-failed">',
            "<thead><tr><th>Check</th><th>Outcome</th><th>Why</th></tr></thead><tbody>"]
-    for r, c in items[:MAX_TOP_FAILURES]:
-        out.append(f'<tr><td><a href="{anchor(r.id)}"><code>{escape(r.id)}::{escape(c.name)}</code></a></td>'
-                   f'<td class="{c.outcome}">{escape(STATUS_WORD[c.outcome])}</td>'
-                   f"<td>{escape(perf.first_line(c.message) or '(no message)')}</td></tr>")
+    for (rid, outcome, why), names in list(groups.items())[:MAX_TOP_FAILURES]:
+        checks = names[0] if len(names) == 1 else "{" + ", ".join(names) + "}"
+        out.append(f'<tr><td><a href="{anchor(rid)}"><code>{escape(rid)}::{escape(checks)}</code></a></td>'
+                   f'<td class="{escape(outcome)}">{escape(STATUS_WORD.get(outcome, outcome))}</td>'
+                   f"<td>{escape(why)}</td></tr>")
     out.append("</tbody></table>")
-    if len(items) > MAX_TOP_FAILURES:
-        out.append(f"<p>... and {len(items) - MAX_TOP_FAILURES} more in the recipes' sections below.</p>")
+    if len(groups) > MAX_TOP_FAILURES:
+        out.append(f"<p>... and {len(groups) - MAX_TOP_FAILURES} more in the recipes' sections below.</p>")
     return "\n".join(out)
 
 
 def findings_table(rows: list[FindingRow], *, with_recipe: bool = True, table_id: str = "") -> str:
     head = (["Recipe"] if with_recipe else []) + ["Rule", "Severity", "Where", "Message", "Suppression"]
-    out = [f'<table class="rh-table rh-findings"{f" id={chr(34)}{table_id}{chr(34)}" if table_id else ""}>',
+    ident = f' id="{escape(table_id, quote=True)}"' if table_id else ""
+    out = [f'<table class="rh-table rh-findings"{ident}>',
            "<thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"]
     for f in rows:
         sev = {"error": "failed", "warning": "skipped"}.get(f.severity, "")
