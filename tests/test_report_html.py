@@ -363,3 +363,17 @@ def test_checks_failing_for_one_reason_share_a_row():
     assert rows == [["m/vllm/agg::{smoke-chat, smoke-models, smoke-stream}", "ERROR",
                      "deploying m/vllm/agg on the local target failed: Frontend exited with code 1"],
                     ["m/vllm/agg::smoke-disagg", "FAILED", "no decode worker"]]
+
+
+def test_recipes_without_a_benchmark_take_one_line_under_the_perf_table():
+    row = {"metric": "ttft_p99", "bound": "max", "limit": 100.0, "unit": "ms", "value": 50.0, "passed": True}
+    summary = {"recipes": {
+        "a/vllm/agg": {"checks": {"perf": {"outcome": "passed", "metrics": {"hardwareProfile": "h200",
+                                                                              "limits": [row]}}}},
+        "b/vllm/agg": {"checks": {"perf": {"outcome": "skipped", "message": "b/vllm/agg has no perf manifest"}}},
+        "c/vllm/agg": {"checks": {"perf": {"outcome": "skipped", "message": "no limits for 'h200'"}}}}}
+    html = report_html.render(summary)
+    assert [r[0][1] for r in parse(html).tables["rh-perf-table"][1:]] == ["a/vllm/agg"]
+    line = html[html.index('id="rh-perf-skipped"'):]
+    line = line[: line.index("</p>")]
+    assert 'href="#b/vllm/agg" title="b/vllm/agg has no perf manifest"' in line and 'href="#c/vllm/agg"' in line

@@ -151,10 +151,18 @@ def _findings(run: RunView) -> str:
 
 
 def _perf(run: RunView) -> str:
-    rows = run.perf_checks()
-    if not rows:
+    checks = run.perf_checks()
+    rows = [(r, c) for r, c in checks if c.outcome != "skipped"]
+    skipped = [r for r, c in checks if c.outcome == "skipped"]
+    if not checks:
         return ""
     out = ['<h3 id="rh-perf">Performance at the operating point</h3>', perf.table(rows)]
+    if skipped:     # one line, so that the table and a plot stay on the first screen
+        reasons = {r.id: next(c.message for c in r.checks if c.name == "perf") for r in skipped}
+        links = ", ".join(f'<a href="{anchor(r.id)}" title="{escape(reasons[r.id], quote=True)}">'
+                          f"{perf.recipe_id(r.id)}</a>" for r in skipped)
+        out.append(f'<p class="sub" id="rh-perf-skipped">Not benchmarked ({len(skipped)}; the reason is in each '
+                   f"recipe's section): {links}</p>")
     for r, c in rows:               # the first plot of each recipe (the sweep curve) full width here
         if c.images:
             out.append(_img(c.images[0], f"rh-plot-{r.id}"))
