@@ -67,6 +67,18 @@ def trim_records(src: Path, dst: Path) -> None:
             fout.write(json.dumps(out, separators=(",", ":")) + "\n")
 
 
+SUMMARY_KEYS = ("aiperf_version", "was_cancelled", "request_count", "error_request_count", "error_summary",
+                "good_request_count", "good_request_fraction", "time_to_first_token", "inter_token_latency",
+                "request_latency", "output_token_throughput", "input_token_throughput", "total_token_throughput",
+                "request_throughput", "goodput", "benchmark_duration")
+
+
+def trim_summary(src: Path, dst: Path) -> None:
+    """Keep the aggregates :func:`recipe_harness.perf.results.parse_export` reads."""
+    data = json.loads(src.read_text())
+    dst.write_text(json.dumps({k: data[k] for k in SUMMARY_KEYS if k in data}, indent=1) + "\n")
+
+
 def old_verdicts(res: PointResult, hw: HardwareProfile) -> dict[str, str]:
     """The pre-interval gate: aiperf's aggregate value against the limit."""
     out = {}
@@ -212,7 +224,7 @@ def bench(recipes: Path, rid: str, repeat: int, record: Path | None) -> dict:
             picks += [("few", sides["before"]["runs"][0][3])]
             for name, d in picks:
                 (dest / name).mkdir(parents=True)
-                shutil.copy(d / SUMMARY_FILE, dest / name / SUMMARY_FILE)
+                trim_summary(d / SUMMARY_FILE, dest / name / SUMMARY_FILE)
                 trim_records(d / RECORDS_FILE, dest / name / RECORDS_FILE)
             print(f"    recorded {len(picks)} runs in {dest}")
         return report

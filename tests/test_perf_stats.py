@@ -302,3 +302,15 @@ def test_perf_inconclusive_option_through_the_console_script(tmp_path):
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2
     assert "--perf-inconclusive: invalid choice: 'maybe' (choose from 'fail', 'skip')" in proc.stdout + proc.stderr
+
+
+def test_run_noise_widens_bootstrap_intervals_only():
+    est = stats.percentile_estimate([lat(12, 200)], "p50")
+    wide = stats.with_run_noise(est, 0.10)
+    assert wide.low == pytest.approx(est.low - 0.1 * est.value) and wide.high == pytest.approx(est.high + 0.1 * est.value)
+    assert wide.value == est.value and wide.run_noise == 0.10 and wide.to_dict()["runNoise"] == 0.10
+    errors = stats.wilson(1, 100)
+    assert stats.with_run_noise(errors, 0.10) == errors               # a count of what happened: no run noise
+    settings = check.PerfSettings(aiperf=Path("aiperf"), out_dir=Path("."))
+    assert (settings.noise_for("local"), settings.noise_for("kubernetes")) == (0.10, 0.0)
+    assert check.PerfSettings(aiperf=Path("a"), out_dir=Path("."), run_noise=0.02).noise_for("local") == 0.02
