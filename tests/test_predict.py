@@ -5,6 +5,7 @@ tensor parallelism or double its concurrency."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -149,10 +150,16 @@ def test_cli_half_tp_and_double_concurrency_show_the_change_and_fail_where_limit
     assert "for CONCURRENCY in 16 32 64;" in perf.read_text()
     perf.write_text(perf.read_text().replace("for CONCURRENCY in 16 32 64;", "for CONCURRENCY in 32 64 128;"))
     plots = tmp_path / "plots"
-    proc = subprocess.run([str(CLI), "predict", str(root), "--hardware-profile", "h200-sxm", "--format", "json",
-                           "--plots", str(plots)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    env = dict(os.environ, RECIPE_HARNESS_PREDICT_CACHE=str(tmp_path / "cache"))
+    argv = [str(CLI), "predict", str(root), "--hardware-profile", "h200-sxm", "--format", "json", "--plots", str(plots)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
     assert proc.returncode == 1, proc.stderr[-2000:]
     cases = {c["recipe"]: c for c in json.loads(proc.stdout)["cases"]}
+    # a second run answers from the cache (one file per distinct estimate: the base recipe and the doubled
+    # one share c32 and c64, so 9 points are 7 estimates): the same predictions
+    assert len(list((tmp_path / "cache").rglob("*.json"))) == 7
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert [c["sweep"] for c in json.loads(again.stdout)["cases"]] == [c["sweep"] for c in cases.values()]
     base, half, double = (cases[f"{n}/vllm/agg"] for n in ("llama-3-70b", "llama-half-tp", "llama-double-c"))
     op = {n: c["sweep"][-1] for n, c in (("base", base), ("half", half), ("double", double))}
     assert base["outcome"] == "passed" and base["gpus"] == 4 and half["gpus"] == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -71,7 +72,8 @@ def test_predict_suite_through_the_console_script_writes_predictions_to_the_summ
     proc = subprocess.run([str(CLI), "test", "--suite", "predict", "--recipes-root", str(REPO / "recipes"),
                            "--recipe", "llama-3-70b/*", "--recipe", "mocker-tiny/mocker/agg", "--report-dir",
                            str(reports), "--", "--hardware-profile", "h200-sxm"],
-                          capture_output=True, text=True, timeout=300, cwd=REPO)
+                          capture_output=True, text=True, timeout=300, cwd=REPO,
+                          env=dict(os.environ, RECIPE_HARNESS_PREDICT_CACHE="off"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     summary = json.loads((reports / "summary.json").read_text())
     checks = summary["recipes"]["llama-3-70b/vllm/agg"]["checks"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ..predict.aic import AicUnavailable, find_python
+from ..predict.aic import AicUnavailable, default_cache, find_python
 from ..predict.check import PredictOutcome, PredictSettings, predict_all
 from ..predict.gate import DEFAULT_TOLERANCE
 from ..predict.plan import profile_ids
@@ -85,6 +85,7 @@ def _settings(config: pytest.Config) -> PredictSettings:
         workers=max(1, min(2, os.cpu_count() or 1)),
         aliases=aliases(config),
         out_dir=Path(report_dir) / "predict" if report_dir else None,
+        cache=default_cache(),
     )
 
 

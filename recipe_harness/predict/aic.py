@@ -135,10 +135,58 @@ def _shards(requests: list[EstimateRequest], workers: int) -> list[list[Estimate
     return [s for s in shards if s]
 
 
+CACHE_VARIABLE = "RECIPE_HARNESS_PREDICT_CACHE"
+
+
+def default_cache() -> Path | None:
+    """``$RECIPE_HARNESS_PREDICT_CACHE`` (``off``: none), else ``$XDG_CACHE_HOME/recipe-harness/predict``."""
+    value = os.environ.get(CACHE_VARIABLE)
+    if value is not None:
+        return None if value.strip().lower() in ("", "off", "none", "0") else Path(value)
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "recipe-harness" / "predict"
+
+
+def _cache_file(cache: Path, req: EstimateRequest) -> Path:
+    import hashlib
+
+    body = dict(req.to_json(), key="")
+    digest = hashlib.sha256(json.dumps([AIC_VERSION, body], sort_keys=True).encode()).hexdigest()[:32]
+    return cache / f"aic-{AIC_VERSION}" / f"{digest}.json"
+
+
 def estimate(requests: list[EstimateRequest], python: Path, *, timeout_s: float = 300.0,
-             workers: int = 2) -> dict[str, EstimateResult]:
+             workers: int = 2, cache: Path | None = None) -> dict[str, EstimateResult]:
     """Estimate every request; returns results by key. Raises :class:`AicUnavailable` when the runner
-    cannot run or answer (its stderr tail in the message); per-request problems are results with ``ok=False``."""
+    cannot run or answer (its stderr tail in the message); per-request problems are results with ``ok=False``.
+    With ``cache``, answers are kept per request and model version (an estimate is a pure function of both)."""
+    cached: dict[str, EstimateResult] = {}
+    if cache is not None:
+        for r in requests:
+            f = _cache_file(cache, r)
+            try:
+                cached[r.key] = EstimateResult.from_json(dict(json.loads(f.read_text()), key=r.key))
+            except (OSError, ValueError, TypeError):
+                continue
+    todo = [r for r in requests if r.key not in cached]
+    fresh = _estimate(todo, python, timeout_s=timeout_s, workers=workers)
+    if cache is not None:
+        for r in todo:
+            res = fresh.get(r.key)
+            if res is not None and res.error_kind not in ("model", "system"):
+                f = _cache_file(cache, r)
+                try:
+                    f.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = f.with_suffix(f".{os.getpid()}.tmp")
+                    tmp.write_text(json.dumps(asdict(res)))
+                    os.replace(tmp, f)
+                except OSError:
+                    pass
+    return {**cached, **fresh}
+
+
+def _estimate(requests: list[EstimateRequest], python: Path, *, timeout_s: float,
+              workers: int) -> dict[str, EstimateResult]:
     if not requests:
         return {}
     procs = []

@@ -28,6 +28,7 @@ class PredictSettings:
     workers: int = 2
     aliases: dict[str, str] = field(default_factory=dict)
     out_dir: Path | None = None          # plots go here (none: no plots)
+    cache: Path | None = None            # answers of the model kept between runs (none: no cache)
 
 
 @dataclass
@@ -134,7 +135,8 @@ def predict_all(cases: Iterable[Case], settings: PredictSettings) -> dict[tuple[
         except PredictSkip as exc:
             plans[(loaded.id, profile_id)] = str(exc)
     requests = [pt.request for p in plans.values() if isinstance(p, PredictPlan) for pt in p.points]
-    results = estimate(requests, settings.python, timeout_s=settings.timeout_s, workers=settings.workers)
+    results = estimate(requests, settings.python, timeout_s=settings.timeout_s, workers=settings.workers,
+                       cache=settings.cache)
     out: dict[tuple[str, str], PredictOutcome | str] = {}
     for key, p in plans.items():
         if isinstance(p, str):

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from .aic import AicUnavailable, find_python
+from .aic import AicUnavailable, default_cache, find_python
 from .check import PredictOutcome, PredictSettings, predict_all
 from .gate import DEFAULT_TOLERANCE
 from .plan import profile_ids
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace, discoveries) -> int:
             cases += [(loaded, i) for i in ids]
     settings = PredictSettings(python=python, tolerance=args.tolerance, timeout_s=args.timeout,
                                workers=max(1, min(2, os.cpu_count() or 1)), aliases=aliases,
-                               out_dir=Path(args.plots) if args.plots else None)
+                               out_dir=Path(args.plots) if args.plots else None, cache=default_cache())
     try:
         results = predict_all(cases, settings)
     except AicUnavailable as exc:
