@@ -250,10 +250,60 @@ class _Index:
             scope = scope.parent
 
 
-def select(root: Path, recipes: list[Recipe], ref: str) -> Selection:
-    """The recipes of ``recipes`` (all of ``root``'s) that changes since ``ref`` touch, with the reasons."""
-    root_abs = root.absolute()
+@dataclass(frozen=True)
+class Scope:
+    """The changes since REF and the model folders whose recipes they can select."""
+
+    base: str
+    changes: list[Change]
+    models: list[str]
+
+
+def scope(root: Path, ref: str) -> Scope:
+    """Changes since ``ref`` and the top-level folders of ``root`` to discover: those the changes are in,
+    those whose kustomizations read a changed file, those that name a ConfigMap a changed file defines
+    (found with ``git ls-files``/``git grep``, so a large tree is not walked)."""
     base, changes = git_changes(root, ref)
+    real_root = root.resolve()
+    models: set[str] = set()
+    for c in changes:
+        parts = c.path.relative_to(real_root).parts
+        if len(parts) > 1:
+            models.add(parts[0])
+    if changes:
+        top = Path(_git(real_root, "rev-parse", "--show-toplevel").stdout.strip()).resolve()
+        spec = real_root.relative_to(top).as_posix() if real_root != top else "."
+        listed = _git(top, "ls-files", "-co", "--exclude-standard", "-z", "--",
+                      *(f":(glob){spec}/**/{n}" if spec != "." else f":(glob)**/{n}" for n in KUSTOMIZATION_NAMES))
+        changed = [c.path for c in changes]
+        for rel in filter(None, listed.stdout.split("\0")):
+            kfile = top / rel
+            parts = kfile.relative_to(real_root).parts
+            if len(parts) > 1 and parts[0] not in models:
+                deps = _kustomize_deps(kfile)
+                if any(_inside(p, d) for p in changed for d in deps):
+                    models.add(parts[0])
+        names: set[str] = set()
+        for c in changes:
+            if c.path.suffix in YAML_SUFFIXES:
+                text = _old_text(root, base, c.path) if c.status == "D" else _read(c.path)
+                names |= _configmaps_defined(text, str(c.path))
+        if names:
+            args = [a for n in sorted(names) for a in ("-e", n)]
+            found = _git(top, "grep", "-l", "-z", "-w", "--untracked", "-F", *args, "--", spec, check=False)
+            for rel in filter(None, found.stdout.split("\0")):
+                parts = (top / rel).relative_to(real_root).parts
+                if len(parts) > 1:
+                    models.add(parts[0])
+    return Scope(base, changes, sorted(models))
+
+
+def select(root: Path, recipes: list[Recipe], ref: str, found: Scope | None = None) -> Selection:
+    """The recipes of ``recipes`` (all of ``root``'s, or those of ``found.models``) that changes since
+    ``ref`` touch, with the reasons."""
+    root_abs = root.absolute()
+    found = found or scope(root, ref)
+    base, changes = found.base, found.changes
     real_root = root.resolve()  # git reports real paths; the recipes carry paths below the root as given
     changes = [Change(root_abs / c.path.relative_to(real_root), c.status) for c in changes]
     sel = Selection(ref=ref, base=base, changes=changes)

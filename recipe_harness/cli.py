@@ -240,7 +240,26 @@ def run_checks(discoveries, options) -> tuple[list[str], list[Finding]]:
     return ids, findings
 
 
-def changed_only(discoveries, ref: str, *, quiet: bool = False):
+def changed_recipes(paths: list[str], recipes_root: str | None, patterns: list[str], ref: str, *,
+                    quiet: bool = False):
+    """The recipes of ``paths`` (default: the recipes root) changed since ``ref``. Without paths only the
+    model folders the changes can reach are discovered (:func:`.changed.scope`): fast on large trees."""
+    from .changed import ChangedSinceError, scope
+    from .discovery import discover
+
+    if paths:
+        return changed_only(select_recipes(paths, recipes_root, patterns), ref, quiet=quiet)
+    root = Path(recipes_root) if recipes_root else Path("recipes")
+    if not root.exists():
+        raise UsageError(f"recipes root {root} does not exist; pass PATH or --recipes-root DIR")
+    try:
+        found = scope(root, ref)
+    except ChangedSinceError as exc:
+        raise UsageError(str(exc)) from None
+    return changed_only([discover(root, patterns, within=found.models)], ref, quiet=quiet, found=found)
+
+
+def changed_only(discoveries, ref: str, *, quiet: bool = False, found=None):
     """Keep the recipes changed since ``ref`` (see :mod:`.changed`); print what was selected and why to
     stderr. Returns (discoveries with a recipe left, selections)."""
     from .changed import ChangedSinceError, select
@@ -248,7 +267,7 @@ def changed_only(discoveries, ref: str, *, quiet: bool = False):
     kept, selections = [], []
     for d in discoveries:
         try:
-            sel = select(d.root, d.recipes, ref)
+            sel = select(d.root, d.recipes, ref, found)
         except ChangedSinceError as exc:
             raise UsageError(str(exc)) from None
         selections.append((d.root, sel))
@@ -273,10 +292,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise UsageError(f"--crd {crd}: no such file")
     options = CheckOptions(kubernetes_version=args.kubernetes_version, crd_files=tuple(Path(c) for c in args.crd),
                            strict_kinds=args.strict_kinds, strict=args.strict)
-    discoveries = select_recipes(args.paths, args.recipes_root, args.recipe)
     selections = []
     if args.changed_since:
-        discoveries, selections = changed_only(discoveries, args.changed_since)
+        discoveries, selections = changed_recipes(args.paths, args.recipes_root, args.recipe, args.changed_since)
+    else:
+        discoveries = select_recipes(args.paths, args.recipes_root, args.recipe)
     try:
         ids, findings = run_checks(discoveries, options)
     except Exception as exc:  # a bad --crd file is a usage error, never a traceback
@@ -355,11 +375,10 @@ def cmd_test(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise UsageError(f"recipes root {root} does not exist; pass --recipes-root DIR")
     if args.changed_since:  # a bad REF is a usage error before pytest starts; nothing changed is a pass
-        (d,) = select_recipes([], args.recipes_root, args.recipe)
-        root_dir = d.root
-        kept, selections = changed_only([d], args.changed_since, quiet=True)  # pytest's header says it again
+        kept, selections = changed_recipes([], args.recipes_root, args.recipe, args.changed_since,
+                                           quiet=True)  # pytest's header says it again
         if not any(k.recipes for k in kept):
-            for _, sel in selections:
+            for root_dir, sel in selections:
                 print("\n".join(sel.describe(root_dir)), file=sys.stderr)
             print(f"recipe-harness: no recipe changed since {args.changed_since}: nothing to test", file=sys.stderr)
             return EXIT_OK
@@ -374,18 +393,19 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    (d,) = select_recipes([], args.recipes_root, args.recipe)
     if args.changed_since:
-        kept, _ = changed_only([d], args.changed_since)
-        d.recipes = kept[0].recipes if kept else []
+        discoveries, _ = changed_recipes([], args.recipes_root, args.recipe, args.changed_since)
+    else:
+        discoveries = select_recipes([], args.recipes_root, args.recipe)
+    recipes = [r for d in discoveries for r in d.recipes]
     rows = [{"id": r.id, "deploy": str(r.deploy_file), "model": r.model, "perf": [str(p) for p in r.perf_files],
-             "thresholds": str(r.thresholds_file) if r.thresholds_file else None} for r in d.recipes]
+             "thresholds": str(r.thresholds_file) if r.thresholds_file else None} for r in recipes]
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     else:
         for row in rows:
             print(row["id"])
-    for f in d.findings:
+    for f in (f for d in discoveries for f in d.findings):
         print(f.format(), file=sys.stderr)
     return EXIT_OK
 

@@ -114,11 +114,11 @@ def _yaml_files(folder: Path) -> list[Path]:
         return []
 
 
-def _walk(root: Path, findings: list[Finding]) -> list[Path]:
+def _walk(root: Path, findings: list[Finding], start: list[Path] | None = None) -> list[Path]:
     """All YAML files under ``root``; symlinks leaving the root (or looping) are reported, not followed."""
     real_root = root.resolve()
     out: list[Path] = []
-    stack = [root]
+    stack = [root] if start is None else [p for p in start if p.is_dir() and not p.is_symlink()]
     seen_dirs: set[Path] = set()
     while stack:
         folder = stack.pop()
@@ -232,10 +232,12 @@ def _is_model_cache(path: Path, root: Path) -> bool:
 
 
 def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...] = (), *,
-             render: bool = True) -> Discovery:
+             render: bool = True, within: list[str] | None = None) -> Discovery:
     """Find every recipe under ``root``; ``patterns`` are globs on recipe ids (any may match).
 
-    ``render=False`` leaves kustomize overlays unrendered (no ``kubectl`` runs, no RH014/RH015)."""
+    ``render=False`` leaves kustomize overlays unrendered (no ``kubectl`` runs, no RH014/RH015).
+    ``within``: only these top-level folders (model folders) of the root are walked, for
+    ``--changed-since`` on large trees (:func:`.changed.scope` says which)."""
     root_path = Path(root)
     result = Discovery(root_path)
     if not root_path.is_dir():
@@ -243,7 +245,7 @@ def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...]
                                        "recipes root is not a folder",
                                        hint="pass --recipes-root DIR pointing at the folder that holds <model>/ folders"))
         return result
-    yaml_files = _walk(root_path, result.findings)
+    yaml_files = _walk(root_path, result.findings, None if within is None else [root_path / m for m in within])
     patches = _kustomize_patches(p for p in yaml_files if p.name in KUSTOMIZATION_NAMES)
     from .render import envsubst, kustomize
 

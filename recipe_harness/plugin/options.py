@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ..bundle import LoadedRecipe
-from ..changed import ChangedSinceError, Selection, select
+from ..changed import ChangedSinceError, Selection, scope, select
 from ..discovery import Discovery, Recipe, discover
 from ..manifests import LoadResult
 
@@ -70,13 +70,16 @@ class Harness:
     @property
     def discovery(self) -> Discovery:
         if self._discovery is None:
-            self._discovery = discover(self.recipes_root, self.patterns)
-            if self.changed_since:
+            if self.changed_since:  # only the model folders the changes reach are discovered
                 try:
-                    self.selection = select(self.recipes_root, self._discovery.recipes, self.changed_since)
+                    found = scope(self.recipes_root, self.changed_since)
+                    self._discovery = discover(self.recipes_root, self.patterns, within=found.models)
+                    self.selection = select(self.recipes_root, self._discovery.recipes, self.changed_since, found)
                 except ChangedSinceError as exc:
                     raise pytest.UsageError(str(exc)) from None
                 self._discovery.recipes = [r for r in self._discovery.recipes if r.id in self.selection.reasons]
+            else:
+                self._discovery = discover(self.recipes_root, self.patterns)
         return self._discovery
 
     @property
