@@ -451,7 +451,6 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from .findings import display_path
     from .scaffold import ScaffoldError, ScaffoldOptions, plan, write
 
     opts = ScaffoldOptions(recipe_id=args.recipe_id, recipes_root=Path(args.recipes_root), from_recipe=args.from_recipe,
