@@ -9,7 +9,6 @@ estimates of all of them are computed in one batch the first time one is needed
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +81,7 @@ def _settings(config: pytest.Config) -> PredictSettings:
         python=python,
         tolerance=config.getoption("--predict-tolerance"),
         timeout_s=config.getoption("--predict-timeout"),
-        workers=max(1, min(2, os.cpu_count() or 1)),
+        workers=1,   # one process: on 2 shared cores two runners were slower (bench/predict_bench.py)
         aliases=aliases(config),
         out_dir=Path(report_dir) / "predict" if report_dir else None,
         cache=default_cache(),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -79,7 +78,7 @@ def run(args: argparse.Namespace, discoveries) -> int:
                                            if args.hardware_profile else ""))
             cases += [(loaded, i) for i in ids]
     settings = PredictSettings(python=python, tolerance=args.tolerance, timeout_s=args.timeout,
-                               workers=max(1, min(2, os.cpu_count() or 1)), aliases=aliases,
+                               workers=1, aliases=aliases,
                                out_dir=Path(args.plots) if args.plots else None, cache=default_cache())
     try:
         results = predict_all(cases, settings)
