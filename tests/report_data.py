@@ -107,6 +107,16 @@ def _env() -> dict[str, str]:
     return env
 
 
+_SHARED: dict[str, Path] = {}
+
+
+def shared_perf_report(tmp_path_factory) -> Path:
+    """:func:`perf_report` once per session (the HTML and the browser tests read the same report)."""
+    if "perf" not in _SHARED:
+        _SHARED["perf"] = perf_report(tmp_path_factory.mktemp("perf-report"))
+    return _SHARED["perf"]
+
+
 def perf_report(work: Path) -> Path:
     """Write and run the session; returns the report folder."""
     work.mkdir(parents=True, exist_ok=True)

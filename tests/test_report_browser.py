@@ -125,7 +125,7 @@ def on_first_screen(box: dict | None) -> bool:
 
 @pytest.fixture(scope="module")
 def perf_out(tmp_path_factory) -> Path:
-    return report_data.perf_report(tmp_path_factory.mktemp("perf-report"))
+    return report_data.shared_perf_report(tmp_path_factory)
 
 
 def test_perf_report_first_screen(perf_out, tmp_path):

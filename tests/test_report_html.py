@@ -78,7 +78,7 @@ def parse(html: str) -> Tables:
 
 @pytest.fixture(scope="module")
 def perf_out(tmp_path_factory) -> Path:
-    return report_data.perf_report(tmp_path_factory.mktemp("perf-report"))
+    return report_data.shared_perf_report(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
