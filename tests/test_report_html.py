@@ -377,3 +377,16 @@ def test_recipes_without_a_benchmark_take_one_line_under_the_perf_table():
     line = html[html.index('id="rh-perf-skipped"'):]
     line = line[: line.index("</p>")]
     assert 'href="#b/vllm/agg" title="b/vllm/agg has no perf manifest"' in line and 'href="#c/vllm/agg"' in line
+
+
+def test_a_run_that_stops_with_a_usage_error_leaves_an_earlier_report_alone(tmp_path):
+    out = tmp_path / "reports"
+    out.mkdir()
+    earlier = '<html><body><h1 id="title">an earlier run</h1><div id="environment-header"></div></body></html>'
+    (out / "report.html").write_text(earlier)
+    proc = report_data.subprocess.run(
+        [str(report_data.CLI), "test", "--suite", "static", "--recipes-root", "fixtures/rules/RH300/recipes",
+         "--recipe", "nope/*", "--report-dir", str(out)], cwd=report_data.ROOT, env=report_data._env(),
+        capture_output=True, text=True, timeout=report_data.TIMEOUT)
+    assert proc.returncode == 2 and "no recipes selected" in proc.stderr
+    assert (out / "report.html").read_text() == earlier

@@ -183,6 +183,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     summary = config.stash.get(SUMMARY_KEY, None)
     if path is None or summary is None or hasattr(config, "workerinput") or not path.is_file():
         return
+    if not summary.started or path.stat().st_mtime < summary.started:
+        return      # pytest-html did not write it in this session (a usage error): an older run's file
     from .. import report_html
 
     try:
