@@ -58,6 +58,9 @@ def _load_cel() -> ModuleType:
                 if ext is not None and ext.loader is not None:
                     module = importlib.util.module_from_spec(ext)
                     ext.loader.exec_module(module)
+                    # a PyO3 module initialises process-wide state (its logger) once: keep it where a
+                    # re-import of this module finds it instead of initialising it again
+                    sys.modules["cel.cel"] = module
                     return module
     import cel  # noqa: PLC0415  # an unusual install layout: the whole package
 
