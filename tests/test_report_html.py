@@ -223,7 +223,7 @@ def test_margin_and_numbers():
     assert perf_cells.margin(row | {"value": 300.0}) == "50% past the limit"
     assert perf_cells.margin({**row, "bound": "min", "unit": "tokens/s/gpu", "value": 150.0}) == "25% past the limit"
     assert perf_cells.margin({**row, "limit": 0.0, "unit": "ratio", "value": 0.02}) == "2% past the limit"
-    assert perf_cells.margin(row | {"margin": 0.4}) == "margin 0.40"          # a margin the summary gives wins
+    assert perf_cells.margin(row | {"margin": -0.4}) == "40% past the limit"   # a margin the summary gives wins
     assert perf_cells.margin(row | {"value": None}) == ""
     assert [perf_cells.number(v, u) for v, u in ((1234.4, "ms"), (12.34, "ms"), (0.5, "ratio"), (None, "ms"))] == [
         "1234 ms", "12.3 ms", "50%", "n/a"]
@@ -390,3 +390,21 @@ def test_a_run_that_stops_with_a_usage_error_leaves_an_earlier_report_alone(tmp_
         capture_output=True, text=True, timeout=report_data.TIMEOUT)
     assert proc.returncode == 2 and "no recipes selected" in proc.stderr
     assert (out / "report.html").read_text() == earlier
+
+
+def test_predictions_get_their_own_table_with_each_limit():
+    """A predict check (metrics.prediction, as `recipe-harness test --suite predict` records it for
+    deepseek-r1/sglang/disagg-8gpu on h200-sxm) is laid out like perf: predicted value against each limit."""
+    prediction = {"hardwareProfile": "h200-sxm", "gpus": 16, "operatingPoint": "c256", "verdict": "pass", "limits": [
+        {"metric": "ttft_p50", "bound": "max", "limit": 3000.0, "unit": "ms", "predicted": 136.379, "margin": 0.9545,
+         "verdict": "pass", "line": 11},
+        {"metric": "error_rate", "bound": "max", "limit": 0.01, "unit": "ratio", "predicted": None, "margin": None,
+         "verdict": "not modelled", "line": 16}]}
+    html = report_html.render(summary_with({
+        "predict-h200-sxm": {"outcome": "passed", "metrics": {"prediction": prediction, "table": {"hw": "h200-sxm"}}},
+        "predict-cpu-mocker": {"outcome": "skipped", "message": "hardware profile 'cpu-mocker' is a CPU profile"}}))
+    rows = parse(html).tables["rh-predict-table"]
+    assert [c[1] for c in rows[0]] == ["Recipe", "Hardware", "Point", "TTFT p50", "error rate", "Verdict"]
+    assert [c for c in rows[1][3:]] == [("ok", "136 ms | limit ≤ 3000 ms · 95% headroom"),
+                                        ("warn", "n/a not modelled | limit ≤ 1%"), ("ok", "pass")]
+    assert 'id="rh-predict-skipped"' in html and "<h3>predict</h3>" not in html    # no second, generic table

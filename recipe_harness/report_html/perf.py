@@ -18,7 +18,7 @@ from typing import Any
 from .view import CheckView, RecipeView, anchor
 
 LAID_OUT = {"metric", "bound", "limit", "unit", "value", "passed", "status", "verdict", "low", "high", "interval",
-            "samples", "n", "minSamples", "margin", "why"}
+            "samples", "n", "minSamples", "margin", "why", "line"}
 GOOD = {"pass", "passed", "ok", "compared", "updated", "off"}
 BAD = {"fail", "failed", "regressed", "unreadable", "error"}
 UNITS = {"ms": "ms", "tokens/s/gpu": "tok/s/GPU", "tokens/s": "tok/s", "requests/s": "req/s", "ratio": ""}
@@ -66,9 +66,11 @@ def css_class(word: str) -> str:
 
 def margin(row: dict[str, Any]) -> str:
     """How far the value is from its limit, on the good side (headroom) or past it."""
-    if "margin" in row and row["margin"] is not None:
-        given = row["margin"]
-        return f"margin {number(given) if not isinstance(given, str) else given}"
+    given = row.get("margin")
+    if isinstance(given, int | float) and not isinstance(given, bool):    # a fraction of the limit, > 0 is good
+        return f"{given * 100:.0f}% headroom" if given >= 0 else f"{-given * 100:.0f}% past the limit"
+    if given is not None:
+        return f"margin {given}"
     value, limit = row.get("value"), row.get("limit")
     if not isinstance(value, int | float) or not isinstance(limit, int | float):
         return ""
@@ -143,25 +145,40 @@ def baseline_deltas(metrics: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def gated(check: CheckView) -> dict[str, Any]:
+    """A gated check's metrics in the perf table's shape: the perf check's own; a prediction's
+    (``metrics.prediction`` of ``recipe_harness/predict/check.py``) with its ``predicted`` values."""
+    pred = check.metrics.get("prediction")
+    if not isinstance(pred, dict):
+        return check.metrics
+    limits = [{k: v for k, v in row.items() if k != "predicted"} | {"value": row.get("value", row.get("predicted"))}
+              for row in pred.get("limits") or []]
+    return {"hardwareProfile": pred.get("hardwareProfile"), "gpus": pred.get("gpus"),
+            "operatingPoint": {"point": pred.get("operatingPoint")}, "limits": limits, "verdict": pred.get("verdict")}
+
+
 def columns(rows: list[tuple[RecipeView, CheckView]]) -> list[str]:
-    """The limit metrics of all perf checks, in the order the thresholds list them."""
+    """The limit metrics of all the checks, in the order the thresholds list them."""
     seen: dict[str, None] = {}
     for _, c in rows:
-        for lim in c.metrics.get("limits") or []:
+        for lim in gated(c).get("limits") or []:
             seen.setdefault(str(lim.get("metric")), None)
     return list(seen)
 
 
-def table(rows: list[tuple[RecipeView, CheckView]]) -> str:
-    """The perf table: one row per recipe's perf check, failures first."""
+def table(rows: list[tuple[RecipeView, CheckView]], table_id: str = "rh-perf-table") -> str:
+    """One row per recipe's perf (or predict) check, failures first: every limit against its value."""
     if not rows:
         return ""
     metrics = columns(rows)
-    head = ["Recipe", "Hardware", "Point", *(metric_label(m) for m in metrics), "Requests", "Baseline", "Verdict"]
-    out = ['<table class="rh-table rh-perf" id="rh-perf-table">',
+    has_requests = any(gated(c).get("requests") for _, c in rows)
+    has_baseline = any(gated(c).get("baseline") for _, c in rows)
+    head = ["Recipe", "Hardware", "Point", *(metric_label(m) for m in metrics), *(["Requests"] if has_requests else []),
+            *(["Baseline"] if has_baseline else []), "Verdict"]
+    out = [f'<table class="rh-table rh-perf" id="{escape(table_id, quote=True)}">',
            "<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for recipe, check in rows:
-        m = check.metrics
+        m = gated(check)
         link = f'<a href="{anchor(recipe.id)}">{recipe_id(recipe.id)}</a>'
         if not m.get("limits") and check.outcome != "passed":
             reason = first_line(check.message) or check.outcome
@@ -188,10 +205,12 @@ def table(rows: list[tuple[RecipeView, CheckView]]) -> str:
             lim = by_metric.get(metric)
             tds.append(limit_cell(lim, deltas.get(metric, "")) if lim else "<td></td>")
         req = m.get("requests") or {}
-        tds.append(f"<td>{escape(str(req.get('errors', 0)))} errors<br>of {escape(str(req.get('total', '')))}</td>"
-                   if req else "<td></td>")
+        if has_requests:
+            tds.append(f"<td>{escape(str(req.get('errors', 0)))} errors<br>of {escape(str(req.get('total', '')))}</td>"
+                       if req else "<td></td>")
         base = (m.get("baseline") or {}).get("status", "")
-        tds.append(f'<td class="{css_class(base) if base else ""}">{escape(base)}</td>')
+        if has_baseline:
+            tds.append(f'<td class="{css_class(base) if base else ""}">{escape(base)}</td>')
         verdict = str(m.get("verdict") or check.outcome)
         if check.outcome in ("failed", "error") and verdict.lower() in ("pass", "passed"):
             verdict = check.outcome        # the test failed for another reason (the deployment broke)

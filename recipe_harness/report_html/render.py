@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from . import perf
-from .view import FindingRow, Image, Link, RecipeView, RunView, anchor
+from .view import CheckView, FindingRow, Image, Link, RecipeView, RunView, anchor
 
 MAX_TOP_FINDINGS = 40
 MAX_TOP_FAILURES = 40
@@ -49,7 +49,8 @@ STYLE = """
 def block(run: RunView) -> str:
     """The whole block, to go right under pytest-html's title."""
     parts = [f"<style>{STYLE}</style>", '<div id="rh">', '<section id="rh-summary">', _headline(run),
-             _recipes_table(run), _failures(run), _findings(run), _perf(run), _other_tables(run), "</section>"]
+             _recipes_table(run), _failures(run), _findings(run), _perf(run), _predict(run), _perf_plots(run),
+             _other_tables(run), "</section>"]
     parts += [_section(r) for r in run.recipes]
     parts.append('<p class="rh-nav"><a href="#results-table">test list (pytest-html)</a></p></div>')
     return "\n".join(p for p in parts if p)
@@ -150,29 +151,39 @@ def _findings(run: RunView) -> str:
     return text
 
 
-def _perf(run: RunView) -> str:
-    checks = run.perf_checks()
+def _gated_table(checks: list[tuple[RecipeView, CheckView]], title: str, base: str) -> str:
     rows = [(r, c) for r, c in checks if c.outcome != "skipped"]
-    skipped = [r for r, c in checks if c.outcome == "skipped"]
+    skipped = [(r, c) for r, c in checks if c.outcome == "skipped"]
     if not checks:
         return ""
-    out = ['<h3 id="rh-perf">Performance at the operating point</h3>', perf.table(rows)]
+    out = [f'<h3 id="{base}">{escape(title)}</h3>', perf.table(rows, f"{base}-table")]
     if skipped:     # one line, so that the table and a plot stay on the first screen
-        reasons = {r.id: next(c.message for c in r.checks if c.name == "perf") for r in skipped}
-        links = ", ".join(f'<a href="{anchor(r.id)}" title="{escape(reasons[r.id], quote=True)}">'
-                          f"{perf.recipe_id(r.id)}</a>" for r in skipped)
-        out.append(f'<p class="sub" id="rh-perf-skipped">Not benchmarked ({len(skipped)}; the reason is in each '
+        links = ", ".join(f'<a href="{anchor(r.id)}" title="{escape(c.message, quote=True)}">'
+                          f"{perf.recipe_id(r.id)}</a>" for r, c in skipped)
+        out.append(f'<p class="sub" id="{base}-skipped">Skipped ({len(skipped)}; the reason is in each '
                    f"recipe's section): {links}</p>")
-    for r, c in rows:               # the first plot of each recipe (the sweep curve) full width here
-        if c.images:
-            out.append(_img(c.images[0], f"rh-plot-{r.id}"))
     return "\n".join(out)
+
+
+def _perf(run: RunView) -> str:
+    return _gated_table(run.perf_checks(), "Performance at the operating point", "rh-perf")
+
+
+def _predict(run: RunView) -> str:
+    checks = [(r, c) for r in run.recipes for c in r.checks
+              if c.group == "predict" and (isinstance(c.metrics.get("prediction"), dict) or c.outcome == "skipped")]
+    return _gated_table(checks, "Predicted at the operating point (performance model)", "rh-predict")
+
+
+def _perf_plots(run: RunView) -> str:
+    """The first plot of each recipe's perf check (the sweep curve), full width."""
+    return "\n".join(_img(c.images[0], f"rh-plot-{r.id}") for r, c in run.perf_checks() if c.images)
 
 
 def _other_tables(run: RunView) -> str:
     """Checks other than perf that carry a ``table`` of metrics (e.g. predicted numbers)."""
-    rows = [(r, c) for r in run.recipes for c in r.checks
-            if c.group != "perf" and isinstance(c.metrics.get("table"), dict)]
+    rows = [(r, c) for r in run.recipes for c in r.checks if c.group != "perf"
+            and isinstance(c.metrics.get("table"), dict) and not isinstance(c.metrics.get("prediction"), dict)]
     if not rows:
         return ""
     out = []
@@ -240,8 +251,10 @@ def _section(r: RecipeView) -> str:
         if c.group == "perf" and c.images:
             out.append(f'<p class="rh-nav"><a href="#{escape("rh-plot-" + r.id, quote=True)}">'
                        "throughput vs latency plot (in the summary)</a></p>")
-        if rest:
+        if rest and c.group == "perf":     # the TTFT and ITL distributions side by side
             out.append('<div class="rh-plots-row">' + "".join(_img(i) for i in rest) + "</div>")
+        elif rest:
+            out.append("".join(_img(i) for i in rest))
     for kind, folders in r.links.items():
         items = []
         for folder in folders:
