@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from ..predict import DEFAULT_TOLERANCE
 from ..predict.aic import AicUnavailable, default_cache, find_python
 from ..predict.check import PredictOutcome, PredictSettings, predict_all
-from ..predict.gate import DEFAULT_TOLERANCE
 from ..predict.plan import profile_ids
 from .options import harness_of, selected_recipes
 

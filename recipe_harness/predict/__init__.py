@@ -6,3 +6,6 @@ model in its own environment (:mod:`.aic`, NVIDIA AIConfigurator in ``.venv-aic`
 the profile's limits with the model's tolerance (:mod:`.gate`, :mod:`.check`). :mod:`.models` and
 :mod:`.systems` hold the model and GPU memory facts the static memory rule (RH304) uses too.
 """
+
+DEFAULT_TOLERANCE = 0.20
+"""The model's stated tolerance: a prediction within it of a limit is a warning, past it a failure."""

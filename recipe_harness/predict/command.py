@@ -11,11 +11,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .aic import AicUnavailable, default_cache, find_python
-from .check import PredictOutcome, PredictSettings, predict_all
-from .gate import DEFAULT_TOLERANCE
-from .plan import profile_ids
+from . import DEFAULT_TOLERANCE
+
+if TYPE_CHECKING:
+    from .check import PredictOutcome
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -45,7 +46,11 @@ def _aliases(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace, discoveries) -> int:
+    # imported here: the model's modules (numpy among them) stay out of every other command's start
     from ..bundle import LoadedRecipe
+    from .aic import AicUnavailable, default_cache, find_python
+    from .check import PredictOutcome, PredictSettings, predict_all
+    from .plan import profile_ids
 
     if not 0 <= args.tolerance < 1:
         print("recipe-harness: --tolerance must be a fraction in [0, 1)", file=sys.stderr)

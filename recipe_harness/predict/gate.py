@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..perf.thresholds import Limit
+from . import DEFAULT_TOLERANCE  # noqa: F401 -- re-exported: the gate's tolerance
 from .aic import EstimateResult
 
-DEFAULT_TOLERANCE = 0.20
 PASS, WARN, FAIL, NOT_MODELLED = "pass", "warn", "fail", "not modelled"
 
 
