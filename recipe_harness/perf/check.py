@@ -11,7 +11,7 @@ Gating: latency and throughput limits apply at the *operating point*, the last p
 pooled, with a bootstrap confidence interval (see :mod:`.stats` and :func:`.thresholds.judge`);
 ``error_rate`` applies to every request of the run. A limit is failed only when its interval lies
 past it; an interval containing it, or a percentile from too few samples, makes the check
-*inconclusive* (a failure with ``--perf-inconclusive fail``, the default, else a skip), never a pass.
+*inconclusive* (a skip by default, a failure with ``--perf-inconclusive fail``), never a pass.
 
 Sample sizes on a scaled run: the operating point sends at least what its gated percentiles need
 (:meth:`.thresholds.HardwareProfile.samples_needed`: 100 for p99, 20 for p50/p90/p95, and the
@@ -116,7 +116,7 @@ class PerfSettings:
     tolerance: float = 0.10
     cpu_count: int = 2
     run_noise: float | None = None          # None: 0.10 on the local target, 0 elsewhere
-    inconclusive: str = "fail"              # fail | skip: what an inconclusive check does to the test
+    inconclusive: str = "skip"              # skip | fail: what an inconclusive check does to the test
 
     def noise_for(self, target: str) -> float:
         """Relative run-to-run noise added to every bootstrap interval (see :mod:`.stats`)."""

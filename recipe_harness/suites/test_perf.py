@@ -28,5 +28,5 @@ def test_perf(deployed, record, perf_plan, perf_settings):
             failures.append(f"the deployment broke during the benchmark: {exc}")
     if failures:
         pytest.fail("\n".join(failures), pytrace=False)
-    if outcome.inconclusive:      # --perf-inconclusive skip: not established, never a pass
+    if outcome.inconclusive:      # not established (--perf-inconclusive skip, the default): never a pass
         pytest.skip("inconclusive: " + "\n".join(outcome.inconclusive))
