@@ -78,7 +78,8 @@ def target_of(config: pytest.Config) -> Any:
         except ImportError as exc:
             raise pytest.UsageError(f"--target kubernetes needs recipe_harness.targets.kubernetes, which cannot be "
                                     f"imported here ({exc}); use --target local") from None
-        target = KubernetesTarget.from_pytest_config(config)
+        from .kube import kube_options  # the plugin builds the target from its options; the target never sees Config
+        target = KubernetesTarget(kube_options(config))
     else:  # pragma: no cover - argparse restricts the choices
         raise pytest.UsageError(f"unknown --target {name!r} (choose from {', '.join(TARGETS)})")
     config.stash[TARGET_KEY] = target

@@ -123,11 +123,6 @@ class KubernetesTarget:
         self._preflights: dict[str, PreflightReport] = {}
         self.last_failure_s: float | None = None   # time from a fatal state appearing to the failure
 
-    @classmethod
-    def from_pytest_config(cls, config: Any) -> KubernetesTarget:
-        from ...plugin.kube import kube_options
-        return cls(kube_options(config))
-
     @property
     def kube(self) -> Kube:
         if self._kube is None:
