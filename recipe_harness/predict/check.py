@@ -5,16 +5,18 @@ one batch (:func:`.aic.estimate`) and returns a :class:`PredictOutcome` per case
 was skipped. ``failures`` are reasons to fail: a model that does not fit in the GPUs (the model's
 memory estimate), a sweep concurrency the deployment cannot hold (the KV cache of its batch does
 not fit), a limit the prediction misses by more than the tolerance. ``warnings`` are limits within
-the tolerance.
+the tolerance, and regressions against a predicted baseline (:mod:`.baseline`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..bundle import LoadedRecipe
+from . import baseline as bl
 from .aic import EstimateResult, estimate
 from .gate import FAIL, NOT_MODELLED, WARN, PredictVerdict, gate
 from .plan import PredictPlan, PredictSkip, plan
@@ -29,6 +31,9 @@ class PredictSettings:
     aliases: dict[str, str] = field(default_factory=dict)
     out_dir: Path | None = None          # plots go here (none: no plots)
     cache: Path | None = None            # answers of the model kept between runs (none: no cache)
+    baseline_dir: Path | None = None     # predicted baselines to compare with (:mod:`.baseline`)
+    update_baseline: bool = False        # store this run's predictions into baseline_dir
+    baseline_ref: str | None = None      # the "before" is the recipe predicted as it was at this git REF
 
 
 @dataclass
@@ -127,16 +132,24 @@ Case = tuple[LoadedRecipe, str]
 
 
 def predict_all(cases: Iterable[Case], settings: PredictSettings) -> dict[tuple[str, str], PredictOutcome | str]:
-    """Outcome (or skip reason) per (recipe id, profile id); one batch of estimates for all of them."""
-    plans: dict[tuple[str, str], PredictPlan | str] = {}
-    for loaded, profile_id in cases:
-        try:
-            plans[(loaded.id, profile_id)] = plan(loaded, profile_id, aliases=settings.aliases)
-        except PredictSkip as exc:
-            plans[(loaded.id, profile_id)] = str(exc)
-    requests = [pt.request for p in plans.values() if isinstance(p, PredictPlan) for pt in p.points]
-    results = estimate(requests, settings.python, timeout_s=settings.timeout_s, workers=settings.workers,
-                       cache=settings.cache)
+    """Outcome (or skip reason) per (recipe id, profile id); one batch of estimates for all of them (with
+    ``settings.baseline_ref``, the recipes as they were at REF too). Raises :class:`.baseline.BaselineError`."""
+    cases = list(cases)
+    with ExitStack() as stack:
+        tree = stack.enter_context(bl.RefTree(settings.baseline_ref)) if settings.baseline_ref else None
+        plans: dict[tuple[str, str], PredictPlan | str] = {}
+        before: dict[tuple[str, str], PredictPlan | str] = {}
+        for loaded, profile_id in cases:
+            try:
+                plans[(loaded.id, profile_id)] = plan(loaded, profile_id, aliases=settings.aliases)
+            except PredictSkip as exc:
+                plans[(loaded.id, profile_id)] = str(exc)
+            if tree is not None and isinstance(plans[(loaded.id, profile_id)], PredictPlan):
+                before[(loaded.id, profile_id)] = _plan_at_ref(tree, loaded, profile_id, settings)
+        every = [*plans.values(), *before.values()]
+        requests = [pt.request for p in every if isinstance(p, PredictPlan) for pt in p.points]
+        results = estimate(requests, settings.python, timeout_s=settings.timeout_s, workers=settings.workers,
+                           cache=settings.cache)
     out: dict[tuple[str, str], PredictOutcome | str] = {}
     for key, p in plans.items():
         if isinstance(p, str):
@@ -147,10 +160,54 @@ def predict_all(cases: Iterable[Case], settings: PredictSettings) -> dict[tuple[
             out[key] = f"{res[0].error} (model {p.model})" if res[0].error_kind == "model" else res[0].error
             continue
         outcome = judge(p, res, settings.tolerance)
+        _compare(outcome, before.get(key), results, settings)
         if settings.out_dir is not None:
             _plot(outcome, settings.out_dir)
         out[key] = outcome
     return out
+
+
+def _plan_at_ref(tree: bl.RefTree, loaded: LoadedRecipe, profile_id: str, settings: PredictSettings) -> PredictPlan | str:
+    """The plan of the recipe as it was at the REF (its estimate keys prefixed ``ref|``), or why there is none."""
+    from ..discovery import discover
+
+    root = tree.root_for(loaded.recipe.root)
+    found = discover(root) if root is not None and root.is_dir() else None
+    recipe = next((r for r in found.recipes if r.id == loaded.id), None) if found else None
+    if recipe is None:
+        return f"{loaded.id} did not exist at {tree.ref}"
+    try:
+        p = plan(LoadedRecipe.load(recipe, {}), profile_id, aliases=settings.aliases)
+    except PredictSkip as exc:
+        return f"at {tree.ref} not predicted: {exc}"
+    return replace(p, points=[replace(pt, request=replace(pt.request, key=f"ref|{pt.request.key}")) for pt in p.points])
+
+
+def _compare(outcome: PredictOutcome, before: PredictPlan | str | None, results: dict[str, EstimateResult],
+             settings: PredictSettings) -> None:
+    """Compare ``outcome`` with its "before" (the REF's plan, else the stored baseline) and store it when asked."""
+    p = outcome.plan
+    after = bl.snapshot(outcome)
+    if settings.baseline_ref:
+        if isinstance(before, str):
+            outcome.notes.append(f"no before/after: {before}")
+        elif before is not None:
+            then = judge(before, [results[pt.request.key] for pt in before.points], settings.tolerance)
+            bl.attach(outcome, bl.compare(bl.snapshot(then), after, source=f"at {settings.baseline_ref}",
+                                          tolerance=settings.tolerance))
+    elif settings.baseline_dir is not None:
+        stored = bl.load(settings.baseline_dir, p.recipe_id, p.hardware.id)
+        where = bl.path_of(settings.baseline_dir, p.recipe_id, p.hardware.id)
+        if stored is not None:
+            bl.attach(outcome, bl.compare(stored, after, source=str(where), tolerance=settings.tolerance))
+        elif not settings.update_baseline:
+            outcome.notes.append(f"no predicted baseline {where} (a new recipe or profile; --update-baseline "
+                                 "stores one)")
+            outcome.metrics["prediction"]["baseline"] = {"status": "missing", "source": str(where)}
+    if settings.update_baseline and settings.baseline_dir is not None:
+        written = bl.store(settings.baseline_dir, outcome)
+        outcome.notes.append(f"predicted baseline stored: {written}")
+        outcome.metrics["prediction"].setdefault("baseline", {"status": "updated", "source": str(written)})
 
 
 def _plot(outcome: PredictOutcome, out_dir: Path) -> None:

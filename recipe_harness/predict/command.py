@@ -1,5 +1,8 @@
 """``recipe-harness predict``: the predicted performance of recipes on their GPU hardware profiles, as text or JSON.
 
+With ``--baseline-dir DIR`` (or ``--baseline-ref REF``) each prediction is compared with its "before"
+(:mod:`.baseline`); a regression past the tolerance is a warning.
+
 Exit status: 0 every prediction within its limits (warnings allowed unless ``--strict``), 1 a failure
 (a model that does not fit, a concurrency the deployment cannot hold, a limit missed by more than
 the tolerance), 2 usage error or no performance model environment.
@@ -33,6 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plots", metavar="DIR", help="write a predicted sweep plot per recipe and profile into DIR")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--strict", action="store_true", help="warnings fail too")
+    p.add_argument("--baseline-dir", metavar="DIR",
+                   help="compare each prediction with the stored one, DIR/<recipe-id>/<profile>.json: before/after "
+                        "per metric and concurrency, and the plan changes; worse by more than the tolerance is a "
+                        "warning")
+    p.add_argument("--update-baseline", action="store_true", help="store this run's predictions into --baseline-dir")
+    p.add_argument("--baseline-ref", metavar="REF",
+                   help="the 'before' is each recipe predicted as it was at git REF (no stored baseline needed)")
 
 
 def _aliases(items: list[str]) -> dict[str, str]:
@@ -49,11 +59,16 @@ def run(args: argparse.Namespace, discoveries) -> int:
     # imported here: the model's modules (numpy among them) stay out of every other command's start
     from ..bundle import LoadedRecipe
     from .aic import AicUnavailable, default_cache, find_python
+    from .baseline import BaselineError
     from .check import PredictOutcome, PredictSettings, predict_all
     from .plan import profile_ids
 
     if not 0 <= args.tolerance < 1:
         print("recipe-harness: --tolerance must be a fraction in [0, 1)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.update_baseline and not args.baseline_dir:
+        print("recipe-harness: --update-baseline needs --baseline-dir DIR (where to store the predictions)",
+              file=sys.stderr)
         return EXIT_USAGE
     try:
         aliases = _aliases(args.model_alias)
@@ -84,10 +99,12 @@ def run(args: argparse.Namespace, discoveries) -> int:
             cases += [(loaded, i) for i in ids]
     settings = PredictSettings(python=python, tolerance=args.tolerance, timeout_s=args.timeout,
                                workers=1, aliases=aliases,
-                               out_dir=Path(args.plots) if args.plots else None, cache=default_cache())
+                               out_dir=Path(args.plots) if args.plots else None, cache=default_cache(),
+                               baseline_dir=Path(args.baseline_dir) if args.baseline_dir else None,
+                               update_baseline=args.update_baseline, baseline_ref=args.baseline_ref)
     try:
         results = predict_all(cases, settings)
-    except AicUnavailable as exc:
+    except (AicUnavailable, BaselineError) as exc:
         print(f"recipe-harness: {exc}", file=sys.stderr)
         return EXIT_USAGE
     results.update(skips)
@@ -133,6 +150,22 @@ def _text(key: tuple[str, str], value: PredictOutcome | str) -> str:
     thresholds = Path(value.plan.thresholds_file)
     for v in value.verdicts:
         lines.append(f"  {thresholds}:{v.limit.line}: {v.describe()} {v.verdict}")
+    base = m.get("baseline") or {}
+    if base.get("points") is not None:
+        from .baseline import METRICS
+
+        units = {label: unit for _, label, unit, _ in METRICS}
+        lines.append(f"  before ({base['source']}) -> after; plan: {', '.join(base['planChanges']) or 'unchanged'}")
+        by_c: dict[int, list[str]] = {}
+        for pt in base["points"]:
+            nd = 2 if pt["metric"] == "ITL" else 1
+            unit = " ms" if units.get(pt["metric"]) == "ms" else ""
+            by_c.setdefault(pt["concurrency"], []).append(
+                f"{pt['metric']} {pt['before']:.{nd}f} -> {pt['after']:.{nd}f}{unit} (x{pt['ratio']:.2f})")
+        lines += [f"  c{c:<5} " + ", ".join(cells) for c, cells in by_c.items()]
+        lines += [f"  {u}" for u in base.get("unmatched", [])]
+    elif base:
+        lines.append(f"  baseline: {base.get('status')} ({base.get('source')})")
     lines += [f"  failure: {f}" for f in value.failures]
     lines += [f"  warning: {w}" for w in value.warnings]
     lines.append(f"  version: {m['backendVersionSource']}")
