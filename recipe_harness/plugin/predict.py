@@ -5,6 +5,8 @@ profiles of each recipe's ``thresholds.yaml`` (ids ``<recipe-id>::predict-<profi
 without usable thresholds gets one ``<recipe-id>::predict`` that skips with the reason). The
 estimates of all of them are computed in one batch the first time one is needed
 (:func:`recipe_harness.predict.check.predict_all`), so the model's databases load once a session.
+``--predict-baseline-dir``/``--update-predict-baseline``/``--predict-baseline-ref`` compare each
+prediction with its "before" (:mod:`recipe_harness.predict.baseline`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pytest
 
 from ..predict import DEFAULT_TOLERANCE
 from ..predict.aic import AicUnavailable, default_cache, find_python
+from ..predict.baseline import BaselineError
 from ..predict.check import PredictOutcome, PredictSettings, predict_all
 from ..predict.plan import profile_ids
 from .options import harness_of, selected_recipes
@@ -35,12 +38,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "my-org/Qwen3-32B-ft=Qwen/Qwen3-32B (repeatable)")
     group.addoption("--predict-timeout", metavar="SECONDS", type=float, default=600.0,
                     help="time limit of the model's whole batch (default 600)")
+    group.addoption("--predict-baseline-dir", metavar="DIR", default=None,
+                    help="compare each prediction with DIR/<recipe-id>/<profile>.json: before/after per metric and "
+                         "concurrency and the plan changes; worse by more than the tolerance is a warning")
+    group.addoption("--update-predict-baseline", action="store_true", default=False,
+                    help="store this run's predictions into --predict-baseline-dir")
+    group.addoption("--predict-baseline-ref", metavar="REF", default=None,
+                    help="the 'before' is each recipe predicted as it was at git REF (no stored baseline needed)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     tol = config.getoption("--predict-tolerance", default=DEFAULT_TOLERANCE)
     if tol is not None and not 0 <= tol < 1:
         raise pytest.UsageError("--predict-tolerance must be a fraction in [0, 1)")
+    if config.getoption("--update-predict-baseline", default=False) and \
+            not config.getoption("--predict-baseline-dir", default=None):
+        raise pytest.UsageError("--update-predict-baseline needs --predict-baseline-dir DIR (where to store them)")
     aliases(config)
 
 
@@ -85,6 +98,10 @@ def _settings(config: pytest.Config) -> PredictSettings:
         aliases=aliases(config),
         out_dir=Path(report_dir) / "predict" if report_dir else None,
         cache=default_cache(),
+        baseline_dir=Path(config.getoption("--predict-baseline-dir")) if config.getoption(
+            "--predict-baseline-dir", default=None) else None,
+        update_baseline=bool(config.getoption("--update-predict-baseline", default=False)),
+        baseline_ref=config.getoption("--predict-baseline-ref", default=None),
     )
 
 
@@ -102,7 +119,7 @@ def outcomes(config: pytest.Config, session: pytest.Session | None) -> dict:
             cases.append((harness.loaded(by_id[case.recipe_id]), case.profile))
     try:
         result: dict = predict_all(cases, _settings(config))
-    except AicUnavailable as exc:
+    except (AicUnavailable, BaselineError) as exc:
         result = {"error": str(exc)}
     config.stash[OUTCOMES_KEY] = result
     return result

@@ -154,7 +154,8 @@ def gated(check: CheckView) -> dict[str, Any]:
     limits = [{k: v for k, v in row.items() if k != "predicted"} | {"value": row.get("value", row.get("predicted"))}
               for row in pred.get("limits") or []]
     return {"hardwareProfile": pred.get("hardwareProfile"), "gpus": pred.get("gpus"),
-            "operatingPoint": {"point": pred.get("operatingPoint")}, "limits": limits, "verdict": pred.get("verdict")}
+            "operatingPoint": {"point": pred.get("operatingPoint")}, "limits": limits, "verdict": pred.get("verdict"),
+            "baseline": pred.get("baseline")}   # before/after of recipe_harness/predict/baseline.py
 
 
 def columns(rows: list[tuple[RecipeView, CheckView]]) -> list[str]:
