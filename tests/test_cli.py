@@ -131,3 +131,17 @@ def test_findings_outside_every_recipe_are_printed(tmp_path, capsys):
     assert main(["check", str(root), "-v", "--no-hints"]) == 0  # a note does not fail the check
     assert f"{root / 'tiny/vllm/raw/deploy.yaml'}:1:1: RH013 holds no DynamoGraphDeployment: not checked as a recipe" \
         in capsys.readouterr().out
+
+
+def test_output_piped_into_a_reader_that_stops_early_is_no_traceback(tmp_path):
+    """`recipe-harness check --format sarif | head` must not end in a BrokenPipeError traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = Path(sys.executable).with_name("recipe-harness")
+    root = Path(__file__).resolve().parent.parent / "recipes"
+    proc = subprocess.run(f"'{cli}' check '{root}' --format sarif | head -c 10", shell=True, capture_output=True,
+                          text=True, timeout=120)
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
+    assert proc.stdout.startswith("{")
