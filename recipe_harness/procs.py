@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from .targets import DeployError
+from .endpoint import DeployError
 
 MARKER_ENV = "RECIPE_HARNESS_RUN"
 TAIL_LINES = 25

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from .targets import Component, Endpoint
+from .endpoint import Component, Endpoint
 
 WORKER_REQUESTS_METRIC = "dynamo_component_requests_total"
 KV_EVENTS_METRIC = "dynamo_component_kv_cache_events_applied"  # on the frontend (its KV router)

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 
 from .backends import EngineConfig, engine_config, frontend_config
 from .bundle import LoadedRecipe
+from .endpoint import DeployError
 from .model import ROLE_DECODE, ROLE_PREFILL, ROLE_WORKER, Service, flag_value
-from .targets import DeployError
 
 FRONTEND_ROUTER_MODES = ("round-robin", "random", "power-of-two", "kv", "least-loaded", "device-aware-weighted")
 MOCKER_ENGINES = ("vllm", "sglang", "trtllm")

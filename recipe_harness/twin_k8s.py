@@ -46,8 +46,8 @@ from typing import Any
 
 from .backends import engine_config
 from .bundle import LoadedRecipe
+from .endpoint import DeployError
 from .model import ROLE_DECODE, ROLE_PREFILL, Service
-from .targets import DeployError
 from .twin import has_prefill_worker, run_role
 
 DEFAULT_DYNAMO_VERSION = "1.6.1"

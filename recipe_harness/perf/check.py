@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..bundle import LoadedRecipe
-from ..targets import Endpoint
+from ..endpoint import Endpoint
 from . import baseline as bl
 from . import plots, stats
 from .profile import PerfPoint, PerfProfile, PerfProfileError, Scaling, profile_of, scale_points
