@@ -105,6 +105,16 @@ def _parser() -> argparse.ArgumentParser:
                                     "Exit status: 0 nothing selected left, 1 some namespace not deleted, 2 usage or "
                                     "cluster error.")
     clean_arguments(cl)
+
+    from .qualify.command import add_arguments as qualify_arguments
+
+    q = sub.add_parser("qualify", help="release qualification: preflight, static, smoke and perf for one hardware "
+                                       "profile, then a verifiable bundle; `qualify verify DIR` checks one",
+                       description="Run the suites for --hardware-profile (perf with repeated trials, inconclusive "
+                                   "limits fail) and write a bundle to --out: qualification.json/.md, the report, "
+                                   "aiperf exports, SHA256SUMS. `recipe-harness qualify verify DIR` checks a bundle. "
+                                   "Exit status: 0 all qualified / verified, 1 not, 2 usage error.")
+    qualify_arguments(q)
     return p
 
 
@@ -112,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        if args.command != "test":
+        if args.command not in ("test", "qualify"):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         args.pytest_args = unknown + list(args.pytest_args or [])
     try:
@@ -132,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_clean(args)
         if args.command == "new":
             return cmd_new(args)
+        if args.command == "qualify":
+            return cmd_qualify(args)
     except UsageError as exc:
         print(f"recipe-harness: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -437,6 +449,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .predict.command import run
 
     return run(args, select_recipes(args.paths, args.recipes_root, args.recipe))
+
+
+def cmd_qualify(args: argparse.Namespace) -> int:
+    from .qualify.command import QualifyUsageError, run
+
+    try:
+        return run(args)
+    except QualifyUsageError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
