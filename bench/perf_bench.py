@@ -8,7 +8,7 @@ Prints, measured side by side in one run:
    scaled sweep) against the same running deployment, alternating raw and harness runs; the harness run
    is the whole perf check of that point (run, parse, gate, plots). Goal: ratio <= 1.05;
 2. a full perf run of each mocker-tiny recipe on the local target, as a user runs it
-   (`pytest suites/test_perf.py --recipe <id>`: pytest start-up, deploy, the scaled sweep, gate,
+   (`pytest --pyargs recipe_harness.suites.test_perf --recipe <id>`: pytest start-up, deploy, the scaled sweep, gate,
    plots, report, teardown). Goal: <= 60 s each.
 """
 
@@ -85,7 +85,7 @@ def full_runs(recipes: Path) -> None:
     print(f"[2] full perf run per mocker-tiny recipe on the local target ({len(ids)} recipes)")
     for rid in ids:
         out = Path(tempfile.mkdtemp(prefix="perf-bench-suite-"))
-        argv = [sys.executable, "-m", "pytest", str(ROOT / "suites" / "test_perf.py"), "--recipes-root", str(recipes),
+        argv = [sys.executable, "-m", "pytest", "--pyargs", "recipe_harness.suites.test_perf", "--recipes-root", str(recipes),
                 "--recipe", rid, "--target", "local", "--report-dir", str(out), "-p", "no:cacheprovider", "-q"]
         t0 = time.monotonic()
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=900, cwd=ROOT)

@@ -252,7 +252,7 @@ def test_interrupt_kills_aiperf_and_leaves_nothing_behind(tmp_path):
 
     out = tmp_path / "reports"
     env = dict(os.environ, RECIPE_HARNESS_AIPERF=str(perf_stack.AIPERF))
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", str(ROOT / "suites" / "test_perf.py"), "--recipes-root",
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "--pyargs", "recipe_harness.suites.test_perf", "--recipes-root",
                              str(RECIPES), "--recipe", AGG, "--target", "local", "--report-dir", str(out),
                              "-p", "no:cacheprovider", "-q"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)

@@ -1,3 +1,0 @@
-"""Performance suite; the tests live in the installed package (recipe_harness/suites)."""
-
-from recipe_harness.suites.test_perf import *  # noqa: F403

@@ -1,3 +1,0 @@
-"""Smoke suite; the tests live in the installed package (recipe_harness/suites)."""
-
-from recipe_harness.suites.test_smoke import *  # noqa: F403

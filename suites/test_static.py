@@ -1,3 +1,0 @@
-"""Static conformance suite; the tests live in the installed package (recipe_harness/suites)."""
-
-from recipe_harness.suites.test_static import *  # noqa: F403
