@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -62,8 +63,19 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def command_words(container: dict[str, Any]) -> list[str]:
+    """The argv the container runs: its command and args, or, for ``sh -c "<one simple command>"``
+    (upstream recipes often wrap the engine so), that command's words; a script with more than one
+    command, a pipe or an expansion stays as written (and is not run)."""
+    words = [str(w) for w in [*(container.get("command") or []), *(container.get("args") or [])]]
+    if len(words) == 3 and os.path.basename(words[0]) in ("sh", "bash") and words[1] == "-c" \
+            and not any(ch in words[2] for ch in ";&|$`<>\n"):
+        return shlex.split(words[2])
+    return words
+
+
 def runnable(container: dict[str, Any]) -> bool:
-    words = [*(container.get("command") or []), *(container.get("args") or [])]
+    words = command_words(container)
     return len(words) >= 3 and os.path.basename(str(words[0])).startswith("python") \
         and tuple(words[1:3]) in RUNNABLE
 
@@ -151,7 +163,7 @@ class ProcessKubelet:
         return True
 
     def _argv(self, main: dict[str, Any], ports: dict[int, int]) -> list[str]:
-        words = [str(w) for w in [*(main.get("command") or []), *(main.get("args") or [])]]
+        words = command_words(main)
         words[0] = str(self.python)
         for i in range(1, len(words) - 1):
             if words[i] == "--model-path":
