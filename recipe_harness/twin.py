@@ -79,8 +79,12 @@ class WorkerTwin:
     @property
     def dp_rank_endpoints(self) -> int:
         """``worker_kv_query_source_*`` endpoints its processes register: one per DP rank, none for decode
-        (the mocker's local indexer is off on decode workers, ``build_runtime_config``)."""
-        return 0 if self.role == ROLE_DECODE else self.processes * self.data_parallel
+        (the mocker's local indexer is off on decode workers, ``build_runtime_config``) and none without
+        prefix caching (no KV events to index: checked by running the mocker 1.6.1 with
+        ``--no-enable-prefix-caching``, which registers no such endpoint)."""
+        if self.role == ROLE_DECODE or "--no-enable-prefix-caching" in self.args:
+            return 0
+        return self.processes * self.data_parallel
 
 
 @dataclass

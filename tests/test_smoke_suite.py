@@ -265,3 +265,20 @@ def test_collection_mocker_recipes_pass_smoke(pytester, tagged):
     result.assert_outcomes(passed=16, skipped=2)  # agg: no disaggregation, no KV router
     result.stdout.fnmatch_lines(["*aggregated recipe: no prefill/decode split*", "*router mode 'round-robin'*"])
     assert processes_with_env(TAG, tagged) == []
+
+
+def test_the_quick_start_command_deploys_every_recipe_of_the_collection(tmp_path):
+    """The README's first command, `recipe-harness test`, on recipes/: every recipe's local twin
+    becomes ready and serves (GPU recipes included: their parallelism and prefix-caching flags
+    shape what the twin's workers register)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = Path(sys.executable).with_name("recipe-harness")
+    root = Path(__file__).resolve().parent.parent / "recipes"
+    proc = subprocess.run([str(cli), "test", "--recipes-root", str(root), "--suite", "smoke", "--report-dir",
+                           str(tmp_path / "r"), "--", "-k", "smoke-models", "-p", "no:cacheprovider"],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert " passed" in proc.stdout and " error" not in proc.stdout.splitlines()[-1], proc.stdout[-2000:]
