@@ -99,14 +99,6 @@ class Discovery:
     findings: list[Finding] = field(default_factory=list)
 
 
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-        return True
-    except ValueError:
-        return False
-
-
 def _yaml_files(folder: Path) -> list[Path]:
     try:
         return sorted(p for p in folder.iterdir() if p.suffix in YAML_SUFFIXES and p.is_file())
@@ -137,7 +129,7 @@ def _walk(root: Path, findings: list[Finding], start: list[Path] | None = None) 
                                             "broken or looping symlink, not followed",
                                             hint="remove the link or point it at a file inside the recipes tree"))
                     continue
-                if not _inside(target, real_root):
+                if not target.is_relative_to(real_root):
                     findings.append(Finding(str(path), 0, 0, RULE_SYMLINK,
                                             f"symlink leaves the recipes root (-> {target}), not followed",
                                             hint="copy the file into the recipes tree instead of linking outside it"))
@@ -175,7 +167,7 @@ def _perf_files(recipe_dir: Path, stem: str, model_dir: Path, root: Path, single
     if not single:
         candidates = [recipe_dir / f"perf-{stem}{s}" for s in YAML_SUFFIXES] + [recipe_dir / f"{stem}-perf{s}" for s in YAML_SUFFIXES] + candidates
     for c in candidates:
-        if c.is_file() and _inside(c.resolve(), root.resolve()):
+        if c.is_file() and c.resolve().is_relative_to(root.resolve()):
             return (c,)
     # a perf/ folder in the recipe folder or any ancestor up to the model folder
     folder = recipe_dir
@@ -351,7 +343,7 @@ def _overlays(root: Path, ktree, yaml_files: list[Path], excluded: set[Path], re
         deploy = kustomize.write_variant(root, overlay, rendered)
         model = rel.split("/", 1)[0]
         model_dir = root / model
-        folder = recipe_dir if _inside(recipe_dir, root) else overlay
+        folder = recipe_dir if recipe_dir.is_relative_to(root) else overlay
         thresholds = next((folder / n for n in THRESHOLDS_NAMES if (folder / n).is_file()), None)
         supp = _upwards(folder, model_dir, (SUPPRESSIONS_NAME,))
         result.recipes.append(Recipe(

@@ -168,20 +168,12 @@ def recipe_dir_of(overlay: Path) -> Path:
 
 def committed_output(overlay: Path, root: Path, candidates: list[Path]) -> Path | None:
     """The committed rendered file of ``overlay`` among ``candidates`` (YAML files of its recipe folder)."""
-    rel = overlay.relative_to(root).as_posix() if _inside(overlay, root) else overlay.as_posix()
+    rel = overlay.relative_to(root).as_posix() if overlay.is_relative_to(root) else overlay.as_posix()
     by_header = [c for c in candidates if _header_names(c, rel)]
     if by_header:
         return by_header[0]
     named = recipe_dir_of(overlay) / f"deploy-{overlay.name}.yaml"
     return named if named in candidates else None
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-        return True
-    except ValueError:
-        return False
 
 
 def _header_names(path: Path, rel_overlay: str) -> bool:
@@ -252,7 +244,7 @@ def cache_dir() -> Path:
 
 def write_variant(root: Path, overlay: Path, rendered: Rendered) -> Path:
     """The rendering of ``overlay`` written under :func:`cache_dir`, at a path that reads like the overlay's."""
-    rel = overlay.relative_to(root) if _inside(overlay, root) else Path(overlay.name)
+    rel = overlay.relative_to(root) if overlay.is_relative_to(root) else Path(overlay.name)
     tag = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
     out = cache_dir() / tag / rel / "deploy.yaml"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -80,7 +80,7 @@ class SidecarTarget:
         ready = ready_pods(kube, namespace, self.labels)
         if not ready:
             raise Unreachable(f"no ready pod of {self.what or self.labels} to reach its frontend "
-                                              f"sidecar {self.container}")
+                              f"sidecar {self.container}")
         pod = ready[0]
         name = pod["metadata"]["name"]
         spec = next((c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name") == self.container),
@@ -88,7 +88,7 @@ class SidecarTarget:
         if spec is None:
             have = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
             raise Unreachable(f"pod {name} has no frontend sidecar container {self.container!r} "
-                                               f"(its containers: {', '.join(map(str, have))})")
+                              f"(its containers: {', '.join(map(str, have))})")
         return Backend(name, sidecar_http_port(spec, self.default_port))
 
     def describe(self) -> str:
@@ -298,7 +298,7 @@ def open_access(kube: Kube, recipe: LoadedRecipe, namespace: str, dgd: str | Non
     api = api_service(recipe)
     if dep is None or api is None:
         raise Unreachable(f"{recipe.id}: the DGD has no frontend service (and no worker with a "
-                                          "frontendSidecar) to port-forward to")
+                          "frontendSidecar) to port-forward to")
     dgd = dgd or dep.name
     forward = PortForward(kube, namespace, api.target(dgd)).start()
     access = Access(api, forward)

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .resources import pod_claims
+
 CACHE_LABEL = "recipe-harness/cache"
 KEY_PREFIX = "recipe-harness/cache-"
 _DOWNLOAD = re.compile(r"\b(?:hf|huggingface-cli)\s+download\s+([^\s;&|'\"]+)")
@@ -61,9 +63,7 @@ def cache_key(job: dict[str, Any]) -> CacheKey:
 
 
 def claims_of(job: dict[str, Any]) -> list[str]:
-    spec = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
-    return [str(v["persistentVolumeClaim"].get("claimName")) for v in spec.get("volumes") or []
-            if isinstance(v, dict) and isinstance(v.get("persistentVolumeClaim"), dict)]
+    return pod_claims((job.get("spec") or {}).get("template") or {})
 
 
 def is_cached(job: dict[str, Any], pvcs: dict[str, dict[str, Any] | None]) -> bool:

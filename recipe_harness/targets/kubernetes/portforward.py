@@ -95,7 +95,7 @@ def resolve_service(kube: Kube, namespace: str, service: str, port: int | str = 
     chosen = next((p for p in ports if p.get("port") == port or (p.get("name") and p.get("name") == port)), None)
     if chosen is None:
         raise Unreachable(f"service {service} has no port {port!r} (its ports: "
-                                      f"{', '.join(_port_text(p) for p in ports) or 'none'})")
+                          f"{', '.join(_port_text(p) for p in ports) or 'none'})")
     target = chosen.get("targetPort", chosen.get("port"))
     ready = ready_pods(kube, namespace, selector)
     if not ready:
@@ -132,7 +132,7 @@ class SelectorTarget:
         ready = ready_pods(kube, namespace, self.labels)
         if not ready:
             raise Unreachable(f"no ready pod of {self.what or 'the selector'} "
-                                              f"({_selector(self.labels)})")
+                              f"({_selector(self.labels)})")
         return Backend(ready[0]["metadata"]["name"], container_port(ready[0], self.port, self.container))
 
     def describe(self) -> str:

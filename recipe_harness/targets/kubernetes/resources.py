@@ -121,6 +121,13 @@ class Resolver:
         return self._discovered[key]
 
 
+def pod_claims(pod: dict[str, Any]) -> list[str]:
+    """PVC names a pod, or a pod template (a Job's ``spec.template``), mounts."""
+    spec = pod.get("spec") or {}
+    return [str(v["persistentVolumeClaim"].get("claimName")) for v in spec.get("volumes") or []
+            if isinstance(v, dict) and isinstance(v.get("persistentVolumeClaim"), dict)]
+
+
 def walk_maps(obj: Any) -> Iterator[dict]:
     """Every mapping inside a manifest body, depth first."""
     if isinstance(obj, dict):

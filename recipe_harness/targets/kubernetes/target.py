@@ -24,7 +24,7 @@ from .analysis import Failure
 from .client import MERGE_PATCH, Backoff, Kube, KubeError
 from .namespace import REGISTRY, NamespaceBudgetError, create_namespace, delete_namespace, label_budget_problems
 from .preflight import PreflightReport, preflight
-from .resources import EVENT, JOB, NAMESPACE, POD, PVC, SECRET, Resolver, ResourceType, dgd_type, walk_maps
+from .resources import EVENT, JOB, NAMESPACE, POD, PVC, SECRET, Resolver, ResourceType, dgd_type, pod_claims, walk_maps
 from .watch import WatchSet
 
 DGD_LABEL = "nvidia.com/dynamo-graph-deployment-name"
@@ -103,13 +103,6 @@ def referenced_secrets(manifests: Manifests) -> list[str]:
                 if isinstance(ref, dict) and isinstance(ref.get("name"), str):
                     names.add(ref["name"])
     return sorted(names)
-
-
-def _claims(pod_template: dict[str, Any]) -> list[str]:
-    """PVC names a pod (or a Job's pod template) mounts."""
-    spec = pod_template.get("spec") or {}
-    return [str(v["persistentVolumeClaim"].get("claimName")) for v in spec.get("volumes") or []
-            if isinstance(v, dict) and isinstance(v.get("persistentVolumeClaim"), dict)]
 
 
 class KubernetesTarget:
@@ -266,7 +259,7 @@ class KubernetesTarget:
                     failures += [f for f in analysis.pod_failures(pod, self.options.tolerance)
                                  if f.reason not in analysis.TERMINATED_FATAL]
                 pod_names = {(p.get("metadata") or {}).get("name") for p in job_pods.values()}
-                claims = {c for j in jobs.values() if j for c in _claims((j.get("spec") or {}).get("template") or {})}
+                claims = {c for j in jobs.values() if j for c in cache.claims_of(j)}
                 failures += self._event_failures(ws, pod_names, claims)
                 fatal = self._fatal(failures, seen)
                 if fatal is not None:
@@ -314,7 +307,7 @@ class KubernetesTarget:
                 for pod in pods.values():
                     failures += analysis.pod_failures(pod, self.options.tolerance)
                 pod_names = {(p.get("metadata") or {}).get("name") for p in pods.values()}
-                claims = {c for p in pods.values() for c in _claims(p)}
+                claims = {c for p in pods.values() for c in pod_claims(p)}
                 failures += self._event_failures(ws, pod_names, claims, prefix=f"{name}-")
                 fatal = self._fatal(failures, seen)
                 if fatal is not None:
