@@ -49,12 +49,7 @@ def run(reason: str, options: dict, runs: int, server: ThreadingHTTPServer) -> i
     delays, namespaces_left = [], 0
     for _ in range(runs):
         tmp = Path(tempfile.mkdtemp())
-        root = tmp / "recipes"
-        (root / "tiny/vllm/agg").mkdir(parents=True)
-        (root / "tiny/model-cache").mkdir()
-        (root / "tiny/vllm/agg/deploy.yaml").write_text(t.DEPLOY)
-        (root / "tiny/model-cache/cache.yaml").write_text(t.CACHE)
-        recipe = t.LoadedRecipe.load(t.discover(root).recipes[0])
+        recipe = t.LoadedRecipe.load(t.discover(t.write_tiny_recipes(tmp / "recipes", perf=False)).recipes[0])
         cluster = EmulatedCluster(namespace_finalize_delay=0.1, watch_timeout_cap=5.0)
         fake = cluster.call(lambda c=cluster: FakeCluster(c.emu, frontend_addr=server.server_address, pvc_dirs={},
                                                           dgd_outcome=f"{reason}:VllmWorker", failure_after=1.0))

@@ -30,11 +30,7 @@ from kube_emulator import NAMESPACES, PODS, EmulatedCluster, FakeCluster  # noqa
 
 def one(sig: signal.Signals, delay: float, server: ThreadingHTTPServer) -> tuple[float, str]:
     tmp = Path(tempfile.mkdtemp())
-    root = tmp / "recipes"
-    (root / "tiny/vllm/agg").mkdir(parents=True)
-    (root / "tiny/model-cache").mkdir()
-    (root / "tiny/vllm/agg/deploy.yaml").write_text(t.DEPLOY)
-    (root / "tiny/model-cache/cache.yaml").write_text(t.CACHE)
+    root = t.write_tiny_recipes(tmp / "recipes", perf=False)
     cluster = EmulatedCluster(namespace_finalize_delay=0.1, watch_timeout_cap=5.0)
     try:
         cluster.call(lambda: FakeCluster(cluster.emu, frontend_addr=server.server_address, pvc_dirs={},

@@ -11,7 +11,9 @@ process is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,18 +51,28 @@ def _harness_namespaces(cluster: EmulatedCluster) -> list[str]:
             if (n["metadata"].get("labels") or {}).get(MANAGED_BY_KEY) == MANAGED_BY]
 
 
-@pytest.mark.parametrize("recipe_id", RECIPE_IDS)
-def test_recipe_twin_deploys_serves_and_tears_down(recipe_id, tmp_path, monkeypatch):
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    recipe = _load(recipe_id)
+@contextlib.contextmanager
+def twin_cluster(max_processes: int = 4) -> Iterator[tuple[EmulatedCluster, ProcessKubelet, KubernetesTarget]]:
+    """An emulated cluster with the Dynamo platform, a default storage class and a kubelet running the
+    twins' real processes, and a ``--twin mocker`` target on it; closed with no process left."""
     cluster = EmulatedCluster(namespace_finalize_delay=0.1, watch_timeout_cap=5.0)
-    kubelet = ProcessKubelet(DYNAMO_PY, tiny_model_dir(), max_processes=4, max_per_component=2)
+    kubelet = ProcessKubelet(DYNAMO_PY, tiny_model_dir(), max_processes=max_processes, max_per_component=2)
     try:
         cluster.call(lambda: FakeCluster(cluster.emu, kubelet=kubelet, storage_classes=["standard"], platform=True,
                                          delete_after=0.5))
         options = KubeOptions(twin="mocker", deploy_timeout=180, job_timeout=60, http_timeout=90, delete_timeout=60,
                               watch_timeout=5)
-        target = KubernetesTarget(options, kube=cluster.kube())
+        yield cluster, kubelet, KubernetesTarget(options, kube=cluster.kube())
+    finally:
+        cluster.close()
+    assert processes_with_env(MARKER, kubelet.marker) == []
+
+
+@pytest.mark.parametrize("recipe_id", RECIPE_IDS)
+def test_recipe_twin_deploys_serves_and_tears_down(recipe_id, tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    recipe = _load(recipe_id)
+    with twin_cluster() as (cluster, kubelet, target):
         with target.deploy(recipe, tmp_path / "work") as endpoint:
             ns = target.namespace_of(recipe.id)
             for check in CHECKS:
@@ -74,9 +86,6 @@ def test_recipe_twin_deploys_serves_and_tears_down(recipe_id, tmp_path, monkeypa
         assert _harness_namespaces(cluster) == []
         assert cluster.get(NAMESPACES, None, ns) is None
         assert processes_with_env(MARKER, kubelet.marker) == []
-    finally:
-        cluster.close()
-    assert processes_with_env(MARKER, kubelet.marker) == []
     assert not kubelet.root.exists()
 
 
@@ -99,15 +108,8 @@ def test_disaggregation_and_kv_routing_are_checked_on_the_cluster(recipe_id, tmp
     local target."""
     monkeypatch.delenv("HF_TOKEN", raising=False)
     recipe = _load(recipe_id)
-    cluster = EmulatedCluster(namespace_finalize_delay=0.1, watch_timeout_cap=5.0)
     # every worker pod of the checks needs its process: a frontend and two pods of each role
-    kubelet = ProcessKubelet(DYNAMO_PY, tiny_model_dir(), max_processes=5, max_per_component=2)
-    try:
-        cluster.call(lambda: FakeCluster(cluster.emu, kubelet=kubelet, storage_classes=["standard"], platform=True,
-                                         delete_after=0.5))
-        options = KubeOptions(twin="mocker", deploy_timeout=180, job_timeout=60, http_timeout=90, delete_timeout=60,
-                              watch_timeout=5)
-        target = KubernetesTarget(options, kube=cluster.kube())
+    with twin_cluster(max_processes=5) as (cluster, kubelet, target):
         with target.deploy(recipe, tmp_path / "work") as endpoint:
             assert endpoint.disaggregated
             with_metrics = {c.role for c in endpoint.components if c.metrics_url}
@@ -121,9 +123,6 @@ def test_disaggregation_and_kv_routing_are_checked_on_the_cluster(recipe_id, tmp
                 kv = smoke.run("kv-routing", endpoint)
                 assert max(kv.metrics["per_worker"].values()) >= kv.metrics["requests"], kv.metrics
         assert _harness_namespaces(cluster) == []
-    finally:
-        cluster.close()
-    assert processes_with_env(MARKER, kubelet.marker) == []
 
 
 UPSTREAM = ROOT / "fixtures" / "upstream-patterns"
@@ -139,14 +138,7 @@ def test_upstream_layouts_deploy_serve_or_skip_with_the_reason(root_name, recipe
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     recipe = LoadedRecipe.load(next(r for r in discover(UPSTREAM / root_name).recipes if r.id == recipe_id))
-    cluster = EmulatedCluster(namespace_finalize_delay=0.1, watch_timeout_cap=5.0)
-    kubelet = ProcessKubelet(DYNAMO_PY, tiny_model_dir(), max_processes=4, max_per_component=2)
-    try:
-        cluster.call(lambda: FakeCluster(cluster.emu, kubelet=kubelet, storage_classes=["standard"], platform=True,
-                                         delete_after=0.5))
-        options = KubeOptions(twin="mocker", deploy_timeout=180, job_timeout=60, http_timeout=90, delete_timeout=60,
-                              watch_timeout=5)
-        target = KubernetesTarget(options, kube=cluster.kube())
+    with twin_cluster() as (cluster, kubelet, target):
         try:
             with target.deploy(recipe, tmp_path / "work") as endpoint:
                 for check in ("models", "chat", "stream"):
@@ -154,6 +146,3 @@ def test_upstream_layouts_deploy_serve_or_skip_with_the_reason(root_name, recipe
         except DeploySkip as exc:  # a graph that needs what the emulated cluster lacks says what
             assert "Gateway API Inference Extension" in str(exc), exc
         assert _harness_namespaces(cluster) == []
-    finally:
-        cluster.close()
-    assert processes_with_env(MARKER, kubelet.marker) == []

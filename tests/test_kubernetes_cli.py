@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from kube_emulator import NAMESPACES, EmulatedCluster, FakeCluster  # noqa: E402
-from test_kubernetes_target import CACHE, DEPLOY  # noqa: E402
+from test_kubernetes_target import cluster, write_tiny_recipes  # noqa: E402,F401 -- cluster: a fixture
 
 from recipe_harness.targets.kubernetes.namespace import MANAGED_BY, MANAGED_BY_KEY  # noqa: E402
 
@@ -21,20 +21,8 @@ CLI = Path(sys.executable).with_name("recipe-harness")
 
 
 @pytest.fixture
-def cluster():
-    c = EmulatedCluster(namespace_finalize_delay=0.1, watch_timeout_cap=5.0)
-    yield c
-    c.close()
-
-
-@pytest.fixture
 def recipes(tmp_path: Path) -> Path:
-    root = tmp_path / "recipes"
-    (root / "tiny" / "vllm" / "agg").mkdir(parents=True)
-    (root / "tiny" / "model-cache").mkdir()
-    (root / "tiny" / "vllm" / "agg" / "deploy.yaml").write_text(DEPLOY)
-    (root / "tiny" / "model-cache" / "cache.yaml").write_text(CACHE)
-    return root
+    return write_tiny_recipes(tmp_path / "recipes", perf=False)
 
 
 def run(cluster: EmulatedCluster, recipes: Path, tmp_path: Path, *pytest_args: str) -> tuple[int, str, dict]:
@@ -91,19 +79,11 @@ def test_tolerance_and_time_limit_options_reach_the_target(cluster, recipes, tmp
 def test_the_whole_user_path_on_a_cluster_preflight_and_smoke_of_a_twin(tmp_path):
     """`recipe-harness test --target kubernetes --suite preflight --suite smoke -- --twin mocker` on the
     emulated cluster whose kubelet runs the twin's real Dynamo frontend and mocker processes."""
-    from kube_kubelet import MARKER, ProcessKubelet
-    from test_kube_e2e_twin import DYNAMO_PY, RECIPES
-
-    from recipe_harness.procs import processes_with_env
-    from recipe_harness.tinymodel import tiny_model_dir
+    from test_kube_e2e_twin import DYNAMO_PY, RECIPES, twin_cluster
 
     if not DYNAMO_PY.exists():
         pytest.skip(f"{DYNAMO_PY} missing (run `recipe-harness setup`)")
-    cluster = EmulatedCluster(namespace_finalize_delay=0.1, watch_timeout_cap=5.0)
-    kubelet = ProcessKubelet(DYNAMO_PY, tiny_model_dir(), max_processes=4, max_per_component=2)
-    try:
-        cluster.call(lambda: FakeCluster(cluster.emu, kubelet=kubelet, storage_classes=["standard"], platform=True,
-                                         delete_after=0.5))
+    with twin_cluster() as (cluster, _kubelet, _target):
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
         report = tmp_path / "report"
         env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "HF_TOKEN")}
@@ -122,6 +102,3 @@ def test_the_whole_user_path_on_a_cluster_preflight_and_smoke_of_a_twin(tmp_path
             assert outcomes[name] == "passed", (name, outcomes)
         assert "time limits:" in json.dumps(checks["smoke-models"])
         assert harness_namespaces(cluster) == []
-    finally:
-        cluster.close()
-    assert processes_with_env(MARKER, kubelet.marker) == []

@@ -115,15 +115,20 @@ spec:
 """
 
 
-@pytest.fixture
-def recipe(tmp_path: Path) -> LoadedRecipe:
-    root = tmp_path / "recipes"
+def write_tiny_recipes(root: Path, *, perf: bool = True) -> Path:
+    """A recipes root holding ``tiny/vllm/agg`` (DEPLOY, CACHE and, with ``perf``, PERF)."""
     (root / "tiny" / "vllm" / "agg").mkdir(parents=True)
     (root / "tiny" / "model-cache").mkdir()
     (root / "tiny" / "vllm" / "agg" / "deploy.yaml").write_text(DEPLOY)
-    (root / "tiny" / "vllm" / "agg" / "perf.yaml").write_text(PERF)
+    if perf:
+        (root / "tiny" / "vllm" / "agg" / "perf.yaml").write_text(PERF)
     (root / "tiny" / "model-cache" / "cache.yaml").write_text(CACHE)
-    recipes = discover(root).recipes
+    return root
+
+
+@pytest.fixture
+def recipe(tmp_path: Path) -> LoadedRecipe:
+    recipes = discover(write_tiny_recipes(tmp_path / "recipes")).recipes
     assert [r.id for r in recipes] == ["tiny/vllm/agg"]
     return LoadedRecipe.load(recipes[0])
 
