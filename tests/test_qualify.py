@@ -198,3 +198,10 @@ def test_sha256sums_format_is_sha256sum_compatible(qualified):
     first = (out / "SHA256SUMS").read_text().splitlines()[0]
     digest, rel = first.split("  ", 1)
     assert hashlib.sha256((out / rel).read_bytes()).hexdigest() == digest
+
+
+def test_qualify_verify_help_and_a_missing_dir_through_the_console_script():
+    helped = cli("qualify", "verify", "--help")
+    assert helped.returncode == 0 and "usage: recipe-harness qualify verify [-h] DIR" in helped.stdout
+    missing = cli("qualify", "verify")
+    assert missing.returncode == 2 and "the following arguments are required: DIR" in missing.stderr

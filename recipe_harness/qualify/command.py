@@ -49,9 +49,12 @@ def _python_beside(executable: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     rest = [a for a in (args.pytest_args or [])]
     if rest[:1] == ["verify"]:
-        if len(rest) != 2:
-            raise QualifyUsageError("usage: recipe-harness qualify verify DIR")
-        return cmd_verify(Path(rest[1]))
+        v = argparse.ArgumentParser(prog="recipe-harness qualify verify",
+                                    description="Check a qualification bundle: checksums, schema, and every verdict "
+                                                "re-derived from its recorded metrics and thresholds. Exit status: "
+                                                "0 verified, 1 a problem (each named), 2 usage error.")
+        v.add_argument("dir", metavar="DIR", help="the --out folder of `recipe-harness qualify`")
+        return cmd_verify(Path(v.parse_args(rest[1:]).dir))
     return cmd_qualify(args, [a for a in rest if a != "--"])
 
 
