@@ -31,12 +31,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from recipe_harness import smoke  # noqa: E402
-from recipe_harness.bundle import LoadedRecipe  # noqa: E402
-from recipe_harness.discovery import discover  # noqa: E402
-from recipe_harness.procs import MARKER_ENV, processes_with_env  # noqa: E402
-from recipe_harness.targets import DeployError  # noqa: E402
-from recipe_harness.targets.local import LocalTarget  # noqa: E402
+from recipe_harness.deploy import DeployError  # noqa: E402
+from recipe_harness.deploy.local import LocalTarget  # noqa: E402
+from recipe_harness.deploy.procs import MARKER_ENV, processes_with_env  # noqa: E402
+from recipe_harness.exercise import smoke  # noqa: E402
+from recipe_harness.load.discovery import discover  # noqa: E402
+from recipe_harness.model.bundle import LoadedRecipe  # noqa: E402
 
 TAG = "RH_BENCH_TAG"
 FIXTURES = ROOT / "fixtures" / "local"

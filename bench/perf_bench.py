@@ -27,12 +27,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from recipe_harness.bundle import LoadedRecipe  # noqa: E402
-from recipe_harness.discovery import discover  # noqa: E402
-from recipe_harness.perf import check  # noqa: E402
-from recipe_harness.perf.profile import scale_points  # noqa: E402
-from recipe_harness.perf.runner import RunTarget, build_argv, find_aiperf  # noqa: E402
-from recipe_harness.targets.local import LocalTarget, default_roots  # noqa: E402
+from recipe_harness.deploy.local import LocalTarget, default_roots  # noqa: E402
+from recipe_harness.exercise.perf import check  # noqa: E402
+from recipe_harness.exercise.perf.profile import scale_points  # noqa: E402
+from recipe_harness.exercise.perf.runner import RunTarget, build_argv, find_aiperf  # noqa: E402
+from recipe_harness.load.discovery import discover  # noqa: E402
+from recipe_harness.model.bundle import LoadedRecipe  # noqa: E402
 
 AGG = "mocker-tiny/mocker/agg"
 

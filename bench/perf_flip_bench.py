@@ -7,9 +7,9 @@ For each recipe, the operating point of its scaled sweep (the point the gate jud
 - *before*: the request count the plain scaling gives (``--perf-scale`` 0.05: 8 requests at c8) judged
   the way the perf check judged before intervals: aiperf's percentile against the limit, and a
   regression when the value is worse than the baseline's by more than 10 % (one trial: no spread);
-- *after*: the count :func:`recipe_harness.perf.check.ensure_samples` picks (100 at c8, so p99 has
-  the samples it needs), judged by :func:`recipe_harness.perf.thresholds.gate` and
-  :func:`recipe_harness.perf.baseline.compare` on bootstrap intervals widened by the local target's
+- *after*: the count :func:`recipe_harness.exercise.perf.check.ensure_samples` picks (100 at c8, so p99 has
+  the samples it needs), judged by :func:`recipe_harness.exercise.perf.thresholds.gate` and
+  :func:`recipe_harness.exercise.perf.baseline.compare` on bootstrap intervals widened by the local target's
   run-to-run noise (``--perf-run-noise`` default 0.10).
 
 ``--repeat`` runs of each at the recipe's speed; the first run of each is the baseline of the
@@ -39,15 +39,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from recipe_harness.bundle import LoadedRecipe  # noqa: E402
-from recipe_harness.discovery import discover  # noqa: E402
-from recipe_harness.perf import baseline as bl  # noqa: E402
-from recipe_harness.perf import check  # noqa: E402
-from recipe_harness.perf.profile import scale_points  # noqa: E402
-from recipe_harness.perf.results import RECORDS_FILE, SUMMARY_FILE, PointResult, parse_export  # noqa: E402
-from recipe_harness.perf.runner import RunTarget, build_argv, find_aiperf, run_aiperf  # noqa: E402
-from recipe_harness.perf.thresholds import HardwareProfile, Limit, gate  # noqa: E402
-from recipe_harness.targets.local import LocalTarget, default_roots  # noqa: E402
+from recipe_harness.deploy.local import LocalTarget, default_roots  # noqa: E402
+from recipe_harness.exercise.perf import baseline as bl  # noqa: E402
+from recipe_harness.exercise.perf import check  # noqa: E402
+from recipe_harness.exercise.perf.profile import scale_points  # noqa: E402
+from recipe_harness.exercise.perf.results import RECORDS_FILE, SUMMARY_FILE, PointResult, parse_export  # noqa: E402
+from recipe_harness.exercise.perf.runner import RunTarget, build_argv, find_aiperf, run_aiperf  # noqa: E402
+from recipe_harness.exercise.perf.thresholds import HardwareProfile, Limit, gate  # noqa: E402
+from recipe_harness.load.discovery import discover  # noqa: E402
+from recipe_harness.model.bundle import LoadedRecipe  # noqa: E402
 
 GATED = ("ttft_p50", "ttft_p99", "itl_p50", "itl_p99", "output_tokens_per_s_per_gpu")
 OLD_TOLERANCE = 0.10
@@ -74,7 +74,7 @@ SUMMARY_KEYS = ("aiperf_version", "was_cancelled", "request_count", "error_reque
 
 
 def trim_summary(src: Path, dst: Path) -> None:
-    """Keep the aggregates :func:`recipe_harness.perf.results.parse_export` reads."""
+    """Keep the aggregates :func:`recipe_harness.exercise.perf.results.parse_export` reads."""
     data = json.loads(src.read_text())
     dst.write_text(json.dumps({k: data[k] for k in SUMMARY_KEYS if k in data}, indent=1) + "\n")
 

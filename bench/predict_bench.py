@@ -26,10 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from recipe_harness.bundle import LoadedRecipe  # noqa: E402
-from recipe_harness.discovery import discover  # noqa: E402
-from recipe_harness.predict.aic import estimate, find_python  # noqa: E402
-from recipe_harness.predict.plan import PredictSkip, plan, profile_ids  # noqa: E402
+from recipe_harness.exercise.predict.aic import estimate, find_python  # noqa: E402
+from recipe_harness.exercise.predict.plan import PredictSkip, plan, profile_ids  # noqa: E402
+from recipe_harness.load.discovery import discover  # noqa: E402
+from recipe_harness.model.bundle import LoadedRecipe  # noqa: E402
 
 
 def _load() -> str:

@@ -40,9 +40,9 @@ def best_of(repeat: int, cmd: list[str]) -> tuple[float, int, str]:
 
 def rules_only(root: Path) -> tuple[float, int, int]:
     """(seconds, recipes, findings) of discover + load + the semantic checks, in this process."""
-    from recipe_harness.bundle import LoadedRecipe
-    from recipe_harness.checks import StaticChecker
-    from recipe_harness.discovery import discover
+    from recipe_harness.load.discovery import discover
+    from recipe_harness.model.bundle import LoadedRecipe
+    from recipe_harness.static.checks import StaticChecker
 
     start = time.perf_counter()
     d = discover(root)
@@ -57,8 +57,8 @@ def rules_only(root: Path) -> tuple[float, int, int]:
 
 
 def load_only(root: Path) -> float:
-    from recipe_harness.bundle import LoadedRecipe
-    from recipe_harness.discovery import discover
+    from recipe_harness.load.discovery import discover
+    from recipe_harness.model.bundle import LoadedRecipe
 
     start = time.perf_counter()
     cache: dict = {}

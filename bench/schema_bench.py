@@ -1,7 +1,7 @@
 """Schema validation speed: recipe-harness's Validator vs check-jsonschema, side by side.
 
 Both validate the same YAML files (one document each) against the same schema: for
-check-jsonschema the self-contained schema from ``recipe_harness.schema.bundled_schema`` (the
+check-jsonschema the self-contained schema from ``recipe_harness.static.schema.bundled_schema`` (the
 DGD schema with the pinned Kubernetes definitions inlined, or a core kind's definition).
 Documents come from ``recipes/`` when present, else from ``fixtures/schema``, repeated to about
 500 in total. Each side runs as a fresh process (interpreter start, imports, schema loading,
@@ -26,16 +26,16 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from recipe_harness.manifests import load_file  # noqa: E402
-from recipe_harness.schema import DEFAULT_K8S_VERSION, bundled_schema  # noqa: E402
+from recipe_harness.load.manifests import load_file  # noqa: E402
+from recipe_harness.static.schema import DEFAULT_K8S_VERSION, bundled_schema  # noqa: E402
 
 CHECK_JSONSCHEMA = Path(sys.executable).with_name("check-jsonschema")
 TIMEOUT_S = 600
 
 OURS = """
 import sys, time
-from recipe_harness.manifests import load_file
-from recipe_harness.schema import Validator
+from recipe_harness.load.manifests import load_file
+from recipe_harness.static.schema import Validator
 t = time.perf_counter()
 v = Validator()
 bad = 0
@@ -127,8 +127,8 @@ def engines(bodies: list[dict], groups: list[tuple[str, str]], per_group: int) -
     """Validation alone, in one process: the compiled Validator vs the jsonschema library (same schema)."""
     import jsonschema
 
-    from recipe_harness.manifests import Document
-    from recipe_harness.schema import Validator
+    from recipe_harness.load.manifests import Document
+    from recipe_harness.static.schema import Validator
 
     validator = Validator()
     print(f"\nin-process validation only (parsed documents), {per_group} per schema")

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from .findings import Finding, Severity, display_path
+from recipe_harness import __version__
+from recipe_harness.findings import Finding, Severity, display_path
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--strict", action="store_true", help="warnings fail too")
     t.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then arguments for pytest")
 
-    from .predict.command import add_arguments as predict_arguments
+    from recipe_harness.exercise.predict.command import add_arguments as predict_arguments
 
     pr = sub.add_parser("predict", help="predicted performance on each recipe's GPU hardware profiles (no GPU)")
     pr.add_argument("paths", nargs="*", metavar="PATH", help="recipes root, recipe folder or deploy file (default: ./recipes)")
@@ -95,8 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--dynamo-version", metavar="X.Y.Z",
                    help="runtime image tag (default: the release the collection's recipes use)")
 
-    from .cli_clean import DEFAULT_OLDER_THAN
-    from .cli_clean import add_arguments as clean_arguments
+    from recipe_harness.cli_clean import DEFAULT_OLDER_THAN
+    from recipe_harness.cli_clean import add_arguments as clean_arguments
 
     cl = sub.add_parser("clean", help="delete the namespaces of Kubernetes runs that are over (owner process gone, or "
                                       f"older than --older-than, default {DEFAULT_OLDER_THAN}); --all for every one",
@@ -106,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "cluster error.")
     clean_arguments(cl)
 
-    from .qualify.command import add_arguments as qualify_arguments
+    from recipe_harness.qualify.command import add_arguments as qualify_arguments
 
     q = sub.add_parser("qualify", help="release qualification: preflight, static, smoke and perf for one hardware "
                                        "profile, then a verifiable bundle; `qualify verify DIR` checks one",
@@ -179,8 +179,8 @@ def select_recipes(paths: list[str], recipes_root: str | None, patterns: list[st
     """One discovery per recipes root of ``paths``, holding the recipes the paths select: a root or model
     folder its recipes, a recipe folder or deploy file its recipe, any other file the recipes it belongs to
     (a model-cache file: every recipe of the model). A file no recipe uses is noted and skipped."""
-    from .changed import owners_of
-    from .discovery import discover
+    from recipe_harness.load.changed import owners_of
+    from recipe_harness.load.discovery import discover
 
     if not paths:
         root = Path(recipes_root) if recipes_root else Path("recipes")
@@ -229,8 +229,8 @@ def _is_below(path: Path, folder: Path) -> bool:
 
 
 def run_checks(discoveries, options) -> tuple[list[str], list[Finding]]:
-    from .bundle import LoadedRecipe
-    from .checks import StaticChecker, static_checks
+    from recipe_harness.model.bundle import LoadedRecipe
+    from recipe_harness.static.checks import StaticChecker, static_checks
 
     ids: list[str] = []
     findings: list[Finding] = []
@@ -261,8 +261,8 @@ def changed_recipes(paths: list[str], recipes_root: str | None, patterns: list[s
                     quiet: bool = False):
     """The recipes of ``paths`` (default: the recipes root) changed since ``ref``. Without paths only the
     model folders the changes can reach are discovered (:func:`.changed.scope`): fast on large trees."""
-    from .changed import ChangedSinceError, scope
-    from .discovery import discover
+    from recipe_harness.load.changed import ChangedSinceError, scope
+    from recipe_harness.load.discovery import discover
 
     if paths:
         return changed_only(select_recipes(paths, recipes_root, patterns), ref, quiet=quiet)
@@ -279,7 +279,7 @@ def changed_recipes(paths: list[str], recipes_root: str | None, patterns: list[s
 def changed_only(discoveries, ref: str, *, quiet: bool = False, found=None):
     """Keep the recipes changed since ``ref`` (see :mod:`.changed`); print what was selected and why to
     stderr. Returns (discoveries with a recipe left, selections)."""
-    from .changed import ChangedSinceError, select
+    from recipe_harness.load.changed import ChangedSinceError, select
 
     kept, selections = [], []
     for d in discoveries:
@@ -302,7 +302,7 @@ def changed_only(discoveries, ref: str, *, quiet: bool = False, found=None):
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .checks import CheckOptions
+    from recipe_harness.static.checks import CheckOptions
 
     for crd in args.crd:
         if not Path(crd).is_file():
@@ -326,7 +326,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     failing = errors + (warnings if args.strict else [])
     code = EXIT_FINDINGS if failing else EXIT_OK
     if args.sarif:
-        from .output.sarif import write_sarif
+        from recipe_harness.report.output.sarif import write_sarif
 
         try:
             write_sarif(Path(args.sarif), findings)
@@ -343,11 +343,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             data["changed"] = [sel.to_dict(root) for root, sel in selections]
         print(json.dumps(data, indent=2))
     elif args.format == "sarif":
-        from .output.sarif import sarif_log
+        from recipe_harness.report.output.sarif import sarif_log
 
         print(json.dumps(sarif_log(findings, exit_code=code), indent=2))
     elif args.format == "github":
-        from .output.github import github_commands
+        from recipe_harness.report.output.github import github_commands
 
         for line in github_commands(findings, notes=args.verbose, hints=not args.no_hints):
             print(line)
@@ -430,13 +430,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_rules(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from .rules.docs import rows as rule_rows
+    from recipe_harness.static.rules.docs import rows as rule_rows
 
     rows = [asdict(r) for r in rule_rows()]
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     elif args.format == "markdown":
-        from .rules.docs import render
+        from recipe_harness.static.rules.docs import render
 
         print(render(), end="")
     else:
@@ -446,13 +446,13 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict.command import run
+    from recipe_harness.exercise.predict.command import run
 
     return run(args, select_recipes(args.paths, args.recipes_root, args.recipe))
 
 
 def cmd_qualify(args: argparse.Namespace) -> int:
-    from .qualify.command import QualifyUsageError, run
+    from recipe_harness.qualify.command import QualifyUsageError, run
 
     try:
         return run(args)
@@ -463,7 +463,7 @@ def cmd_qualify(args: argparse.Namespace) -> int:
 def cmd_setup(args: argparse.Namespace) -> int:
     import subprocess
 
-    from . import envs
+    from recipe_harness import envs
 
     prefix = Path(args.prefix)
     chosen = [e for e in envs.ALL if not args.only or e.name.removeprefix(".venv-") in args.only]
@@ -477,7 +477,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from .scaffold import ScaffoldError, ScaffoldOptions, plan, write
+    from recipe_harness.scaffold import ScaffoldError, ScaffoldOptions, plan, write
 
     opts = ScaffoldOptions(recipe_id=args.recipe_id, recipes_root=Path(args.recipes_root), from_recipe=args.from_recipe,
                            gpus=args.gpus, tp=args.tp, model_id=args.model_id, dynamo_version=args.dynamo_version)
@@ -501,7 +501,7 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from .cli_clean import run
+    from recipe_harness.cli_clean import run
 
     return run(args)
 

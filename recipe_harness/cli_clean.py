@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the kubernetes client loads only when clean runs, not with the CLI's parser
-    from .targets.kubernetes.client import Kube
+    from recipe_harness.deploy.kubernetes.client import Kube
 
 EXIT_OK, EXIT_LEFT, EXIT_USAGE = 0, 1, 2
 DEFAULT_OLDER_THAN = "24h"
@@ -119,7 +119,7 @@ def judge(ns: dict[str, Any], *, now: datetime, older_than: timedelta, everythin
           alive: Callable[[int], bool] = pid_alive,
           proc_started: Callable[[int], datetime | None] = process_started) -> Verdict:
     """Whether the run of harness namespace ``ns`` is over, and why."""
-    from .targets.kubernetes.namespace import RECIPE_ANNOTATION, owner_of, started_at
+    from recipe_harness.deploy.kubernetes.namespace import RECIPE_ANNOTATION, owner_of, started_at
 
     meta = ns.get("metadata") or {}
     name = str(meta.get("name") or "")
@@ -176,8 +176,8 @@ def clean(argv: list[str], kube: Kube | None = None) -> int:
 
 def run(args: argparse.Namespace, kube: Kube | None = None) -> int:
     """Delete the harness namespaces whose runs are over (all with ``--all``); exit status as documented above."""
-    from .targets.kubernetes.client import Kube, KubeError
-    from .targets.kubernetes.namespace import delete_namespace, list_harness_namespaces
+    from recipe_harness.deploy.kubernetes.client import Kube, KubeError
+    from recipe_harness.deploy.kubernetes.namespace import delete_namespace, list_harness_namespaces
 
     try:
         kube = kube or Kube.connect(args.kubeconfig, args.context)

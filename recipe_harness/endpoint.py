@@ -3,7 +3,7 @@ deployment fails (:class:`DeployError`, :class:`DeploySkip`).
 
 These types are shared by the targets, the twin plans they run, the process supervisor, the smoke
 and perf checks and the pytest plugin, so they live below all of them: every import of them runs
-downward. :mod:`recipe_harness.targets` re-exports them.
+downward. :mod:`recipe_harness.deploy` re-exports them.
 """
 
 from __future__ import annotations

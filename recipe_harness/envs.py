@@ -8,7 +8,7 @@ harness, and Dynamo registers pytest plugins of its own; each lives in its own v
   other requirements are listed here explicitly.
 - ``.venv-aiperf``: aiperf.
 - ``.venv-aic``: NVIDIA AIConfigurator (``aiconfigurator`` + ``aiconfigurator-core``, whose wheel carries the
-  measured kernel databases of each GPU system); :mod:`recipe_harness.predict` runs its estimates offline.
+  measured kernel databases of each GPU system); :mod:`recipe_harness.exercise.predict` runs its estimates offline.
 
 ``recipe-harness setup`` creates them (idempotent: a stamp file records what was installed).
 """

@@ -5,4 +5,4 @@ imported inside one is imported again by the next. The CEL evaluator's native (P
 must be initialised once per process: import it here, before any in-process run.
 """
 
-import recipe_harness.schema.cel  # noqa: F401
+import recipe_harness.static.schema.cel  # noqa: F401

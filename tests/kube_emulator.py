@@ -58,7 +58,7 @@ import yaml
 from kmock._internal import apps, references, rendering
 from kmock._internal.k8s import KubernetesError
 
-from recipe_harness.targets.kubernetes.client import Backoff, Kube
+from recipe_harness.deploy.kubernetes.client import Backoff, Kube
 
 CLUSTER_SCOPED = {"namespaces", "nodes", "storageclasses", "customresourcedefinitions", "persistentvolumes",
                   "clusterroles", "clusterrolebindings"}

@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from recipe_harness.procs import free_port
+from recipe_harness.deploy.procs import free_port
 
 MARKER = "RECIPE_HARNESS_KUBELET"
 RUNNABLE = (("-m", "dynamo.frontend"), ("-m", "dynamo.mocker"))

@@ -71,7 +71,7 @@ def _ready(url: str, model: str) -> bool:
 
 @contextlib.contextmanager
 def mocker_stack(*, timeout_s: float = 120.0, extra_mocker_args: tuple[str, ...] = ()) -> Iterator[Stack]:
-    from recipe_harness.tinymodel import tiny_model_dir
+    from recipe_harness.deploy.tinymodel import tiny_model_dir
 
     model_dir = tiny_model_dir()
     port = free_port()

@@ -2,7 +2,7 @@
 
 - :func:`perf_report`: a pytest session whose ``<recipe-id>::perf`` tests record the metrics of a real
   ``recipe-harness test --suite perf --recipe 'mocker-tiny/*'`` run (``data/report-perf-run.json``),
-  the plots :mod:`recipe_harness.perf.plots` draws from them, process logs and aiperf exports.
+  the plots :mod:`recipe_harness.exercise.perf.plots` draws from them, process logs and aiperf exports.
   The disagg recipe's TTFT p99 limit is tightened to 100 ms so it fails, and its limit rows carry
   the statistics fields (interval, samples, status, why) and one field the report does not know.
 - :func:`static_report`: ``recipe-harness test --suite static`` on a fixture recipe that breaks a rule.
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from recipe_harness.perf import plots
-from recipe_harness.perf.thresholds import Limit
+from recipe_harness.exercise.perf import plots
+from recipe_harness.exercise.perf.thresholds import Limit
 
 RUN = json.loads(Path(os.environ["RH_RECORDED"]).read_text())["recipes"]
 OUT = Path(os.environ["RH_REPORT_DIR"])

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from recipe_harness.backends import engine_config, frontend_config, router_mode
-from recipe_harness.bundle import LoadedRecipe
-from recipe_harness.discovery import discover
+from recipe_harness.load.discovery import discover
+from recipe_harness.model.backends import engine_config, frontend_config, router_mode
+from recipe_harness.model.bundle import LoadedRecipe
 
 
 def load(tmp_path: Path, deploy: str, extra: dict[str, str] | None = None) -> LoadedRecipe:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from recipe_harness.schema import SchemaOptions, Validator
-from recipe_harness.schema import validator as validator_module
-from recipe_harness.schema.cel import compile_rule, compile_validations, evaluate, parse_quantity
+from recipe_harness.static.schema import SchemaOptions, Validator
+from recipe_harness.static.schema import validator as validator_module
+from recipe_harness.static.schema.cel import compile_rule, compile_validations, evaluate, parse_quantity
 
 ROOT = Path(__file__).resolve().parent.parent
 CEL = ROOT / "fixtures" / "cel"
@@ -146,7 +146,7 @@ def test_message_expression_defaults_field_path_and_unsupported_functions(tmp_pa
     folder = tmp_path / "recipes" / "m" / "x"
     folder.mkdir(parents=True)
     (folder / "gadgets.yaml").write_text(GADGETS)
-    from recipe_harness.manifests import load_file
+    from recipe_harness.load.manifests import load_file
 
     v = Validator(SchemaOptions(crd_files=(crd,)))
     docs = load_file(folder / "gadgets.yaml").documents

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from kube_emulator import NAMESPACES, EmulatedCluster  # noqa: E402
 
 from recipe_harness.cli_clean import judge, parse_duration  # noqa: E402
-from recipe_harness.targets.kubernetes.namespace import (  # noqa: E402
+from recipe_harness.deploy.kubernetes.namespace import (  # noqa: E402
     MANAGED_BY,
     MANAGED_BY_KEY,
     OWNER_ANNOTATION,

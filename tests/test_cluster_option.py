@@ -17,10 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recipe_harness.plugin.cluster import CLUSTER_KEY
-from recipe_harness.plugin.kube import KUBE_OPTIONS_KEY, kube_options
-from recipe_harness.targets.kubernetes import platform
-from recipe_harness.targets.kubernetes.platform import (
+from recipe_harness.deploy.kubernetes import platform
+from recipe_harness.deploy.kubernetes.platform import (
     KIND_NODE_IMAGE,
     ClusterSpec,
     ThrowawayCluster,
@@ -28,7 +26,9 @@ from recipe_harness.targets.kubernetes.platform import (
     helm_install_argv,
     kind_config,
 )
-from recipe_harness.twin_k8s import DEFAULT_DYNAMO_VERSION, TWIN_IMAGE
+from recipe_harness.deploy.kubernetes.twin import DEFAULT_DYNAMO_VERSION, TWIN_IMAGE
+from recipe_harness.plugin.cluster import CLUSTER_KEY
+from recipe_harness.plugin.kube import KUBE_OPTIONS_KEY, kube_options
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = ROOT / ".venv" / "bin" / "recipe-harness"

@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from recipe_harness.bundle import LoadedRecipe
-from recipe_harness.discovery import discover
-from recipe_harness.procs import NotReady
-from recipe_harness.targets.local import DP_RANK_ENDPOINT, LocalTarget, _probe_ready
-from recipe_harness.twin import Caps, plan
+from recipe_harness.deploy.local import DP_RANK_ENDPOINT, LocalTarget, _probe_ready
+from recipe_harness.deploy.procs import NotReady
+from recipe_harness.deploy.twin import Caps, plan
+from recipe_harness.load.discovery import discover
+from recipe_harness.model.bundle import LoadedRecipe
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = ROOT / "fixtures" / "dp-attention" / "recipes"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from recipe_harness.discovery import discover
-from recipe_harness.render import envsubst, kustomize
+from recipe_harness.load.discovery import discover
+from recipe_harness.load.render import envsubst, kustomize
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = ROOT / "fixtures" / "envsubst" / "recipes"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from recipe_harness.rules.images import placeholder, registry_host, registry_typo
+from recipe_harness.static.rules.images import placeholder, registry_host, registry_typo
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = ROOT / "fixtures" / "images" / "recipes"

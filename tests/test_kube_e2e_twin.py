@@ -22,13 +22,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from kube_emulator import NAMESPACES, PODS, EmulatedCluster, FakeCluster  # noqa: E402
 from kube_kubelet import MARKER, ProcessKubelet  # noqa: E402
 
-from recipe_harness import smoke  # noqa: E402
-from recipe_harness.bundle import LoadedRecipe  # noqa: E402
-from recipe_harness.discovery import discover  # noqa: E402
-from recipe_harness.procs import processes_with_env  # noqa: E402
-from recipe_harness.targets.kubernetes.namespace import MANAGED_BY, MANAGED_BY_KEY  # noqa: E402
-from recipe_harness.targets.kubernetes.target import KubeOptions, KubernetesTarget  # noqa: E402
-from recipe_harness.tinymodel import tiny_model_dir  # noqa: E402
+from recipe_harness.deploy.kubernetes.namespace import MANAGED_BY, MANAGED_BY_KEY  # noqa: E402
+from recipe_harness.deploy.kubernetes.target import KubeOptions, KubernetesTarget  # noqa: E402
+from recipe_harness.deploy.procs import processes_with_env  # noqa: E402
+from recipe_harness.deploy.tinymodel import tiny_model_dir  # noqa: E402
+from recipe_harness.exercise import smoke  # noqa: E402
+from recipe_harness.load.discovery import discover  # noqa: E402
+from recipe_harness.model.bundle import LoadedRecipe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = ROOT / "recipes"
@@ -134,7 +134,7 @@ UPSTREAM_RECIPES = [(root.name, r.id) for root in sorted(UPSTREAM.iterdir()) if 
 def test_upstream_layouts_deploy_serve_or_skip_with_the_reason(root_name, recipe_id, tmp_path, monkeypatch):
     """Recipes written the way upstream writes them (``sh -c`` wrappers, ``componentType: main``,
     decode-labelled aggregated workers, frontend sidecars with an endpoint picker)."""
-    from recipe_harness.targets import DeploySkip
+    from recipe_harness.deploy import DeploySkip
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     recipe = LoadedRecipe.load(next(r for r in discover(UPSTREAM / root_name).recipes if r.id == recipe_id))

@@ -30,8 +30,8 @@ from kube_emulator import (  # noqa: E402
     FakeCluster,
 )
 
-from recipe_harness.procs import processes_with_env  # noqa: E402
-from recipe_harness.targets.kubernetes.client import ApiError  # noqa: E402
+from recipe_harness.deploy.kubernetes.client import ApiError  # noqa: E402
+from recipe_harness.deploy.procs import processes_with_env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DYNAMO_PY = ROOT / ".venv-dynamo" / "bin" / "python"
@@ -525,7 +525,7 @@ def test_several_port_forwards_at_once_each_to_its_pod_port(cluster):
 def test_kubelet_runs_the_container_command_and_a_bad_flag_crash_loops_with_its_log(cluster):
     from kube_kubelet import MARKER, ProcessKubelet
 
-    from recipe_harness.tinymodel import tiny_model_dir
+    from recipe_harness.deploy.tinymodel import tiny_model_dir
 
     kubelet = ProcessKubelet(DYNAMO_PY, tiny_model_dir(), max_processes=2, backoff_start=30.0)
     operator(cluster, kubelet=kubelet)

@@ -17,9 +17,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from kube_emulator import PODS, SERVICES, EmulatedCluster  # noqa: E402
 
-from recipe_harness.targets.kubernetes.client import ApiError, Backoff, Kube, Unreachable  # noqa: E402
-from recipe_harness.targets.kubernetes.portforward import PortForward  # noqa: E402
-from recipe_harness.targets.kubernetes.resources import POD  # noqa: E402
+from recipe_harness.deploy.kubernetes.client import ApiError, Backoff, Kube, Unreachable  # noqa: E402
+from recipe_harness.deploy.kubernetes.portforward import PortForward  # noqa: E402
+from recipe_harness.deploy.kubernetes.resources import POD  # noqa: E402
 
 NS = "rh-access"
 
@@ -174,8 +174,8 @@ TYPE_LABEL = "nvidia.com/dynamo-component-type"
 
 
 def load(recipe_id: str, root: Path):
-    from recipe_harness.bundle import LoadedRecipe
-    from recipe_harness.discovery import discover
+    from recipe_harness.load.discovery import discover
+    from recipe_harness.model.bundle import LoadedRecipe
     found = [r for r in discover(root).recipes if r.id == recipe_id]
     assert found, f"fixture recipe {recipe_id} missing under {root}"
     return LoadedRecipe.load(found[0])
@@ -226,7 +226,7 @@ def test_a_service_without_the_asked_port_is_an_error_naming_its_ports(cluster):
 
 @pytest.mark.parametrize("recipe_id", ["tiny/vllm/gaie", "tiny/vllm/gaie-v1beta1"])
 def test_sidecar_api_is_forwarded_to_a_ready_pod_on_the_sidecar_port(cluster, servers, recipe_id):
-    from recipe_harness.targets.kubernetes.access import api_service, open_access
+    from recipe_harness.deploy.kubernetes.access import api_service, open_access
     recipe = load(recipe_id, SIDECAR_FIXTURES)
     dep = recipe.deployment
     owner = dep.sidecar_frontends[0]
@@ -260,7 +260,7 @@ def test_sidecar_api_is_forwarded_to_a_ready_pod_on_the_sidecar_port(cluster, se
 
 
 def test_sidecar_port_comes_from_the_pod_args_then_env(cluster, servers):
-    from recipe_harness.targets.kubernetes.access import SidecarTarget, sidecar_http_port
+    from recipe_harness.deploy.kubernetes.access import SidecarTarget, sidecar_http_port
     assert sidecar_http_port({"args": ["-m", "dynamo.frontend", "--http-port", "8123"],
                               "env": [{"name": "DYN_HTTP_PORT", "value": "8000"}]}, 8000) == 8123
     assert sidecar_http_port({"args": ["-m", "dynamo.frontend", "--http-port=8124"]}, 8000) == 8124
@@ -277,7 +277,7 @@ def test_sidecar_port_comes_from_the_pod_args_then_env(cluster, servers):
 
 
 def _manifests(recipe, twin: bool = False):
-    from recipe_harness.targets.kubernetes.target import KubeOptions, KubernetesTarget
+    from recipe_harness.deploy.kubernetes.target import KubeOptions, KubernetesTarget
     return KubernetesTarget(KubeOptions(twin="mocker" if twin else None)).manifests(recipe)
 
 
@@ -286,7 +286,7 @@ GAIE_CRD = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 
 @pytest.mark.parametrize("twin", [False, True])
 def test_sidecar_graph_with_an_epp_is_unsupported_without_the_inferencepool_crd(cluster, twin):
-    from recipe_harness.targets.kubernetes.access import unsupported
+    from recipe_harness.deploy.kubernetes.access import unsupported
     recipe = load("tiny/vllm/gaie", SIDECAR_FIXTURES)
     kube = cluster.kube()
     why = unsupported(recipe, _manifests(recipe, twin), kube)
@@ -303,7 +303,7 @@ def test_sidecar_graph_with_an_epp_is_unsupported_without_the_inferencepool_crd(
 def test_placeholder_images_are_unsupported_and_name_where(cluster, tmp_path):
     import yaml
 
-    from recipe_harness.targets.kubernetes.access import placeholder_image, unsupported
+    from recipe_harness.deploy.kubernetes.access import placeholder_image, unsupported
     for image in ("nvcr.io/nvidia/ai-dynamo/epp-inference-extension-dynamo:my-tag", "<registry>/dynamo/epp:1.0",
                   "nvcr.io/nvidia/ai-dynamo/vllm-runtime:${DYNAMO_TAG}", "my-registry/epp:1.6.1"):
         assert placeholder_image(image), image
@@ -324,8 +324,8 @@ def test_placeholder_images_are_unsupported_and_name_where(cluster, tmp_path):
 
 
 def test_deploy_skips_an_unsupported_recipe_before_creating_anything(cluster, tmp_path):
-    from recipe_harness.targets import DeploySkip
-    from recipe_harness.targets.kubernetes.target import KubeOptions, KubernetesTarget
+    from recipe_harness.deploy import DeploySkip
+    from recipe_harness.deploy.kubernetes.target import KubeOptions, KubernetesTarget
     recipe = load("tiny/vllm/gaie", SIDECAR_FIXTURES)
     target = KubernetesTarget(KubeOptions(twin="mocker", deploy_timeout=10), kube=cluster.kube())
     before = len(cluster.items(("", "v1", "namespaces")))
@@ -424,8 +424,8 @@ def deploy_graph(cluster: EmulatedCluster, servers: list, recipe, graph: Graph) 
 
 
 def _run(check: str, recipe, cluster, servers, route) -> tuple:
-    from recipe_harness import smoke
-    from recipe_harness.targets.kubernetes.access import open_access
+    from recipe_harness.deploy.kubernetes.access import open_access
+    from recipe_harness.exercise import smoke
     graph = Graph(route)
     roles = deploy_graph(cluster, servers, recipe, graph)
     access = open_access(cluster.kube(), recipe, NS)
@@ -485,8 +485,8 @@ def test_kv_routing_check_fails_when_a_shared_prefix_is_spread(cluster, servers)
 def test_conditions_the_harness_finds_are_not_http_statuses_and_never_retried(cluster):
     """No ready pod behind a Service is not an API answer: no invented 503 that retry logic would
     take for a transient server error."""
-    from recipe_harness.targets.kubernetes.client import KubeError
-    from recipe_harness.targets.kubernetes.portforward import resolve_service
+    from recipe_harness.deploy.kubernetes.client import KubeError
+    from recipe_harness.deploy.kubernetes.portforward import resolve_service
 
     cluster.namespace("ns")
     cluster.put(("", "v1", "services"), {"apiVersion": "v1", "kind": "Service",

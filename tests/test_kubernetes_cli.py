@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from kube_emulator import NAMESPACES, EmulatedCluster, FakeCluster  # noqa: E402
 from test_kubernetes_target import cluster, write_tiny_recipes  # noqa: E402,F401 -- cluster: a fixture
 
-from recipe_harness.targets.kubernetes.namespace import MANAGED_BY, MANAGED_BY_KEY  # noqa: E402
+from recipe_harness.deploy.kubernetes.namespace import MANAGED_BY, MANAGED_BY_KEY  # noqa: E402
 
 CLI = Path(sys.executable).with_name("recipe-harness")
 

@@ -21,10 +21,10 @@ from test_kubernetes_target import (  # noqa: E402,F401 -- fixtures
     target_for,
 )
 
-from recipe_harness.targets import DeployError  # noqa: E402
-from recipe_harness.targets.kubernetes import analysis  # noqa: E402
-from recipe_harness.targets.kubernetes.analysis import Failure, Tolerance  # noqa: E402
-from recipe_harness.targets.kubernetes.target import KubeOptions, KubernetesTarget  # noqa: E402
+from recipe_harness.deploy import DeployError  # noqa: E402
+from recipe_harness.deploy.kubernetes import analysis  # noqa: E402
+from recipe_harness.deploy.kubernetes.analysis import Failure, Tolerance  # noqa: E402
+from recipe_harness.deploy.kubernetes.target import KubeOptions, KubernetesTarget  # noqa: E402
 
 
 def pod(*, waiting: dict | None = None, last: dict | None = None, restarts: int = 0, conditions=None) -> dict:
@@ -214,7 +214,7 @@ def test_a_claim_that_cannot_bind_fails_the_download_at_once_with_the_event(clus
 
 from test_kubernetes_watch_preflight import _class, _install_dynamo, _node  # noqa: E402
 
-from recipe_harness.targets import DeploySkip  # noqa: E402
+from recipe_harness.deploy import DeploySkip  # noqa: E402
 
 
 def test_a_cluster_without_the_dynamo_crd_fails_the_deploy_before_anything_is_created(cluster, fake, recipe,
@@ -262,7 +262,7 @@ def test_an_exception_that_is_not_an_api_error_still_deletes_the_namespace(clust
     """The client's ApiValueError (what a swapped call_api raised) escaped the cleanup path."""
     from kubernetes.client.exceptions import ApiValueError
 
-    from recipe_harness.targets.kubernetes import diagnostics
+    from recipe_harness.deploy.kubernetes import diagnostics
 
     monkeypatch.setenv("HF_TOKEN", "x")
 
@@ -278,7 +278,7 @@ def test_an_exception_that_is_not_an_api_error_still_deletes_the_namespace(clust
 
 def test_an_interrupt_requests_the_deletion_first_and_bounds_diagnostics(cluster, fake, recipe, tmp_path,
                                                                         monkeypatch):
-    from recipe_harness.targets.kubernetes import diagnostics
+    from recipe_harness.deploy.kubernetes import diagnostics
 
     monkeypatch.setenv("HF_TOKEN", "x")
     order: list[str] = []
@@ -302,7 +302,7 @@ def test_an_interrupt_requests_the_deletion_first_and_bounds_diagnostics(cluster
 def test_an_interrupt_during_teardown_still_deletes_the_namespace_then_propagates(cluster, fake, recipe, tmp_path,
                                                                                  monkeypatch):
     """Ctrl-C pressed again while diagnostics are being saved."""
-    from recipe_harness.targets.kubernetes import diagnostics
+    from recipe_harness.deploy.kubernetes import diagnostics
 
     monkeypatch.setenv("HF_TOKEN", "x")
 
@@ -323,7 +323,7 @@ def test_an_interrupt_during_teardown_still_deletes_the_namespace_then_propagate
 
 
 def test_a_cache_namespace_keeps_the_model_and_downloads_it_once(cluster, fake, recipe, tmp_path, monkeypatch):
-    from recipe_harness.targets.kubernetes.cache import cache_key
+    from recipe_harness.deploy.kubernetes.cache import cache_key
 
     monkeypatch.setenv("HF_TOKEN", "x")
     downloads: list[str] = []

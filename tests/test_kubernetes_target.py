@@ -20,11 +20,11 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from kube_emulator import JOBS, NAMESPACES, PODS, SERVICES, EmulatedCluster, FakeCluster  # noqa: E402
 
-from recipe_harness.bundle import LoadedRecipe  # noqa: E402
-from recipe_harness.discovery import discover  # noqa: E402
-from recipe_harness.targets import DeployError  # noqa: E402
-from recipe_harness.targets.kubernetes.namespace import MANAGED_BY_KEY  # noqa: E402
-from recipe_harness.targets.kubernetes.target import KubeOptions, KubernetesTarget  # noqa: E402
+from recipe_harness.deploy import DeployError  # noqa: E402
+from recipe_harness.deploy.kubernetes.namespace import MANAGED_BY_KEY  # noqa: E402
+from recipe_harness.deploy.kubernetes.target import KubeOptions, KubernetesTarget  # noqa: E402
+from recipe_harness.load.discovery import discover  # noqa: E402
+from recipe_harness.model.bundle import LoadedRecipe  # noqa: E402
 
 MODEL = "Qwen/Qwen3-0.6B"
 DGD_RES = ("nvidia.com", "v1alpha1", "dynamographdeployments")
@@ -372,10 +372,10 @@ def test_mocker_twin_deploys_without_gpus(cluster, fake, recipe, tmp_path, monke
 INTERRUPTED = textwrap.dedent("""
     import signal, sys
     from pathlib import Path
-    from recipe_harness.bundle import LoadedRecipe
-    from recipe_harness.discovery import discover
+    from recipe_harness.model.bundle import LoadedRecipe
+    from recipe_harness.load.discovery import discover
     from recipe_harness.plugin.kube import _sigterm_to_interrupt
-    from recipe_harness.targets.kubernetes.target import KubeOptions, KubernetesTarget
+    from recipe_harness.deploy.kubernetes.target import KubeOptions, KubernetesTarget
     signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     recipe = LoadedRecipe.load(discover(sys.argv[2]).recipes[0])
     target = KubernetesTarget(KubeOptions(kubeconfig=sys.argv[1], deploy_timeout=120, delete_timeout=10, watch_timeout=5,
@@ -433,7 +433,7 @@ def test_killed_run_is_found_by_label_and_cleaned(cluster, fake, recipe, tmp_pat
 
 
 def test_delete_refuses_namespaces_the_harness_did_not_create(cluster):
-    from recipe_harness.targets.kubernetes.namespace import NotHarnessNamespace, delete_namespace
+    from recipe_harness.deploy.kubernetes.namespace import NotHarnessNamespace, delete_namespace
 
     cluster.namespace("production")
     with pytest.raises(NotHarnessNamespace, match="deletes only its own namespaces"):
@@ -442,7 +442,7 @@ def test_delete_refuses_namespaces_the_harness_did_not_create(cluster):
 
 
 def test_kubeconfig_and_context_are_used(cluster, tmp_path):
-    from recipe_harness.targets.kubernetes.client import Kube
+    from recipe_harness.deploy.kubernetes.client import Kube
 
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kc")
     data = yaml.safe_load(kubeconfig.read_text())

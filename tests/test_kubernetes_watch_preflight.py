@@ -12,10 +12,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from kube_emulator import EmulatedCluster  # noqa: E402
 
-from recipe_harness.bundle import LoadedRecipe  # noqa: E402
-from recipe_harness.discovery import discover  # noqa: E402
-from recipe_harness.targets.kubernetes.preflight import FAIL, MISSING, OK, preflight, requirements  # noqa: E402
-from recipe_harness.targets.kubernetes.watch import WatchSet  # noqa: E402
+from recipe_harness.deploy.kubernetes.preflight import FAIL, MISSING, OK, preflight, requirements  # noqa: E402
+from recipe_harness.deploy.kubernetes.watch import WatchSet  # noqa: E402
+from recipe_harness.load.discovery import discover  # noqa: E402
+from recipe_harness.model.bundle import LoadedRecipe  # noqa: E402
 
 CM = ("", "v1", "configmaps")
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
@@ -108,7 +108,7 @@ def test_watch_backs_off_on_429_and_500(cluster):
 
 def test_watch_403_is_reported_not_retried(cluster):
     cluster.call(cluster.emu.inject, "GET", r"/configmaps$", 403, times=100, message="configmaps is forbidden")
-    from recipe_harness.targets.kubernetes.client import ApiError
+    from recipe_harness.deploy.kubernetes.client import ApiError
 
     with WatchSet(cluster.kube(), timeout_seconds=1) as ws:
         ws.add("cm", "/api/v1/namespaces/w/configmaps")

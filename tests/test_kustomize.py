@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from recipe_harness.discovery import discover
-from recipe_harness.render import kustomize
+from recipe_harness.load.discovery import discover
+from recipe_harness.load.render import kustomize
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = ROOT / "fixtures" / "kustomize"

@@ -57,18 +57,20 @@ def package_copy(tmp_path: Path) -> Path:
 
 # (module file, import added at its end, the broken contract's id, the import it reports)
 BAD_IMPORTS = [
-    pytest.param("targets/local.py", "from ..plugin import options as _up", "pipeline",
-                 "recipe_harness.targets.local -> recipe_harness.plugin.options", id="target-imports-plugin"),
-    pytest.param("manifests.py", "from .rules import all_rules as _up", "pipeline",
-                 "recipe_harness.manifests -> recipe_harness.rules", id="parser-imports-rules"),
-    pytest.param("smoke.py", "from .targets import local as _sideways", "pipeline",
-                 "recipe_harness.smoke -> recipe_harness.targets.local", id="independent-stages"),
-    pytest.param("predict/gate.py", "from . import check as _circle", "no-circles",
-                 ".gate -> .check", id="circle-in-predict"),
-    pytest.param("perf/check.py", "import pytest as _pytest_up", "deploy-without-pytest",
-                 "recipe_harness.perf.check -> pytest", id="perf-imports-pytest"),
-    pytest.param("plugin/static.py", "from ..report_html import render as _private", "report-html-private",
-                 "recipe_harness.plugin.static -> recipe_harness.report_html.render", id="report-html-elsewhere"),
+    pytest.param("deploy/local.py", "from recipe_harness.plugin import options as _up", "pipeline",
+                 "recipe_harness.deploy.local -> recipe_harness.plugin.options", id="target-imports-plugin"),
+    pytest.param("load/manifests.py", "from recipe_harness.static.rules import all_rules as _up", "pipeline",
+                 "recipe_harness.load.manifests -> recipe_harness.static.rules", id="parser-imports-rules"),
+    pytest.param("exercise/smoke.py", "from recipe_harness.deploy import local as _sideways", "pipeline",
+                 "recipe_harness.exercise.smoke -> recipe_harness.deploy.local", id="independent-stages"),
+    pytest.param("deploy/twin.py", "from recipe_harness.deploy import local as _up", "deploy",
+                 "recipe_harness.deploy.twin -> recipe_harness.deploy.local", id="twin-imports-its-target"),
+    pytest.param("exercise/predict/gate.py", "from recipe_harness.exercise.predict import check as _circle",
+                 "no-circles", ".gate -> .check", id="circle-in-predict"),
+    pytest.param("exercise/perf/check.py", "import pytest as _pytest_up", "deploy-without-pytest",
+                 "recipe_harness.exercise.perf.check -> pytest", id="perf-imports-pytest"),
+    pytest.param("plugin/static.py", "from recipe_harness.report.html import render as _private", "report-html-private",
+                 "recipe_harness.plugin.static -> recipe_harness.report.html.render", id="report-html-elsewhere"),
 ]
 
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from recipe_harness import smoke
-from recipe_harness.bundle import LoadedRecipe
-from recipe_harness.discovery import discover
-from recipe_harness.procs import MARKER_ENV, processes_with_env
-from recipe_harness.targets import DeployError
-from recipe_harness.targets.local import LocalTarget, find_dynamo_python
-from recipe_harness.tinymodel import VOCAB_SIZE, tiny_model_dir
-from recipe_harness.twin import Caps, plan
+from recipe_harness.deploy import DeployError
+from recipe_harness.deploy.local import LocalTarget, find_dynamo_python
+from recipe_harness.deploy.procs import MARKER_ENV, processes_with_env
+from recipe_harness.deploy.tinymodel import VOCAB_SIZE, tiny_model_dir
+from recipe_harness.deploy.twin import Caps, plan
+from recipe_harness.exercise import smoke
+from recipe_harness.load.discovery import discover
+from recipe_harness.model.bundle import LoadedRecipe
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "local"
@@ -72,7 +72,7 @@ def test_tiny_model_round_trips_any_covered_text(tmp_path):
 
 
 def test_tiny_model_concurrent_builders_share_one_folder(tmp_path):
-    code = "import sys; from pathlib import Path; from recipe_harness.tinymodel import tiny_model_dir; " \
+    code = "import sys; from pathlib import Path; from recipe_harness.deploy.tinymodel import tiny_model_dir; " \
            "print(tiny_model_dir(Path(sys.argv[1])))"
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
              for _ in range(4)]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recipe_harness.manifests import MAX_FILE_BYTES, load_file, loads
+from recipe_harness.load.manifests import MAX_FILE_BYTES, load_file, loads
 
 CORPUS = Path(__file__).parent.parent / "fixtures" / "bad-input"
 EXPECTED = yaml.safe_load((CORPUS / "expected.yaml").read_text())

@@ -15,9 +15,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from kube_emulator import NAMESPACES, EmulatedCluster  # noqa: E402
 
-from recipe_harness.bundle import LoadedRecipe  # noqa: E402
-from recipe_harness.checks import StaticChecker  # noqa: E402
-from recipe_harness.discovery import discover  # noqa: E402
+from recipe_harness.deploy.kubernetes.namespace import (  # noqa: E402
+    NamespaceBudgetError,
+    create_namespace,
+    label_budget_problems,
+    namespace_name,
+)
+from recipe_harness.load.discovery import discover  # noqa: E402
+from recipe_harness.model.bundle import LoadedRecipe  # noqa: E402
 from recipe_harness.operator_names import (  # noqa: E402
     MIN_NAMESPACE,
     OperatorName,
@@ -25,12 +30,7 @@ from recipe_harness.operator_names import (  # noqa: E402
     graph_names,
     namespace_names,
 )
-from recipe_harness.targets.kubernetes.namespace import (  # noqa: E402
-    NamespaceBudgetError,
-    create_namespace,
-    label_budget_problems,
-    namespace_name,
-)
+from recipe_harness.static.checks import StaticChecker  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).parent / "recipe-harness"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from recipe_harness import shell
-from recipe_harness.manifests import load_file
-from recipe_harness.perf.profile import PerfPoint, PerfProfileError, profile_from_documents, scale_points
-from recipe_harness.perf.runner import RunTarget, build_argv
+from recipe_harness.exercise.perf.profile import PerfPoint, PerfProfileError, profile_from_documents, scale_points
+from recipe_harness.exercise.perf.runner import RunTarget, build_argv
+from recipe_harness.load.manifests import load_file
+from recipe_harness.model import shell
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "fixtures" / "perf" / "manifests"

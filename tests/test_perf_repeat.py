@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from recipe_harness.perf import baseline as bl
-from recipe_harness.perf import check
-from recipe_harness.perf.profile import PerfPoint, PerfProfile, scale_points
-from recipe_harness.perf.results import PointResult, parse_export
-from recipe_harness.perf.thresholds import gate, load_thresholds
-from recipe_harness.targets import Endpoint
+from recipe_harness.deploy import Endpoint
+from recipe_harness.exercise.perf import baseline as bl
+from recipe_harness.exercise.perf import check
+from recipe_harness.exercise.perf.profile import PerfPoint, PerfProfile, scale_points
+from recipe_harness.exercise.perf.results import PointResult, parse_export
+from recipe_harness.exercise.perf.thresholds import gate, load_thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "fixtures" / "perf" / "repeat" / "mocker-tiny_mocker_agg"

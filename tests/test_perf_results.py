@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from recipe_harness.perf import baseline as bl
-from recipe_harness.perf.results import ResultError, parse_export
-from recipe_harness.perf.stats import Estimate
-from recipe_harness.perf.thresholds import ThresholdsError, gate, load_thresholds
+from recipe_harness.exercise.perf import baseline as bl
+from recipe_harness.exercise.perf.results import ResultError, parse_export
+from recipe_harness.exercise.perf.stats import Estimate
+from recipe_harness.exercise.perf.thresholds import ThresholdsError, gate, load_thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPORTS = ROOT / "fixtures" / "perf" / "exports"
@@ -200,9 +200,9 @@ def test_baseline_files_round_trip(tmp_path):
 def test_summary_of_a_run_with_server_errors(tmp_path):
     """The check's verdicts on a real export where half the requests got a 404: the error-rate failure
     lists the server's errors; plots are made; metrics carry the sweep and the limits."""
-    from recipe_harness.perf import check
-    from recipe_harness.perf.profile import PerfPoint, PerfProfile, Scaling
-    from recipe_harness.targets import Endpoint
+    from recipe_harness.deploy import Endpoint
+    from recipe_harness.exercise.perf import check
+    from recipe_harness.exercise.perf.profile import PerfPoint, PerfProfile, Scaling
 
     thresholds = load_thresholds(write(tmp_path, GOOD.replace("min: 400", "min: 1")))
     profile = PerfProfile(file="perf.yaml", line=1, streaming=True, points=[PerfPoint(concurrency=2, request_count=6)])

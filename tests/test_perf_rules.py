@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import recipe_harness.rules as rules_pkg
-from recipe_harness.bundle import LoadedRecipe
-from recipe_harness.discovery import discover
+import recipe_harness.static.rules as rules_pkg
 from recipe_harness.findings import Severity
+from recipe_harness.load.discovery import discover
+from recipe_harness.model.bundle import LoadedRecipe
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures" / "perf" / "rules"
@@ -33,7 +33,7 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def perf_rules():
     """The RH40x rules; registered for this module only until perf_config is one of RULE_MODULES."""
-    module = "recipe_harness.rules.perf_config"
+    module = "recipe_harness.static.rules.perf_config"
     listed = "perf_config" in rules_pkg.RULE_MODULES
     rules_pkg.all_rules()                 # the registry as the rest of the suite knows it
     before = dict(rules_pkg._REGISTRY)

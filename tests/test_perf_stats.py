@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recipe_harness.perf import check, stats
-from recipe_harness.perf.profile import PerfPoint, PerfProfile, scale_points
-from recipe_harness.perf.results import PointResult, Records, parse_export
-from recipe_harness.perf.stats import Estimate
-from recipe_harness.perf.thresholds import Limit, gate, judge, load_thresholds
-from recipe_harness.targets import Endpoint
+from recipe_harness.deploy import Endpoint
+from recipe_harness.exercise.perf import check, stats
+from recipe_harness.exercise.perf.profile import PerfPoint, PerfProfile, scale_points
+from recipe_harness.exercise.perf.results import PointResult, Records, parse_export
+from recipe_harness.exercise.perf.stats import Estimate
+from recipe_harness.exercise.perf.thresholds import Limit, gate, judge, load_thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPORTS = ROOT / "fixtures" / "perf" / "exports"
@@ -226,7 +226,7 @@ def test_profile_minimum_parsed_and_enforced(tmp_path):
 
 
 def test_minimum_schema_findings(tmp_path):
-    from recipe_harness.perf.thresholds import ThresholdsError
+    from recipe_harness.exercise.perf.thresholds import ThresholdsError
 
     with pytest.raises(ThresholdsError) as exc:
         thresholds(tmp_path, "minimum: {requests: 0, queries: 5}")
@@ -265,9 +265,9 @@ def test_rh407_percentile_needs_and_duration(tmp_path):
     """RH407 on a copy of its fixture: an operating point too small for p99, a point shorter than the minimum."""
     import shutil
 
-    from recipe_harness.bundle import LoadedRecipe
-    from recipe_harness.discovery import discover
-    from recipe_harness.rules.perf_config import perf_meets_minimum
+    from recipe_harness.load.discovery import discover
+    from recipe_harness.model.bundle import LoadedRecipe
+    from recipe_harness.static.rules.perf_config import perf_meets_minimum
 
     root = tmp_path / "recipes"
     shutil.copytree(ROOT / "fixtures" / "perf" / "rules" / "RH407" / "recipes", root)

@@ -209,9 +209,9 @@ def _group_members(pgid: int) -> list[int]:
 
 
 def test_runner_timeout_kills_the_whole_process_group(tmp_path):
-    from recipe_harness.perf.profile import PerfPoint, PerfProfile
-    from recipe_harness.perf.runner import RunTarget, build_argv, run_aiperf
-    from recipe_harness.tinymodel import tiny_model_dir
+    from recipe_harness.deploy.tinymodel import tiny_model_dir
+    from recipe_harness.exercise.perf.profile import PerfPoint, PerfProfile
+    from recipe_harness.exercise.perf.runner import RunTarget, build_argv, run_aiperf
 
     profile = PerfProfile(file="x", line=1, streaming=True, isl=16, osl=4)
     target = RunTarget(url=f"http://127.0.0.1:{perf_stack.free_port()}", model="m", tokenizer=str(tiny_model_dir()))

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from recipe_harness.bundle import LoadedRecipe
-from recipe_harness.discovery import discover
-from recipe_harness.perf.thresholds import Limit
-from recipe_harness.predict.aic import AicUnavailable, EstimateRequest, EstimateResult, Role, estimate
-from recipe_harness.predict.gate import FAIL, PASS, WARN, judge, predicted
-from recipe_harness.predict.plan import PredictSkip, dynamo_version, plan
-from recipe_harness.predict.systems import UnmappedProfile, system_of
+from recipe_harness.exercise.perf.thresholds import Limit
+from recipe_harness.exercise.predict.aic import AicUnavailable, EstimateRequest, EstimateResult, Role, estimate
+from recipe_harness.exercise.predict.gate import FAIL, PASS, WARN, judge, predicted
+from recipe_harness.exercise.predict.plan import PredictSkip, dynamo_version, plan
+from recipe_harness.exercise.predict.systems import UnmappedProfile, system_of
+from recipe_harness.load.discovery import discover
+from recipe_harness.model.bundle import LoadedRecipe
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = REPO / ".venv" / "bin" / "recipe-harness"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from recipe_harness.predict.baseline import compare, plan_changes
+from recipe_harness.exercise.predict.baseline import compare, plan_changes
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = REPO / ".venv" / "bin" / "recipe-harness"

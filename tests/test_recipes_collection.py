@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 import recipe_harness
-from recipe_harness.discovery import Recipe, discover
-from recipe_harness.manifests import Document, load_file
+from recipe_harness.load.discovery import Recipe, discover
+from recipe_harness.load.manifests import Document, load_file
 from recipe_harness.model import Deployment, Service, flag_value, load_deployment, split_argv
 
 REPO = Path(__file__).resolve().parents[1]

@@ -82,7 +82,7 @@ def test_no_recipes_is_a_usage_error_never_a_green_run(run_suite, tmp_path):
 
 
 def test_suite_columns_of_summary_md():
-    from recipe_harness.report import Summary, group_of
+    from recipe_harness.report.summary import Summary, group_of
 
     assert [group_of(c) for c in ("yaml", "perf-config", "smoke-chat", "perf", "preflight", "bench-fit")] == [
         "static", "static", "smoke", "perf", "preflight", "static"]

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import report_data
 
-from recipe_harness.perf.plots import LIMIT_STYLE
+from recipe_harness.exercise.perf.plots import LIMIT_STYLE
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WIDTH, HEIGHT = 1400, 900

@@ -15,8 +15,8 @@ import pytest
 import report_data
 from report_data import AGG, DISAGG
 
-from recipe_harness import report_html
-from recipe_harness.report_html import perf as perf_cells
+from recipe_harness.report import html as report_html
+from recipe_harness.report.html import perf as perf_cells
 
 pytest_plugins = ["pytester"]
 

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from recipe_harness.bundle import LoadedRecipe
-from recipe_harness.checks import StaticChecker
-from recipe_harness.discovery import discover
 from recipe_harness.findings import Severity
-from recipe_harness.rules import all_rules, rule_checks
-from recipe_harness.rules.docs import render
-from recipe_harness.rules.gpu import stated_totals
-from recipe_harness.rules.hygiene import quantity
-from recipe_harness.rules.scripts import aiperf_runs, downloads
+from recipe_harness.load.discovery import discover
+from recipe_harness.model.bundle import LoadedRecipe
+from recipe_harness.static.checks import StaticChecker
+from recipe_harness.static.rules import all_rules, rule_checks
+from recipe_harness.static.rules.docs import render
+from recipe_harness.static.rules.gpu import stated_totals
+from recipe_harness.static.rules.hygiene import quantity
+from recipe_harness.static.rules.scripts import aiperf_runs, downloads
 
 pytest_plugins = ["pytester"]
 
@@ -178,7 +178,7 @@ def test_recipes_collection_is_silent() -> None:
 
 def test_docs_rules_md_is_current() -> None:
     path = REPO / "docs" / "rules.md"
-    assert path.read_text() == render(), "regenerate: python -m recipe_harness.rules.docs > docs/rules.md"
+    assert path.read_text() == render(), "regenerate: python -m recipe_harness.static.rules.docs > docs/rules.md"
     for rid in all_rules():
         assert f"| {rid} |" in path.read_text()
 
@@ -339,3 +339,4 @@ def test_local_model_path_must_be_where_the_job_writes(tmp_path: Path) -> None:
     deploy.write_text(text.replace("- /opt/models/qwen3\n", "- /opt/models/qwen3-0.6b\n"))
     found = [(f.rule, f.line) for _, _, f in all_findings(root)]
     assert found == [("RH313", 47)]
+

@@ -15,9 +15,9 @@ import jsonschema
 import pytest
 
 from recipe_harness.findings import Finding, Severity
-from recipe_harness.output.github import github_command
-from recipe_harness.output.sarif import sarif_log
-from recipe_harness.rules.docs import rows
+from recipe_harness.report.output.github import github_command
+from recipe_harness.report.output.sarif import sarif_log
+from recipe_harness.static.rules.docs import rows
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).parent / "recipe-harness")

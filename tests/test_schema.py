@@ -10,9 +10,9 @@ import jsonschema
 import pytest
 
 from recipe_harness.findings import Finding, Severity
-from recipe_harness.manifests import Document, load_file, loads
+from recipe_harness.load.manifests import Document, load_file, loads
 from recipe_harness.model import ROLE_DECODE, ROLE_FRONTEND, ROLE_PREFILL, ROLE_WORKER, load_deployment
-from recipe_harness.schema import (
+from recipe_harness.static.schema import (
     DEFAULT_K8S_VERSION,
     RULES,
     SchemaConfigError,
@@ -454,8 +454,8 @@ def test_kind_list_items_are_validated(validator: Validator) -> None:
 def test_references_never_leave_the_machine() -> None:
     import referencing.exceptions
 
-    from recipe_harness.schema.compiler import JSON, Compiler
-    from recipe_harness.schema.validator import registry_for
+    from recipe_harness.static.schema.compiler import JSON, Compiler
+    from recipe_harness.static.schema.validator import registry_for
 
     compiler = Compiler(registry_for(DEFAULT_K8S_VERSION))
     with pytest.raises(referencing.exceptions.Unresolvable):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from recipe_harness import shell
-from recipe_harness.bundle import LoadedRecipe
-from recipe_harness.discovery import discover
-from recipe_harness.manifests import load_file
-from recipe_harness.rules.scripts import aiperf_runs, downloads
+from recipe_harness.load.discovery import discover
+from recipe_harness.load.manifests import load_file
+from recipe_harness.model import shell
+from recipe_harness.model.bundle import LoadedRecipe
+from recipe_harness.static.rules.scripts import aiperf_runs, downloads
 
 HF = {"hf": "download", "huggingface-cli": "download"}
 

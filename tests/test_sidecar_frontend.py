@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recipe_harness import smoke
-from recipe_harness.backends import frontend_config
-from recipe_harness.bundle import LoadedRecipe
-from recipe_harness.discovery import discover
+from recipe_harness.deploy.kubernetes.target import api_service
+from recipe_harness.deploy.kubernetes.twin import twin_dgd
+from recipe_harness.deploy.local import LocalTarget
+from recipe_harness.deploy.twin import plan
+from recipe_harness.exercise import smoke
+from recipe_harness.load.discovery import discover
 from recipe_harness.model import SIDECAR_CONTAINER
-from recipe_harness.targets.kubernetes.target import api_service
-from recipe_harness.targets.local import LocalTarget
-from recipe_harness.twin import plan
-from recipe_harness.twin_k8s import twin_dgd
+from recipe_harness.model.backends import frontend_config
+from recipe_harness.model.bundle import LoadedRecipe
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "local" / "sidecar"

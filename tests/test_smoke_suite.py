@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from recipe_harness.procs import processes_with_env
-from recipe_harness.targets.local import sweep_stale_runs
+from recipe_harness.deploy.local import sweep_stale_runs
+from recipe_harness.deploy.procs import processes_with_env
 
 # Every inner run is a subprocess: in-process runs drop and re-import modules (httpx's among them)
 # between runs, which leaves two copies of its exception classes in one interpreter.
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.skipif(not DYNAMO_PY.exists(), reason=f"{DYNAMO_PY} mis
 COUNTING_CONFTEST = """
 import contextlib, json
 from pathlib import Path
-import recipe_harness.targets.local as local
+import recipe_harness.deploy.local as local
 
 DEPLOYS = []
 _real = local.LocalTarget.deploy
@@ -117,7 +117,7 @@ def test_a_worker_dying_mid_run_fails_the_next_checks_at_once(pytester, tagged):
     root = tree(pytester.path, ("ok", "tiny/mocker/agg"))
     pytester.makepyfile(test_dying="""
         import os, signal
-        from recipe_harness.procs import MARKER_ENV, processes_with_env
+        from recipe_harness.deploy.procs import MARKER_ENV, processes_with_env
 
         def test_smoke_models(deployed, smoke_check):
             smoke_check("models")
@@ -172,11 +172,11 @@ def test_any_test_using_deployed_gets_recipe_check_ids(pytester):
 
 def test_kubernetes_target_missing_is_a_usage_error(pytester):
     root = tree(pytester.path, ("ok", "tiny/mocker/agg"))
-    pytester.makeconftest("import sys\nsys.modules['recipe_harness.targets.kubernetes'] = None\n")
+    pytester.makeconftest("import sys\nsys.modules['recipe_harness.deploy.kubernetes'] = None\n")
     pytester.makepyfile(test_k="def test_smoke_models(deployed, smoke_check): smoke_check('models')\n")
     result = pytester.runpytest_subprocess("test_k.py", "--recipes-root", str(root), "--target", "kubernetes",
                                 "-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["*--target kubernetes needs recipe_harness.targets.kubernetes*use --target local*"])
+    result.stdout.fnmatch_lines(["*--target kubernetes needs recipe_harness.deploy.kubernetes*use --target local*"])
     assert result.ret != 0
 
 

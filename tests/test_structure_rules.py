@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recipe_harness.bundle import LoadedRecipe
-from recipe_harness.checks import StaticChecker
-from recipe_harness.discovery import discover
+from recipe_harness.load.discovery import discover
+from recipe_harness.model.bundle import LoadedRecipe
+from recipe_harness.static.checks import StaticChecker
 
 pytest_plugins = ["pytester"]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from recipe_harness.bundle import LoadedRecipe
-from recipe_harness.checks import StaticChecker
-from recipe_harness.discovery import discover
+from recipe_harness.load.discovery import discover
+from recipe_harness.model.bundle import LoadedRecipe
+from recipe_harness.static.checks import StaticChecker
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "rules"
 

@@ -19,19 +19,19 @@ from pathlib import Path
 
 import pytest
 
-from recipe_harness.backends import engine_config
-from recipe_harness.bundle import LoadedRecipe
-from recipe_harness.discovery import discover
-from recipe_harness.targets import DeployError
-from recipe_harness.targets.kubernetes.target import KubeOptions, KubernetesTarget
-from recipe_harness.twin import plan
-from recipe_harness.twin_k8s import (
+from recipe_harness.deploy import DeployError
+from recipe_harness.deploy.kubernetes.target import KubeOptions, KubernetesTarget
+from recipe_harness.deploy.kubernetes.twin import (
     DEFAULT_DYNAMO_VERSION,
     MOCKER_FLAGS,
     TwinOptions,
     mocker_cli,
     mocker_twin,
 )
+from recipe_harness.deploy.twin import plan
+from recipe_harness.load.discovery import discover
+from recipe_harness.model.backends import engine_config
+from recipe_harness.model.bundle import LoadedRecipe
 
 sys.path.insert(0, str(Path(__file__).parent))
 from kube_emulator import NAMESPACES, EmulatedCluster  # noqa: E402

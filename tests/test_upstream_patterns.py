@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recipe_harness.bundle import LoadedRecipe
-from recipe_harness.checks import StaticChecker
-from recipe_harness.discovery import discover
 from recipe_harness.findings import Severity
+from recipe_harness.load.discovery import discover
+from recipe_harness.model.bundle import LoadedRecipe
+from recipe_harness.static.checks import StaticChecker
 
 ROOT = Path(__file__).parent.parent / "fixtures" / "upstream-patterns" / "recipes"
 
@@ -51,7 +51,7 @@ def moe_findings(recipe_id: str):
 
 def test_vllm_flags_spelled_with_underscores_count():
     """vLLM reads --data_parallel_size as --data-parallel-size: 4 DP ranks of TP1 fill the 4 GPUs."""
-    from recipe_harness.backends import engine_config
+    from recipe_harness.model.backends import engine_config
 
     d = discover(MOE_ROOT, ["moe/vllm/dep-underscore"])
     recipe = LoadedRecipe.load(d.recipes[0])
@@ -63,7 +63,7 @@ def test_vllm_flags_spelled_with_underscores_count():
 
 def test_component_type_main_is_a_worker():
     """componentType main (the operator's older worker type) marks workers; prefill/decode come from the name."""
-    from recipe_harness.twin import plan
+    from recipe_harness.deploy.twin import plan
 
     d = discover(MOE_ROOT, ["moe/trtllm/main-type"])
     recipe = LoadedRecipe.load(d.recipes[0])

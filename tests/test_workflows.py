@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recipe_harness.targets.kubernetes import platform
-from recipe_harness.twin_k8s import DEFAULT_DYNAMO_VERSION
+from recipe_harness.deploy.kubernetes import platform
+from recipe_harness.deploy.kubernetes.twin import DEFAULT_DYNAMO_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted(p for p in (ROOT / ".github" / "workflows").iterdir() if p.suffix in (".yml", ".yaml"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..manifests import Document
-from . import (
+from recipe_harness.load.manifests import Document
+from recipe_harness.model.deployment import (
     PVC,
     ROLE_DECODE,
     ROLE_FRONTEND,

@@ -5,9 +5,9 @@ volumes) and no component-level ``resources``/``envs`` (they live on the main co
 
 from __future__ import annotations
 
-from ..manifests import Document
-from . import PVC, ROLE_FRONTEND, Deployment, Mount, Service, as_int
-from .v1alpha1 import container_into, gpu_count, new_deployment, pod_volumes_into, role_of
+from recipe_harness.load.manifests import Document
+from recipe_harness.model.deployment import PVC, ROLE_FRONTEND, Deployment, Mount, Service, as_int
+from recipe_harness.model.v1alpha1 import container_into, gpu_count, new_deployment, pod_volumes_into, role_of
 
 MAIN_CONTAINER = "main"
 

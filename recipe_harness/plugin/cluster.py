@@ -6,7 +6,7 @@ anything is created), create the cluster through pytest-kubernetes with a suppor
 Kubernetes version, install the Dynamo platform (Helm chart at the harness's Dynamo version),
 load the twin image, and point the Kubernetes target at the new cluster's kubeconfig. After the
 session -- after the run namespaces are gone -- the cluster is deleted, unless ``--keep``.
-The pieces and their sources are in :mod:`recipe_harness.targets.kubernetes.platform`.
+The pieces and their sources are in :mod:`recipe_harness.deploy.kubernetes.platform`.
 
 pytest-kubernetes' own options apply: ``--k8s-version`` overrides the Kubernetes version (kind
 then uses ``kindest/node:v<version>``, not digest-pinned) and ``--k8s-cluster-name`` the name.
@@ -18,7 +18,7 @@ import os
 
 import pytest
 
-from ..targets.kubernetes.platform import (
+from recipe_harness.deploy.kubernetes.platform import (
     DEFAULT_TIMEOUT,
     KIND_NODE_IMAGE,
     KUBERNETES_VERSION,
@@ -30,7 +30,7 @@ from ..targets.kubernetes.platform import (
     missing_tools,
     refusal,
 )
-from ..twin_k8s import DEFAULT_DYNAMO_VERSION
+from recipe_harness.deploy.kubernetes.twin import DEFAULT_DYNAMO_VERSION
 
 CLUSTER_KEY = pytest.StashKey[ThrowawayCluster]()
 LIBRARY_DEFAULT_NAME = "pytest"  # pytest-kubernetes' --k8s-cluster-name default (pytest_kubernetes/plugin.py)

@@ -5,10 +5,10 @@ Any test requesting ``deployed`` is parametrised over the selected recipes with 
 with ``_`` turned into ``-`` (``test_smoke_chat`` -> ``smoke-chat``, ``test_perf`` -> ``perf``).
 The fixture is module-scoped: a recipe is deployed once for all the tests of a module that need
 it, and torn down before the next recipe is deployed. ``smoke_check(name)`` runs one check of
-:mod:`recipe_harness.smoke` against it and records the result.
+:mod:`recipe_harness.exercise.smoke` against it and records the result.
 
-Targets: ``local`` (default; :class:`recipe_harness.targets.local.LocalTarget`) and
-``kubernetes`` (:mod:`recipe_harness.targets.kubernetes`, imported only when chosen).
+Targets: ``local`` (default; :class:`recipe_harness.deploy.local.LocalTarget`) and
+``kubernetes`` (:mod:`recipe_harness.deploy.kubernetes`, imported only when chosen).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from ..bundle import LoadedRecipe
-from ..targets import DeployError, DeploySkip, Endpoint
-from .options import harness_of, selected_recipes
+from recipe_harness.deploy import DeployError, DeploySkip, Endpoint
+from recipe_harness.model.bundle import LoadedRecipe
+from recipe_harness.plugin.options import harness_of, selected_recipes
 
 TARGETS = ("local", "kubernetes")
 TARGET_KEY = pytest.StashKey[Any]()
@@ -62,7 +62,7 @@ def target_of(config: pytest.Config) -> Any:
         return config.stash[TARGET_KEY]
     name = target_name(config)
     if name == "local":
-        from ..targets.local import LocalTarget, default_roots
+        from recipe_harness.deploy.local import LocalTarget, default_roots
 
         report_dir = config.getoption("--report-dir", default=None)
         target: Any = LocalTarget(
@@ -74,11 +74,13 @@ def target_of(config: pytest.Config) -> Any:
         )
     elif name == "kubernetes":
         try:
-            from ..targets.kubernetes import KubernetesTarget
+            from recipe_harness.deploy.kubernetes import KubernetesTarget
         except ImportError as exc:
-            raise pytest.UsageError(f"--target kubernetes needs recipe_harness.targets.kubernetes, which cannot be "
+            raise pytest.UsageError(f"--target kubernetes needs recipe_harness.deploy.kubernetes, which cannot be "
                                     f"imported here ({exc}); use --target local") from None
-        from .kube import kube_options  # the plugin builds the target from its options; the target never sees Config
+        from recipe_harness.plugin.kube import (
+            kube_options,  # the plugin builds the target from its options; the target never sees Config
+        )
         target = KubernetesTarget(kube_options(config))
     else:  # pragma: no cover - argparse restricts the choices
         raise pytest.UsageError(f"unknown --target {name!r} (choose from {', '.join(TARGETS)})")
@@ -160,7 +162,7 @@ def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 @pytest.fixture
 def smoke_check(deployed: Deployed, record: Callable[..., Any]) -> Callable[[str], Any]:
     """``smoke_check(name)``: run the smoke check ``name`` against the deployment and record it."""
-    from .. import smoke
+    from recipe_harness.exercise import smoke
 
     def run(name: str) -> smoke.Result:
         if name == "models":  # the first check of a recipe carries how its deployment went

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ..bundle import LoadedRecipe
-from ..changed import ChangedSinceError, Selection, scope, select
-from ..discovery import Discovery, Recipe, discover
-from ..manifests import LoadResult
+from recipe_harness.load.changed import ChangedSinceError, Selection, scope, select
+from recipe_harness.load.discovery import Discovery, Recipe, discover
+from recipe_harness.load.manifests import LoadResult
+from recipe_harness.model.bundle import LoadedRecipe
 
 MARKERS = {
     "static": "static checks: YAML, schema, structure and cross-file rules (no deployment)",
@@ -32,7 +32,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="only recipes whose id matches GLOB (repeatable), e.g. 'qwen3-32b/*'")
     group.addoption("--changed-since", metavar="REF", default=None,
                     help="only recipes whose files changed since the merge base of REF and HEAD, work tree "
-                         "included (recipe_harness/changed.py); none changed: nothing to run")
+                         "included (recipe_harness/load/changed.py); none changed: nothing to run")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from ..perf.check import PerfPlan, PerfPlanError, PerfSettings, PerfSkip, plan
-from ..perf.runner import AiperfNotFound, find_aiperf
-from .options import harness_of
+from recipe_harness.exercise.perf.check import PerfPlan, PerfPlanError, PerfSettings, PerfSkip, plan
+from recipe_harness.exercise.perf.runner import AiperfNotFound, find_aiperf
+from recipe_harness.plugin.options import harness_of
 
 PLAN_KEY = pytest.StashKey[PerfPlan]()
 LOCAL_HARDWARE_PROFILE = "cpu-mocker"

@@ -4,9 +4,9 @@ A test requesting ``predict_case`` is parametrised over the selected recipes and
 profiles of each recipe's ``thresholds.yaml`` (ids ``<recipe-id>::predict-<profile>``; a recipe
 without usable thresholds gets one ``<recipe-id>::predict`` that skips with the reason). The
 estimates of all of them are computed in one batch the first time one is needed
-(:func:`recipe_harness.predict.check.predict_all`), so the model's databases load once a session.
+(:func:`recipe_harness.exercise.predict.check.predict_all`), so the model's databases load once a session.
 ``--predict-baseline-dir``/``--update-predict-baseline``/``--predict-baseline-ref`` compare each
-prediction with its "before" (:mod:`recipe_harness.predict.baseline`).
+prediction with its "before" (:mod:`recipe_harness.exercise.predict.baseline`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from ..predict import DEFAULT_TOLERANCE
-from ..predict.aic import AicUnavailable, default_cache, find_python
-from ..predict.baseline import BaselineError
-from ..predict.check import PredictOutcome, PredictSettings, predict_all
-from ..predict.plan import profile_ids
-from .options import harness_of, selected_recipes
+from recipe_harness.exercise.predict import DEFAULT_TOLERANCE
+from recipe_harness.exercise.predict.aic import AicUnavailable, default_cache, find_python
+from recipe_harness.exercise.predict.baseline import BaselineError
+from recipe_harness.exercise.predict.check import PredictOutcome, PredictSettings, predict_all
+from recipe_harness.exercise.predict.plan import profile_ids
+from recipe_harness.plugin.options import harness_of, selected_recipes
 
 OUTCOMES_KEY = pytest.StashKey[dict]()
 
@@ -131,7 +131,7 @@ def prediction(request: pytest.FixtureRequest, predict_case: PredictCase) -> Pre
     if predict_case.profile is None:
         harness = harness_of(request.config)
         recipe = next(r for r in harness.recipes if r.id == predict_case.recipe_id)
-        from ..predict.plan import PredictSkip, thresholds_of
+        from recipe_harness.exercise.predict.plan import PredictSkip, thresholds_of
 
         try:
             thresholds_of(harness.loaded(recipe))

@@ -3,7 +3,7 @@ summary.json (schema: ``schemas/summary.schema.json``), summary.md and findings.
 
 Every harness test id is ``<recipe-id>::<check>``; a test adds findings, metrics and images to
 its entry with the ``record`` fixture. At the end of the session the summary block of
-:mod:`recipe_harness.report_html` (verdicts, findings, perf table, plots, one section per recipe)
+:mod:`recipe_harness.report.html` (verdicts, findings, perf table, plots, one section per recipe)
 is written under the title of pytest-html's report.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from ..findings import Finding
-from ..report import CheckEntry, Summary
-from .options import harness_of
+from recipe_harness.findings import Finding
+from recipe_harness.plugin.options import harness_of
+from recipe_harness.report.summary import CheckEntry, Summary
 
 RECORD_KEY = pytest.StashKey["Record"]()
 SUMMARY_KEY = pytest.StashKey[Summary]()
@@ -171,7 +171,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     summary.exit_status = int(exitstatus)
     out = Path(report_dir)
     summary.write(out)
-    from ..output.sarif import write_sarif  # findings.sarif: the static findings for code scanning
+    from recipe_harness.report.output.sarif import write_sarif  # findings.sarif: the static findings for code scanning
 
     write_sarif(out / "findings.sarif", [f for r in summary.recipes.values() for c in r.checks.values() for f in c.findings])
 
@@ -185,7 +185,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     if not summary.started or path.stat().st_mtime < summary.started:
         return      # pytest-html did not write it in this session (a usage error): an older run's file
-    from .. import report_html
+    from recipe_harness.report import html as report_html
 
     try:
         block = report_html.render(summary.to_dict(), html_dir=path.parent, images=_images(config),
@@ -197,16 +197,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _images(config: pytest.Config) -> dict[tuple[str, str], list[Any]]:
-    from ..report_html import Image
+    from recipe_harness.report.html import Image
 
     return {key: [Image(title, p) for title, p in imgs] for key, imgs in config.stash.get(IMAGES_KEY, {}).items()}
 
 
 def _suppressions(config: pytest.Config, summary: Summary) -> dict[str, list[Any]]:
     """The suppressions of the recipes whose static checks ran (``.recipe-harness.yaml``)."""
-    from .. import suppressions as sup
-    from ..report import group_of
-    from ..report_html import SuppressionRow
+    from recipe_harness.report.html import SuppressionRow
+    from recipe_harness.report.summary import group_of
+    from recipe_harness.static import suppressions as sup
 
     out: dict[str, list[Any]] = {}
     for recipe in harness_of(config).recipes:
@@ -221,7 +221,7 @@ def _suppressions(config: pytest.Config, summary: Summary) -> dict[str, list[Any
 
 
 def _display(file: str) -> str:
-    from ..findings import display_path
+    from recipe_harness.findings import display_path
 
     return display_path(file)
 

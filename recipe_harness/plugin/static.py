@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ..bundle import LoadedRecipe
-from ..checks import CheckOptions, StaticChecker, static_checks
-from ..discovery import Recipe
-from .options import harness_of, selected_recipes
+from recipe_harness.load.discovery import Recipe
+from recipe_harness.model.bundle import LoadedRecipe
+from recipe_harness.plugin.options import harness_of, selected_recipes
+from recipe_harness.static.checks import CheckOptions, StaticChecker, static_checks
 
 CHECKER_KEY = pytest.StashKey[StaticChecker]()
 

@@ -6,7 +6,7 @@ summary.json, junit.xml, aiperf exports, logs), each recipe's ``thresholds.yaml`
 A recipe is *qualified* when nothing gives a reason against it: the hardware found fits the
 profile, no check failed or errored, the perf check ran, at least one smoke check passed, and
 every limit of the profile in the recipe's ``thresholds.yaml`` passes on the recorded estimate
-(value, 95% interval, samples: :func:`recipe_harness.perf.thresholds.judge`). :func:`derive` is the
+(value, 95% interval, samples: :func:`recipe_harness.exercise.perf.thresholds.judge`). :func:`derive` is the
 one function that decides, for :mod:`.bundle` and :mod:`.verify` alike.
 """
 
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..perf.stats import Estimate
-from ..perf.thresholds import INSUFFICIENT, PASS, Limit, judge, load_thresholds
+from recipe_harness.exercise.perf.stats import Estimate
+from recipe_harness.exercise.perf.thresholds import INSUFFICIENT, PASS, Limit, judge, load_thresholds
 
 SCHEMA_VERSION = 1
 QUALIFIED, NOT_QUALIFIED = "qualified", "not qualified"
@@ -131,7 +131,7 @@ def profile_limits(thresholds: Path, profile: str) -> list[dict[str, Any]] | Non
 def prediction_of(checks: dict[str, Any], profile: str, limits: list[dict[str, Any]]) -> dict[str, Any]:
     """The model's estimate at the operating point next to the measurement, when the profile maps to a
     modelled GPU system and the ``predict`` suite ran."""
-    from ..predict.systems import UnmappedProfile, system_of
+    from recipe_harness.exercise.predict.systems import UnmappedProfile, system_of
 
     try:
         system_of(profile)
@@ -221,7 +221,7 @@ def build(run: Run, facts: dict[str, Any], hardware: dict[str, Any], out: Path) 
     }
     data["system"] = {k: v for k, v in facts.items() if k != "provenance"}
     (out / JSON_NAME).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    from .markdown import render
+    from recipe_harness.qualify.markdown import render
 
     (out / MD_NAME).write_text(render(data), encoding="utf-8")
     write_sums(out)

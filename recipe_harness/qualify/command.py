@@ -14,8 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-from .bundle import MD_NAME, NOT_QUALIFIED, REPORT_DIR, BundleError, Run, build
-from .facts import git_provenance, hardware_match, kubernetes_facts, local_facts
+from recipe_harness.qualify.bundle import MD_NAME, NOT_QUALIFIED, REPORT_DIR, BundleError, Run, build
+from recipe_harness.qualify.facts import git_provenance, hardware_match, kubernetes_facts, local_facts
 
 DEFAULT_TRIALS = 3
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(out: Path) -> int:
-    from .verify import verify
+    from recipe_harness.qualify.verify import verify
 
     if not out.is_dir():
         raise QualifyUsageError(f"{out}: no such folder; pass the --out folder of `recipe-harness qualify`")
@@ -76,7 +76,7 @@ def cmd_verify(out: Path) -> int:
 def cmd_qualify(args: argparse.Namespace, extra: list[str]) -> int:
     import pytest
 
-    from ..cli import pytest_args
+    from recipe_harness.cli import pytest_args
 
     if not args.hardware_profile:
         raise QualifyUsageError("--hardware-profile PROFILE is required (cpu-mocker on the local target)")
@@ -114,7 +114,7 @@ def cmd_qualify(args: argparse.Namespace, extra: list[str]) -> int:
     aiperf = os.environ.get("RECIPE_HARNESS_AIPERF") or ".venv-aiperf/bin/aiperf"
     dynamo = os.environ.get("RECIPE_HARNESS_DYNAMO_PYTHON") or ".venv-dynamo/bin/python"
     if args.target == "kubernetes":
-        from ..targets.kubernetes.client import Kube
+        from recipe_harness.deploy.kubernetes.client import Kube
 
         try:
             kube = Kube.connect(args.kubeconfig, args.context)

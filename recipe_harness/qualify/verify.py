@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .bundle import JSON_NAME, SUMS, bundle_files, derive, limit_row, profile_limits, sha256
+from recipe_harness.qualify.bundle import JSON_NAME, SUMS, bundle_files, derive, limit_row, profile_limits, sha256
 
 
 def schema() -> dict[str, Any]:

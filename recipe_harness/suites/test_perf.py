@@ -7,8 +7,8 @@ profile are skipped before they are deployed (see :mod:`recipe_harness.plugin.pe
 
 import pytest
 
-from recipe_harness.perf.check import run
-from recipe_harness.targets import DeployError
+from recipe_harness.deploy import DeployError
+from recipe_harness.exercise.perf.check import run
 
 pytestmark = pytest.mark.perf
 

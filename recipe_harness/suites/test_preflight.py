@@ -2,7 +2,7 @@
 
 import pytest
 
-from recipe_harness.targets.kubernetes.preflight import preflight
+from recipe_harness.deploy.kubernetes.preflight import preflight
 
 pytestmark = [pytest.mark.preflight, pytest.mark.kubernetes]
 

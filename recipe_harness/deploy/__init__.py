@@ -1,0 +1,30 @@
+"""Deploy targets: put a recipe somewhere it serves requests, hand back an :class:`Endpoint`,
+and always clean up.
+
+- ``local``       the embedded default: the real Dynamo frontend + mocker processes in the
+                  recipe's topology (no GPU, no cluster)
+- ``kubernetes``  a real or kind cluster
+
+A target is used as a context manager so teardown is guaranteed::
+
+    with target.deploy(loaded_recipe, workdir) as endpoint:
+        smoke(endpoint)
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Protocol
+
+# the shared types live below the targets (the twin, procs, smoke and perf use them too)
+from recipe_harness.endpoint import Component, DeployError, DeploySkip, Endpoint
+
+__all__ = ["Component", "DeployError", "DeploySkip", "Endpoint", "Target"]
+
+
+class Target(Protocol):
+    name: str
+
+    def deploy(self, recipe, workdir: Path) -> AbstractContextManager[Endpoint]:  # recipe: LoadedRecipe
+        ...

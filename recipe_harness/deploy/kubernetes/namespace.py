@@ -1,0 +1,284 @@
+"""One namespace per recipe run: created labelled as the harness's, deleted (and waited for) at
+the end, on failure, on Ctrl-C/SIGTERM, and found again by its label after a run that was killed.
+
+Run namespaces are short (``rh-<recipe slug>-<6 hex>``, at most 20 characters with the default
+prefix): the Dynamo operator labels every pod ``nvidia.com/dynamo-namespace=<namespace>-<dgd name>``,
+a label value of at most 63 characters (see :mod:`recipe_harness.operator_names`). The recipe id,
+the start time and the owning process are annotations, which ``recipe-harness clean`` reads.
+
+Nothing outside a namespace carrying :data:`MANAGED_BY` is ever deleted.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from recipe_harness.deploy.kubernetes.client import ApiError, Kube, KubeError
+from recipe_harness.deploy.kubernetes.resources import NAMESPACE
+from recipe_harness.operator_names import (
+    DNS_LABEL_MAX,
+    DYNAMO_NAMESPACE_LABEL,
+    LABEL_VALUE_MAX,
+    MIN_NAMESPACE,
+    RUN_NAMESPACE_MAX,
+    graph_names,
+    namespace_names,
+    namespace_problem,
+    namespace_room,
+)
+
+MANAGED_BY_KEY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "recipe-harness"
+RUN_KEY = "recipe-harness/run"
+RECIPE_ANNOTATION = "recipe-harness/recipe"
+STARTED_ANNOTATION = "recipe-harness/started"
+OWNER_ANNOTATION = "recipe-harness/owner"
+SELECTOR = f"{MANAGED_BY_KEY}={MANAGED_BY}"
+
+
+SUFFIX_HEX = 6
+"""Random hex characters that make a run namespace unique (a name collision gets a new suffix)."""
+SLUG_MAX = RUN_NAMESPACE_MAX - len("rh") - 2 - SUFFIX_HEX
+"""At most this much of the recipe id goes in a run namespace: ``rh-<10>-<6 hex>`` is 20 characters."""
+
+
+class NotHarnessNamespace(KubeError):
+    """A namespace the harness did not create (it never deletes those)."""
+
+
+class NamespaceBudgetError(ValueError):
+    """No run namespace name fits the operator's label limits for this DGD (see :func:`namespace_name`)."""
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def namespace_name(prefix: str, recipe_id: str, suffix: str | None = None, *, dgd_name: str | None = None) -> str:
+    """A short run namespace, ``<prefix>-<recipe slug>-<6 hex>`` (20 characters with the default prefix).
+
+    With ``dgd_name`` the name also leaves room for the operator's label
+    ``nvidia.com/dynamo-namespace=<namespace>-<dgd_name>`` (63 characters): the slug shrinks, down to
+    none (``<prefix>-<6 hex>``); when even that does not fit, :class:`NamespaceBudgetError` says by how
+    much and what to shorten. The full recipe id goes in the namespace's annotation, not its name.
+    """
+    suffix = suffix or secrets.token_hex(SUFFIX_HEX // 2)
+    clean_prefix = _slug(prefix) or "rh"
+    limit = DNS_LABEL_MAX
+    if dgd_name is not None:
+        limit = min(limit, namespace_room(dgd_name))
+    fixed = len(clean_prefix) + 1 + len(suffix)
+    if fixed > limit:
+        why = (f"the DGD name {dgd_name!r} ({len(dgd_name)} characters) leaves {limit} for the namespace in the "
+               f"operator's label {DYNAMO_NAMESPACE_LABEL}=<namespace>-<dgd> (limit {LABEL_VALUE_MAX})"
+               if dgd_name is not None and limit < DNS_LABEL_MAX else f"a namespace name is at most {limit} characters")
+        fixes = []
+        if limit - len(suffix) - 1 >= 2:
+            fixes.append(f"use a --namespace-prefix of at most {limit - len(suffix) - 1} characters")
+        if dgd_name is not None:
+            fixes.append(f"shorten metadata.name of the DGD (at most {LABEL_VALUE_MAX - 1 - MIN_NAMESPACE} "
+                         f"characters leave room for a {MIN_NAMESPACE}-character namespace)")
+        raise NamespaceBudgetError(
+            f"no run namespace fits: --namespace-prefix {clean_prefix!r} plus the {len(suffix) + 1}-character "
+            f"suffix is {fixed} characters, but {why}; " + " or ".join(fixes))
+    room = min(SLUG_MAX, limit - fixed - 1)
+    slug = _slug(recipe_id)[:max(room, 0)].strip("-")
+    return f"{clean_prefix}-{slug}-{suffix}" if slug else f"{clean_prefix}-{suffix}"
+
+
+def label_budget_problems(namespace: str, dgd_name: str, components: Sequence[str],
+                          workers: Sequence[str] = ()) -> list[str]:
+    """What the operator would make invalid if ``dgd_name`` with ``components`` ran in ``namespace``.
+
+    Each message names the label or object, its value and length, the limit, and how to fix it. Names
+    only some operator versions make (worker names with a spec hash, for ``workers``) are reported
+    too, marked as such. Empty when everything fits.
+    """
+    out = []
+    bad_ns = namespace_problem(namespace)
+    if bad_ns:
+        out.append(f"namespace {namespace!r} {bad_ns}; use a shorter --namespace-prefix of lowercase letters, "
+                   "digits and '-'")
+    for name in namespace_names(namespace, dgd_name):
+        why = name.problem()
+        if why:
+            out.append(f"{name.describe()} {why}: the namespace {namespace!r} ({len(namespace)}) + '-' + the DGD "
+                       f"name {dgd_name!r} ({len(dgd_name)}); use a shorter --namespace-prefix (a namespace of at "
+                       f"most {max(namespace_room(dgd_name), 0)} characters) or a shorter DGD metadata.name")
+    for name in graph_names(dgd_name, components, workers):
+        why = name.problem()
+        if why:
+            whose = f" of component {name.component!r}" if name.component else ""
+            fix = ("shorten the DGD metadata.name" + (" or the component's name" if name.component else ""))
+            if name.dns1035 and "DNS-1035" in why:
+                fix = "start the DGD metadata.name with a lowercase letter"
+            note = " (operators that roll workers by spec hash)" if name.optional else ""
+            out.append(f"{name.describe()}{whose} {why}{note}; {fix}")
+    return out
+
+
+def owner_of(ns: dict[str, Any]) -> tuple[str, int] | None:
+    """(host, pid) of the process that created a run namespace, from its owner annotation."""
+    raw = ((ns.get("metadata") or {}).get("annotations") or {}).get(OWNER_ANNOTATION) or ""
+    host, sep, pid = str(raw).rpartition("/")
+    if not sep or not host or not pid.isdigit():
+        return None
+    return host, int(pid)
+
+
+def started_at(ns: dict[str, Any]) -> datetime | None:
+    """When the run began: its start annotation, else the namespace's creationTimestamp."""
+    meta = ns.get("metadata") or {}
+    for raw in (((meta.get("annotations") or {}).get(STARTED_ANNOTATION)), meta.get("creationTimestamp")):
+        if not raw:
+            continue
+        try:
+            when = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return None
+
+
+def is_harness_namespace(ns: dict[str, Any]) -> bool:
+    labels = (ns.get("metadata") or {}).get("labels") or {}
+    return labels.get(MANAGED_BY_KEY) == MANAGED_BY
+
+
+@dataclass
+class RunNamespace:
+    kube: Kube
+    name: str
+    run_id: str
+
+    def path(self) -> str:
+        return NAMESPACE.path(name=self.name)
+
+
+def create_namespace(kube: Kube, prefix: str, recipe_id: str, run_id: str, attempts: int = 3, *,
+                     dgd_name: str | None = None, components: Sequence[str] = ()) -> RunNamespace:
+    """Create a fresh namespace (a new random suffix on a name collision).
+
+    With ``dgd_name`` (and the DGD's ``components``) the name fits the operator's label limits and
+    :func:`label_budget_problems` is checked before anything is created: :class:`NamespaceBudgetError`
+    lists every name the operator could not create.
+    """
+    last: ApiError | None = None
+    for _ in range(attempts):
+        name = namespace_name(prefix, recipe_id, dgd_name=dgd_name)
+        if dgd_name is not None:
+            problems = label_budget_problems(name, dgd_name, components)
+            if problems:
+                raise NamespaceBudgetError(f"{recipe_id}: the Dynamo operator could not create its objects in "
+                                           f"namespace {name}:\n  " + "\n  ".join(problems))
+        body = {
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {
+                "name": name,
+                "labels": {MANAGED_BY_KEY: MANAGED_BY, RUN_KEY: run_id},
+                "annotations": {
+                    RECIPE_ANNOTATION: recipe_id,
+                    STARTED_ANNOTATION: datetime.now(UTC).isoformat(timespec="seconds"),
+                    OWNER_ANNOTATION: f"{socket.gethostname()}/{os.getpid()}",
+                },
+            },
+        }
+        try:
+            kube.request("POST", NAMESPACE.path(), body=body)
+            return RunNamespace(kube, name, run_id)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            last = exc
+    raise last or ApiError(409, "AlreadyExists", "no free namespace name")
+
+
+def delete_namespace(kube: Kube, name: str, *, wait: float = 120.0, poll: float = 0.5) -> bool:
+    """Delete a harness namespace and wait until it is gone; ``True`` when it is.
+
+    Refuses (``ApiError`` 412) to touch a namespace that is not labelled as the harness's.
+    """
+    path = NAMESPACE.path(name=name)
+    current = kube.get_or_none(path)
+    if current is None:
+        return True
+    if not is_harness_namespace(current):
+        raise NotHarnessNamespace(f"namespace {name} is not labelled {SELECTOR}; the harness deletes only its "
+                                  "own namespaces")
+    if not (current.get("metadata") or {}).get("deletionTimestamp"):
+        kube.delete(path)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if kube.get_or_none(path) is None:
+            return True
+        time.sleep(poll)
+    return kube.get_or_none(path) is None
+
+
+def list_harness_namespaces(kube: Kube, prefix: str | None = None) -> list[dict[str, Any]]:
+    """Namespaces labelled as the harness's (label-selected, then checked again here)."""
+    listing = kube.get(NAMESPACE.path(), labelSelector=SELECTOR) or {}
+    out = []
+    for ns in listing.get("items") or []:
+        if not is_harness_namespace(ns):
+            continue
+        if prefix and not ((ns.get("metadata") or {}).get("name") or "").startswith(prefix + "-"):
+            continue
+        out.append(ns)
+    return out
+
+
+class CleanupRegistry:
+    """Namespaces this process created and has not deleted yet.
+
+    The target deletes its namespace in ``finally``; this registry is the last line for what
+    ``finally`` cannot reach (the process exiting from a signal handler): :meth:`drain` runs
+    at exit and from the SIGTERM handler the pytest plugin installs.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: dict[str, tuple[Kube, float]] = {}
+        self._atexit = False
+
+    def add(self, kube: Kube, name: str, wait: float) -> None:
+        with self._lock:
+            self._live[name] = (kube, wait)
+            if not self._atexit:
+                atexit.register(self.drain)
+                self._atexit = True
+
+    def discard(self, name: str) -> None:
+        with self._lock:
+            self._live.pop(name, None)
+
+    def pending(self) -> list[str]:
+        with self._lock:
+            return sorted(self._live)
+
+    def drain(self) -> list[str]:
+        """Delete every namespace still registered; returns those that could not be deleted."""
+        with self._lock:
+            live = dict(self._live)
+            self._live.clear()
+        left = []
+        for name, (kube, wait) in live.items():
+            try:
+                if not delete_namespace(kube, name, wait=wait):
+                    left.append(name)
+            except (KubeError, OSError):
+                left.append(name)
+        return left
+
+
+REGISTRY = CleanupRegistry()

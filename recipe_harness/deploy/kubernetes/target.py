@@ -1,0 +1,681 @@
+"""The ``kubernetes`` deploy target: one namespace per recipe run, the recipe's own manifests,
+watches that fail fast, port-forward to the frontend, diagnostics, and guaranteed cleanup."""
+
+from __future__ import annotations
+
+import copy
+import os
+import secrets as _secrets
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recipe_harness.deploy import DeployError, DeploySkip, Endpoint
+from recipe_harness.deploy.kubernetes import analysis, cache, diagnostics, perf_artifacts
+from recipe_harness.deploy.kubernetes.access import Access, api_service, open_access, unsupported
+from recipe_harness.deploy.kubernetes.analysis import Failure
+from recipe_harness.deploy.kubernetes.client import MERGE_PATCH, Backoff, Kube, KubeError
+from recipe_harness.deploy.kubernetes.namespace import (
+    REGISTRY,
+    NamespaceBudgetError,
+    create_namespace,
+    delete_namespace,
+    label_budget_problems,
+)
+from recipe_harness.deploy.kubernetes.preflight import PreflightReport, preflight
+from recipe_harness.deploy.kubernetes.resources import (
+    EVENT,
+    JOB,
+    NAMESPACE,
+    POD,
+    PVC,
+    SECRET,
+    Resolver,
+    ResourceType,
+    dgd_type,
+    pod_claims,
+    walk_maps,
+)
+from recipe_harness.deploy.kubernetes.watch import WatchSet
+from recipe_harness.model.bundle import LoadedRecipe
+
+DGD_LABEL = "nvidia.com/dynamo-graph-deployment-name"
+COMPONENT_LABEL = "nvidia.com/dynamo-component"
+JOB_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+HELPER_LABEL = "recipe-harness/helper"
+HF_TOKEN_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+HF_TOKEN_KEY = "HF_TOKEN"
+
+
+@dataclass
+class KubeOptions:
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace_prefix: str = "rh"
+    keep: bool = False
+    twin: str | None = None                 # "mocker"
+    twin_image: str | None = None
+    hf_token_secret: str | None = None      # [namespace/]name of an existing Secret to copy
+    require_hardware: bool = False
+    deploy_timeout: float = 1800.0          # DGD Ready
+    job_timeout: float = 3600.0             # model download
+    perf_timeout: float = 7200.0
+    delete_timeout: float = 300.0
+    http_timeout: float = 120.0             # frontend answering through the port-forward
+    watch_timeout: int = 60                 # server-side timeoutSeconds of one watch stream
+    unschedulable_grace: float = 0.0        # seconds a pod may stay unschedulable (autoscaling clusters)
+    max_restarts: int = 3                   # restarts a crashing container is allowed
+    image_pull_grace: float = 300.0         # seconds a pull may keep failing for a cause that can heal
+    pvc_bind_timeout: float = 120.0         # seconds a PVC may stay unbound
+    dgd_failed_grace: float = 120.0         # seconds a DGD may stay in state failed before it counts
+    preflight: bool = True                  # gate each deploy on the cluster's preflight checks
+    cache_namespace: str | None = None      # keep model caches between runs in this namespace
+    interrupt_budget: float = 5.0           # seconds cleanup may take after Ctrl-C/SIGTERM
+    diagnostics_timeout: float = 60.0       # seconds diagnostics collection may take
+    progress_every: float = 30.0            # seconds between progress lines while waiting
+    helper_image: str = "busybox:1.36"
+
+    @property
+    def tolerance(self) -> analysis.Tolerance:
+        return analysis.Tolerance(max_restarts=self.max_restarts, image_pull_grace=self.image_pull_grace,
+                                  pvc_grace=self.pvc_bind_timeout, unschedulable_grace=self.unschedulable_grace,
+                                  dgd_failed_grace=self.dgd_failed_grace)
+
+    def limits(self) -> dict[str, str]:
+        """Every phase's time limit, with the option that sets it (named in errors and the report)."""
+        return {"model-cache PVC bind": f"{self.pvc_bind_timeout:g}s (--pvc-bind-timeout)",
+                "model download": f"{self.job_timeout:g}s (--download-timeout)",
+                "DGD Ready": f"{self.deploy_timeout:g}s (--deploy-timeout)",
+                "frontend answering": f"{self.http_timeout:g}s (--http-timeout)",
+                "perf Job": f"{self.perf_timeout:g}s (--perf-job-timeout)",
+                "namespace deletion": f"{self.delete_timeout:g}s (--delete-timeout)"}
+
+
+@dataclass
+class Manifests:
+    dgd: dict[str, Any]
+    model_cache: list[dict[str, Any]] = field(default_factory=list)
+    perf: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _log(message: str) -> None:
+    print(f"[recipe-harness kubernetes] {message}", file=sys.stderr, flush=True)
+
+
+def referenced_secrets(manifests: Manifests) -> list[str]:
+    """Secrets the manifests read env from (``envFromSecret``, ``secretRef``, ``secretKeyRef``)."""
+    names: set[str] = set()
+    for body in [manifests.dgd, *manifests.model_cache, *manifests.perf]:
+        for node in walk_maps(body):
+            if isinstance(node.get("envFromSecret"), str):
+                names.add(node["envFromSecret"])
+            for key in ("secretRef", "secretKeyRef"):
+                ref = node.get(key)
+                if isinstance(ref, dict) and isinstance(ref.get("name"), str):
+                    names.add(ref["name"])
+    return sorted(names)
+
+
+class KubernetesTarget:
+    name = "kubernetes"
+
+    def __init__(self, options: KubeOptions | None = None, kube: Kube | None = None) -> None:
+        self.options = options or KubeOptions()
+        self._kube = kube
+        self.namespaces: dict[str, str] = {}       # recipe id -> namespace of its current run
+        self._created: dict[str, list[str]] = {}   # recipe id -> object paths the run created
+        self._preflights: dict[str, PreflightReport] = {}
+        self.last_failure_s: float | None = None   # time from a fatal state appearing to the failure
+
+    @property
+    def kube(self) -> Kube:
+        if self._kube is None:
+            try:
+                self._kube = Kube.connect(self.options.kubeconfig, self.options.context)
+            except KubeError as exc:
+                raise DeployError(str(exc)) from exc
+        return self._kube
+
+    # -- manifests ------------------------------------------------------------------------
+
+    def manifests(self, recipe: LoadedRecipe) -> Manifests:
+        dep = recipe.deployment
+        if dep is None:
+            raise DeployError(f"{recipe.id}: no DynamoGraphDeployment in {recipe.recipe.deploy_file}")
+        if self.options.twin == "mocker":
+            from recipe_harness.deploy.kubernetes.twin import TwinOptions, mocker_twin
+            twin = mocker_twin(recipe, TwinOptions(image=self.options.twin_image))
+            return Manifests(twin.dgd, twin.model_cache, twin.perf, twin.notes)
+        return Manifests(copy.deepcopy(dep.document.body),
+                         [copy.deepcopy(d.body) for d in recipe.model_cache_documents if isinstance(d.body, dict)],
+                         [copy.deepcopy(d.body) for d in recipe.perf_documents if isinstance(d.body, dict)])
+
+    def apply(self, namespace: str, body: dict[str, Any], resolver: Resolver) -> ResourceType:
+        """Server-side apply of one manifest into ``namespace`` (namespaced kinds only)."""
+        body = copy.deepcopy(body)
+        body.pop("status", None)
+        meta = body.setdefault("metadata", {})
+        rtype = resolver.resolve(body.get("apiVersion", ""), body.get("kind", ""))
+        if not rtype.namespaced:
+            raise DeployError(f"{body.get('kind')} {meta.get('name')} is cluster-scoped; the harness only creates "
+                              "objects inside the namespace of the run")
+        meta["namespace"] = namespace
+        for key in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
+            meta.pop(key, None)
+        self.kube.apply(rtype.path(namespace, meta["name"]), body)
+        return rtype
+
+    def _secrets(self, namespace: str, manifests: Manifests) -> list[str]:
+        names = referenced_secrets(manifests)
+        if not names:
+            return []
+        data: dict[str, str] | None = None
+        string_data: dict[str, str] | None = None
+        source = self.options.hf_token_secret
+        if source:
+            src_ns, _, src_name = source.rpartition("/")
+            src_ns = src_ns or self._context_namespace()
+            try:
+                found = self.kube.get(SECRET.path(src_ns, src_name))
+            except KubeError as exc:
+                raise DeployError(f"--hf-token-secret {source}: cannot read it: {exc}") from exc
+            data = dict(found.get("data") or {})
+        else:
+            token = next((os.environ[k] for k in HF_TOKEN_ENV if os.environ.get(k)), None)
+            if token is None and self.options.twin != "mocker":
+                raise DeployError(f"the recipe reads Secret(s) {', '.join(names)} (HF token); set HF_TOKEN in the "
+                                  "environment or pass --hf-token-secret [NAMESPACE/]NAME")
+            string_data = {HF_TOKEN_KEY: token or ""}
+        for name in names:
+            body: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                                    "metadata": {"name": name, "namespace": namespace}}
+            if data is not None:
+                body["data"] = data
+            else:
+                body["stringData"] = string_data
+            self.kube.apply(SECRET.path(namespace, name), body)
+        return names
+
+    def _context_namespace(self) -> str:
+        try:
+            from kubernetes import config as k8s_config
+            _, current = k8s_config.list_kube_config_contexts(self.options.kubeconfig)
+            return (current.get("context") or {}).get("namespace") or "default"
+        except Exception:  # noqa: BLE001 -- no kubeconfig: in-cluster or default
+            return "default"
+
+    # -- waiting --------------------------------------------------------------------------
+
+    def _fatal(self, failures: list[Failure], seen: dict[tuple, float]) -> Failure | None:
+        """The first failure that is terminal or has outlasted its grace. A signal that clears is
+        forgotten, so one that comes back starts a new grace."""
+        now = time.monotonic()
+        current = {f.key for f in failures}
+        for key in [k for k in seen if k not in current]:
+            del seen[key]
+        tolerance = self.options.tolerance
+        for f in failures:
+            first = seen.setdefault(f.key, now)
+            if f.terminal or now - first >= tolerance.grace(f.grace):
+                return f
+        return None
+
+    def _fail(self, failure: Failure, namespace: str, diag_dir: Path | None,
+              seen: dict[tuple, float] | None = None) -> DeployError:
+        text = failure.describe()
+        if not failure.terminal and seen is not None and failure.key in seen:
+            option = analysis.Tolerance.OPTIONS.get(failure.grace, "")
+            text += (f" [lasted {time.monotonic() - seen[failure.key]:.0f}s, limit "
+                     f"{self.options.tolerance.grace(failure.grace):g}s {option}]")
+        if failure.kind == "Pod" and failure.container:
+            try:
+                logs = diagnostics.last_log_lines(self.kube, namespace, failure.name, failure.container)
+            except Exception:  # noqa: BLE001 -- the failure is what matters; logs are a bonus
+                logs = ""
+            if logs:
+                text += "\n  last log lines:\n    " + "\n    ".join(logs.splitlines()[-20:])
+        if diag_dir is not None:
+            text += f"\n  diagnostics: {diag_dir}"
+        return DeployError(text)
+
+    def _progress(self, what: str, started: float, limit: float, option: str, state: str,
+                  last: list[float]) -> None:
+        now = time.monotonic()
+        if now - last[0] >= self.options.progress_every:
+            last[0] = now
+            _log(f"waiting for {what}: {now - started:.0f}s of {limit:g}s ({option}); {state}")
+
+    def wait_jobs(self, namespace: str, names: list[str], timeout: float, *, what: str = "Job",
+                  diag_dir: Path | None = None, option: str = "--download-timeout") -> dict[str, dict[str, Any]]:
+        """Wait until every Job in ``names`` completes; fail fast on failures of them, their pods and
+        the PVCs they mount."""
+        started = time.monotonic()
+        deadline = started + timeout
+        seen: dict[tuple, float] = {}
+        last = [started]
+        jobs: dict[str, dict[str, Any] | None] = {n: None for n in names}
+        with WatchSet(self.kube, self.options.watch_timeout) as ws:
+            ws.add("jobs", JOB.path(namespace))
+            ws.add("pods", POD.path(namespace))
+            ws.add("events", EVENT.path(namespace))
+            for _ in ws.events(deadline):
+                jobs = {n: ws.objects["jobs"].get(f"{namespace}/{n}") for n in names}
+                failures: list[Failure] = []
+                for job in jobs.values():
+                    if job is not None and (f := analysis.job_failure(job)) is not None:
+                        failures.append(f)
+                job_pods = {k: p for k, p in ws.objects["pods"].items()
+                            if any(((p.get("metadata") or {}).get("labels") or {}).get(lbl) in names for lbl in JOB_LABELS)}
+                for pod in job_pods.values():
+                    failures += [f for f in analysis.pod_failures(pod, self.options.tolerance)
+                                 if f.reason not in analysis.TERMINATED_FATAL]
+                pod_names = {(p.get("metadata") or {}).get("name") for p in job_pods.values()}
+                claims = {c for j in jobs.values() if j for c in cache.claims_of(j)}
+                failures += self._event_failures(ws, pod_names, claims)
+                fatal = self._fatal(failures, seen)
+                if fatal is not None:
+                    raise self._fail(fatal, namespace, diag_dir, seen)
+                if all(j is not None and analysis.job_succeeded(j) for j in jobs.values()):
+                    return {n: j for n, j in jobs.items() if j is not None}
+                self._progress(f"{what} {', '.join(names)}", started, timeout, option,
+                               "; ".join(analysis.pod_summary(p) for p in job_pods.values()) or "no pod yet", last)
+            states = ", ".join(f"{n}: {(j or {}).get('status') or 'not created'}" for n, j in jobs.items())
+        raise DeployError(f"{what} {', '.join(names)} did not complete within {timeout:.0f}s ({option}) ({states})"
+                          + (f"\n  diagnostics: {diag_dir}" if diag_dir else ""))
+
+    @staticmethod
+    def _event_failures(ws: WatchSet, pod_names: set, claims: set, prefix: str | None = None) -> list[Failure]:
+        out: list[Failure] = []
+        for ev in ws.objects["events"].values():
+            for f in analysis.event_failures(ev):
+                if f.kind == "PersistentVolumeClaim" and f.name in claims:
+                    out.append(f)
+                elif f.kind == "Pod" and (f.name in pod_names or (prefix and f.name.startswith(prefix))):
+                    out.append(f)
+        return out
+
+    def wait_dgd(self, namespace: str, rtype: ResourceType, name: str, timeout: float,
+                 diag_dir: Path | None = None) -> dict[str, Any]:
+        """Wait for the DGD's Ready condition and state ``successful`` (what the operator's own
+        e2e tests wait for); fail fast on terminal signals of its pods and PVCs, and on a
+        ``failed`` state that is final or outlasts ``--dgd-failed-grace``."""
+        started = time.monotonic()
+        deadline = started + timeout
+        seen: dict[tuple, float] = {}
+        last = [started]
+        key = f"{namespace}/{name}"
+        dgd: dict[str, Any] | None = None
+        with WatchSet(self.kube, self.options.watch_timeout) as ws:
+            ws.add("dgd", rtype.path(namespace), {"fieldSelector": f"metadata.name={name}"})
+            ws.add("pods", POD.path(namespace), {"labelSelector": f"{DGD_LABEL}={name}"})
+            ws.add("events", EVENT.path(namespace))
+            for _ in ws.events(deadline):
+                dgd = ws.objects["dgd"].get(key)
+                failures: list[Failure] = []
+                if dgd is not None and (f := analysis.dgd_failure(dgd)) is not None:
+                    failures.append(f)
+                pods = ws.objects["pods"]
+                for pod in pods.values():
+                    failures += analysis.pod_failures(pod, self.options.tolerance)
+                pod_names = {(p.get("metadata") or {}).get("name") for p in pods.values()}
+                claims = {c for p in pods.values() for c in pod_claims(p)}
+                failures += self._event_failures(ws, pod_names, claims, prefix=f"{name}-")
+                fatal = self._fatal(failures, seen)
+                if fatal is not None:
+                    self.last_failure_s = time.monotonic() - seen[fatal.key]
+                    raise self._fail(fatal, namespace, diag_dir, seen)
+                if dgd is not None and analysis.dgd_ready(dgd):
+                    return dgd
+                self._progress(f"DynamoGraphDeployment {name}", started, timeout, "--deploy-timeout",
+                               f"{analysis.dgd_progress(dgd or {})}; {len(pods)} pods", last)
+            pods_text = "; ".join(analysis.pod_summary(p) for p in ws.objects["pods"].values()) or "no pods"
+        raise DeployError(f"DynamoGraphDeployment {name} not Ready within {timeout:.0f}s (--deploy-timeout) "
+                          f"({analysis.dgd_progress(dgd or {})}; pods: {pods_text})"
+                          + (f"\n  diagnostics: {diag_dir}" if diag_dir else ""))
+
+    def _wait_http(self, url: str, model: str | None, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url + "/v1/models", timeout=5) as resp:  # noqa: S310 -- 127.0.0.1
+                    body = resp.read().decode("utf-8", "replace")
+                    if resp.status == 200 and (not model or model in body):
+                        return
+                    last = f"HTTP {resp.status}: {body[:200]}"
+            except (urllib.error.URLError, OSError) as exc:
+                last = str(exc)
+            time.sleep(1.0)
+        raise DeployError(f"the frontend did not list model {model} through the port-forward within "
+                          f"{timeout:.0f}s (--http-timeout): {last}")
+
+    # -- deploy ---------------------------------------------------------------------------
+
+    def gate(self, recipe: LoadedRecipe) -> PreflightReport | None:
+        """Preflight before anything is created: a cluster without the CRD or operator fails the
+        deploy (it would wait for nothing); missing GPUs, RDMA or storage classes skip it (fail
+        it under ``--require-hardware``). Cached per recipe for the session."""
+        if not self.options.preflight:
+            return None
+        report = self._preflights.get(recipe.id)
+        if report is None:
+            report = preflight(self.kube, recipe, twin=self.options.twin == "mocker")
+            self._preflights[recipe.id] = report
+        if report.failed:
+            raise DeployError("preflight failed; nothing was deployed:\n  "
+                              + "\n  ".join(c.line() for c in report.failed)
+                              + "\n  (--no-preflight deploys anyway)")
+        if report.missing:
+            text = "; ".join(c.line() for c in report.missing)
+            if self.options.require_hardware:
+                raise DeployError(f"missing on this cluster (--require-hardware): {text}")
+            raise DeploySkip(f"missing on this cluster: {text}")
+        return report
+
+    def _namespace(self, recipe: LoadedRecipe, dgd_name: str, components: list[str]) -> str:
+        kube = self.kube
+        if self.options.cache_namespace:
+            ns = self.options.cache_namespace
+            problems = label_budget_problems(ns, dgd_name, components)
+            if problems:
+                raise DeployError(f"{recipe.id}: --cache-namespace {ns}: the Dynamo operator could not create "
+                                  "its objects there:\n  " + "\n  ".join(problems))
+            try:
+                if kube.get_or_none(NAMESPACE.path(name=ns)) is None:
+                    kube.request("POST", NAMESPACE.path(), body={
+                        "apiVersion": "v1", "kind": "Namespace",
+                        "metadata": {"name": ns, "labels": {cache.CACHE_LABEL: "true"}}})
+                existing = kube.get_or_none(dgd_type(recipe.deployment.api_version).path(ns, dgd_name)) \
+                    if recipe.deployment else None
+            except KubeError as exc:
+                raise DeployError(f"--cache-namespace {ns}: {exc}") from exc
+            if existing is not None:
+                raise DeployError(f"{recipe.id}: DynamoGraphDeployment {dgd_name} already exists in --cache-namespace "
+                                  f"{ns} (another run, or one that was killed); wait for it or delete it: "
+                                  f"kubectl -n {ns} delete dgd {dgd_name}")
+            return ns
+        try:
+            return create_namespace(kube, self.options.namespace_prefix, recipe.id, _secrets.token_hex(4),
+                                    dgd_name=dgd_name, components=components).name
+        except NamespaceBudgetError as exc:
+            raise DeployError(str(exc)) from exc
+        except KubeError as exc:
+            raise DeployError(f"cannot create the run's namespace: {exc}") from exc
+
+    def _model_cache(self, ns: str, manifests: Manifests, resolver: Resolver, diag_dir: Path,
+                     created: list[str]) -> None:
+        """PVCs first, then the download Jobs; in a cache namespace existing PVCs are kept and a
+        Job whose download they already hold is not run again."""
+        kube = self.kube
+        pvcs = [b for b in manifests.model_cache if b.get("kind") == "PersistentVolumeClaim"]
+        jobs = [b for b in manifests.model_cache if b.get("kind") == "Job"]
+        others = [b for b in manifests.model_cache if b.get("kind") not in ("PersistentVolumeClaim", "Job")]
+        shared = bool(self.options.cache_namespace)
+        for body in pvcs:
+            if shared and kube.get_or_none(PVC.path(ns, body["metadata"]["name"])) is not None:
+                continue
+            self.apply(ns, body, resolver)
+        for body in others:
+            created.append(self.apply(ns, body, resolver).path(ns, body["metadata"]["name"]))
+        if shared:
+            current = {c: kube.get_or_none(PVC.path(ns, c)) for j in jobs for c in cache.claims_of(j)}
+            for job in [j for j in jobs if cache.is_cached(j, current)]:
+                key = cache.cache_key(job)
+                _log(f"model cache in {ns}: {key.value} already downloaded; Job {job['metadata']['name']} not run")
+            jobs = [j for j in jobs if not cache.is_cached(j, current)]
+            for job in jobs:
+                self._replace_job(ns, job["metadata"]["name"])
+        for body in jobs:
+            path = self.apply(ns, body, resolver).path(ns, body["metadata"]["name"])
+            if shared:
+                created.append(path)
+        if jobs:
+            self.wait_jobs(ns, [b["metadata"]["name"] for b in jobs], self.options.job_timeout,
+                           what="model-cache Job", diag_dir=diag_dir)
+        if shared:
+            for job in jobs:
+                for claim in cache.claims_of(job):
+                    kube.request("PATCH", PVC.path(ns, claim), body=cache.mark(job), content_type=MERGE_PATCH)
+
+    @contextmanager
+    def deploy(self, recipe: LoadedRecipe, workdir: Path) -> Iterator[Endpoint]:
+        manifests = self.manifests(recipe)
+        dep = recipe.deployment
+        assert dep is not None
+        api = api_service(recipe)
+        if api is None:
+            raise DeployError(f"{recipe.id}: the DGD has no frontend service (and no worker with a "
+                              "frontendSidecar) to port-forward to")
+        diag_dir = Path(workdir) / "kubernetes"
+        kube = self.kube
+        try:
+            skip = unsupported(recipe, manifests, kube)
+        except KubeError as exc:
+            raise DeployError(f"{recipe.id}: {exc}") from exc
+        if skip:
+            raise DeploySkip(skip)
+        try:
+            self.gate(recipe)
+        except KubeError as exc:
+            raise DeployError(f"{recipe.id}: preflight: {exc}") from exc
+        rtype = dgd_type(manifests.dgd.get("apiVersion", dep.api_version))
+        dgd_name = manifests.dgd["metadata"]["name"]
+        ns = self._namespace(recipe, dgd_name, [s.name for s in dep.services])
+        shared = bool(self.options.cache_namespace)
+        if not self.options.keep and not shared:
+            REGISTRY.add(kube, ns, self.options.delete_timeout)
+        self.namespaces[recipe.id] = ns
+        created: list[str] = []
+        self._created[recipe.id] = created
+        _log(f"{recipe.id}: namespace {ns}" + (f" ({'; '.join(manifests.notes)})" if manifests.notes else ""))
+        forward: Access | None = None
+        interrupted = False
+        try:
+            try:
+                resolver = Resolver(kube)
+                created += [SECRET.path(ns, n) for n in self._secrets(ns, manifests)]
+                self._model_cache(ns, manifests, resolver, diag_dir, created)
+                created.append(self.apply(ns, manifests.dgd, resolver).path(ns, dgd_name))
+                self.wait_dgd(ns, rtype, dgd_name, self.options.deploy_timeout, diag_dir)
+                forward = open_access(kube, recipe, ns, dgd_name)
+                endpoint = forward.endpoint(recipe, ns, diag_dir)
+                endpoint.notes.append("time limits: " + ", ".join(f"{k} {v}" for k, v in self.options.limits().items()))
+                self._wait_http(forward.url, endpoint.model, self.options.http_timeout)
+            except KubeError as exc:
+                raise DeployError(f"{recipe.id}: {exc}\n  diagnostics: {diag_dir}") from exc
+            yield endpoint
+        except (KeyboardInterrupt, SystemExit):
+            interrupted = True
+            raise
+        finally:
+            self._teardown(recipe.id, ns, forward, diag_dir, rtype, dgd_name, interrupted)
+
+    def _teardown(self, recipe_id: str, ns: str, forward: Access | None, diag_dir: Path, rtype: ResourceType,
+                  dgd_name: str, interrupted: bool) -> None:
+        """Close the forwards, save diagnostics, delete what the run made. Each step catches every
+        exception type, so none can skip the deletion. After Ctrl-C/SIGTERM (a CI cancel sends
+        SIGKILL about 10 s later) -- also one that arrives during teardown -- the deletion is
+        requested first and diagnostics get only what is left of ``--interrupt-budget``; the
+        interrupt is raised again once the deletion is requested."""
+        started = time.monotonic()
+        budget = self.options.interrupt_budget
+        pending: BaseException | None = None
+        deletion_requested = False
+
+        def quick() -> Kube:
+            return Kube(self.kube.api_client, backoff=Backoff(attempts=2, base=0.2, cap=1.0),
+                        request_timeout=max(1.0, min(5.0, budget / 3)))
+
+        def request_deletion() -> None:
+            nonlocal deletion_requested
+            if not deletion_requested and not self.options.keep:
+                deletion_requested = True
+                self._delete_run(quick(), recipe_id, ns, wait=0.0)
+
+        if interrupted:
+            request_deletion()
+        if forward is not None:
+            try:
+                forward.close()
+            except (KeyboardInterrupt, SystemExit) as exc:
+                pending, interrupted = exc, True
+                request_deletion()
+            except Exception as exc:  # noqa: BLE001
+                _log(f"closing the port-forwards of {ns}: {type(exc).__name__}: {exc}")
+        try:
+            deadline = started + (max(0.0, budget - 2.0) if interrupted else self.options.diagnostics_timeout)
+            diagnostics.collect(quick() if interrupted else self.kube, ns, diag_dir, dgd=rtype, dgd_name=dgd_name,
+                                deadline=deadline)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            pending, interrupted = exc, True
+            _log(f"diagnostics of {ns} interrupted")
+            request_deletion()
+        except Exception as exc:  # noqa: BLE001 -- diagnostics are best effort, never a reason to keep a namespace
+            _log(f"diagnostics of {ns} incomplete: {type(exc).__name__}: {exc}")
+        if self.options.keep:
+            _log(f"--keep: namespace {ns} kept; delete it with `recipe-harness clean` or kubectl delete ns {ns}")
+        elif interrupted:
+            request_deletion()
+            self._delete_run(quick(), recipe_id, ns, wait=max(0.0, started + budget - time.monotonic()))
+        else:
+            self._delete_run(self.kube, recipe_id, ns, wait=self.options.delete_timeout)
+        if pending is not None:
+            raise pending
+
+    def _delete_run(self, kube: Kube, recipe_id: str, ns: str, wait: float) -> None:
+        """Delete the run's namespace (or, in a cache namespace, what the run created there)."""
+        try:
+            if self.options.cache_namespace:
+                for path in reversed(self._created.get(recipe_id, [])):
+                    kube.delete(path, propagation="Foreground" if "/jobs/" in path else "Background")
+                if wait > 0:
+                    deadline = time.monotonic() + wait
+                    while time.monotonic() < deadline and any(
+                            kube.get_or_none(p) is not None for p in self._created.get(recipe_id, [])):
+                        time.sleep(0.5)
+                return
+            if delete_namespace(kube, ns, wait=wait):
+                REGISTRY.discard(ns)
+            elif wait > 0:
+                _log(f"namespace {ns} still terminating after {wait:.0f}s (--delete-timeout)")
+            else:
+                _log(f"namespace {ns}: deletion requested")
+                REGISTRY.discard(ns)  # Terminating: the apiserver finishes it without us
+        except BaseException as exc:  # noqa: BLE001 -- left registered: drained at exit or by `recipe-harness clean`
+            _log(f"could not delete namespace {ns}: {type(exc).__name__}: {exc}; run `recipe-harness clean`")
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+
+    # -- perf -----------------------------------------------------------------------------
+
+    def namespace_of(self, recipe_id: str) -> str:
+        return self.namespaces[recipe_id]
+
+    def run_perf_job(self, recipe: LoadedRecipe, namespace: str, artifacts_dir: Path) -> Path:
+        """Run the recipe's perf Job in ``namespace`` and bring aiperf's artifacts to ``artifacts_dir``.
+
+        Returns ``artifacts_dir``, holding the Job's logs (``<job>.log``) and every
+        ``profile_export_aiperf.json``/``.csv`` the Job wrote since it started, under their
+        paths on the PVC (e.g. ``opt/models/perf/<dgd>/<time>/concurrency_16/profile_export_aiperf.json``).
+        """
+        artifacts_dir = Path(artifacts_dir)
+        artifacts_dir.mkdir(parents=True, exist_ok=True)
+        docs = self.manifests(recipe).perf
+        jobs = [d for d in docs if d.get("kind") == "Job"]
+        if not jobs:
+            raise DeployError(f"{recipe.id}: no perf Job manifest (perf.yaml with a batch/v1 Job)")
+        resolver = Resolver(self.kube)
+        started = time.time()
+        try:
+            for body in docs:
+                if body.get("kind") == "Job":
+                    self._replace_job(namespace, body["metadata"]["name"])
+                rtype = self.apply(namespace, body, resolver)
+                created = self._created.setdefault(recipe.id, [])
+                if rtype.path(namespace, body["metadata"]["name"]) not in created:
+                    created.append(rtype.path(namespace, body["metadata"]["name"]))
+            names = [j["metadata"]["name"] for j in jobs]
+            self.wait_jobs(namespace, names, self.options.perf_timeout, what="perf Job", diag_dir=artifacts_dir,
+                           option="--perf-job-timeout")
+            found: list[Path] = []
+            for job in jobs:
+                log_text = self._job_logs(namespace, job["metadata"]["name"])
+                (artifacts_dir / f"{job['metadata']['name']}.log").write_text(log_text, encoding="utf-8")
+                found += perf_artifacts.extract(log_text, artifacts_dir)
+                if not found:
+                    found += self._collect_from_pvc(namespace, job, started, artifacts_dir)
+        except KubeError as exc:
+            raise DeployError(f"{recipe.id}: perf Job: {exc}") from exc
+        if not found:
+            raise DeployError(f"{recipe.id}: the perf Job finished but no {perf_artifacts.PATTERN} was found "
+                              f"(logs in {artifacts_dir})")
+        return artifacts_dir
+
+    def _replace_job(self, namespace: str, name: str) -> None:
+        path = JOB.path(namespace, name)
+        if self.kube.delete(path, propagation="Foreground"):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and self.kube.get_or_none(path) is not None:
+                time.sleep(0.5)
+
+    def _job_pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
+        items = (self.kube.get(POD.path(namespace), labelSelector=f"job-name={job}") or {}).get("items") or []
+        return sorted(items, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
+
+    def _job_logs(self, namespace: str, job: str) -> str:
+        out = []
+        for pod in self._job_pods(namespace, job):
+            for c in (pod.get("spec") or {}).get("containers") or []:
+                try:
+                    out.append(self.kube.text(POD.path(namespace, pod["metadata"]["name"], "log"),
+                                              query={"container": c["name"], "limitBytes": 50_000_000}))
+                except KubeError as exc:
+                    out.append(f"could not read logs of {pod['metadata']['name']}/{c['name']}: {exc}\n")
+        return "".join(out)
+
+    def _collect_from_pvc(self, namespace: str, job: dict[str, Any], started: float, dest: Path) -> list[Path]:
+        volumes, mounts = perf_artifacts.pvc_mounts(job)
+        job_name = job["metadata"]["name"]
+        if not mounts:
+            raise DeployError(f"perf Job {job_name} mounts no PVC and its logs hold no artifacts block")
+        pods = self._job_pods(namespace, job_name)
+        node = next(((p.get("spec") or {}).get("nodeName") for p in reversed(pods)
+                     if (p.get("spec") or {}).get("nodeName")), None)
+        name = f"{job_name[:40]}-collect-{_secrets.token_hex(3)}"
+        pod = perf_artifacts.helper_pod(name, self.options.helper_image, volumes, mounts,
+                                        perf_artifacts.minutes_since(started), node, {HELPER_LABEL: "perf-artifacts"})
+        path = POD.path(namespace, name)
+        self.kube.apply(path, dict(pod, metadata=dict(pod["metadata"], namespace=namespace)))
+        try:
+            self._wait_pod_done(namespace, name, timeout=300.0)
+            log_text = self.kube.text(POD.path(namespace, name, "log"), query={"container": "collect"})
+        finally:
+            self.kube.delete(path)
+        if perf_artifacts.NONE in log_text:
+            raise DeployError(f"perf Job {job_name}: no {perf_artifacts.PATTERN} written under "
+                              f"{', '.join(m['mountPath'] for m in mounts)} since it started")
+        return perf_artifacts.extract(log_text, dest)
+
+    def _wait_pod_done(self, namespace: str, name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        seen: dict[tuple, float] = {}
+        with WatchSet(self.kube, self.options.watch_timeout) as ws:
+            ws.add("pods", POD.path(namespace), {"fieldSelector": f"metadata.name={name}"})
+            for _ in ws.events(deadline):
+                pod = ws.objects["pods"].get(f"{namespace}/{name}")
+                if pod is None:
+                    continue
+                phase = (pod.get("status") or {}).get("phase")
+                if phase in ("Succeeded", "Failed"):
+                    return
+                fatal = self._fatal(analysis.pod_failures(pod, self.options.tolerance), seen)
+                if fatal is not None:
+                    raise self._fail(fatal, namespace, None)
+        raise DeployError(f"helper pod {name} did not finish within {timeout:.0f}s")

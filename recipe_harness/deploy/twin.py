@@ -1,0 +1,303 @@
+"""The local twin of a recipe: the recipe's own topology, run as real Dynamo processes on CPU.
+
+One ``dynamo.frontend`` with the recipe's router mode and KV-event setting -- its Frontend
+service's, or else (no Frontend service) those of the ``frontendSidecar`` the operator runs in
+every pod of a worker service, the GAIE pattern -- and for every worker service one ``dynamo.mocker`` process per replica, each in the service's disaggregation role with
+the served model name, data-parallel size, block size, max model length and max sequences of the
+engine it stands in for (:func:`recipe_harness.model.backends.engine_config`). Mocker recipes keep
+their mocker tuning flags. Tensor/pipeline/expert parallelism and multinode layouts have no
+CPU analogue: one replica is one mocker worker, which is noted.
+
+Counts this machine cannot run are scaled down, never refused, and every reduction is a note
+(reported in :attr:`Endpoint.notes <recipe_harness.deploy.Endpoint>` and the report):
+
+- at most :attr:`Caps.processes_per_service` mocker processes per worker service,
+- at most :attr:`Caps.worker_processes` mocker processes in all (the largest services shrink first,
+  each keeps at least one),
+- data-parallel size at most :attr:`Caps.data_parallel` per process.
+
+Data parallelism, for every backend's flags (read by :func:`recipe_harness.model.backends.engine_config`:
+vLLM ``--data-parallel-size``, SGLang ``--dp``/``--dp-size`` with or without
+``--enable-dp-attention``, TensorRT-LLM attention DP, where the TP ranks are the attention DP
+ranks), becomes the mocker's ``--data-parallel-size``. The mocker 1.6.1 registers DP ranks so
+(``dynamo/mocker/config.py`` ``build_runtime_config``, checked by running it): each process is one
+``generate`` instance of its component whatever its DP size, and each DP rank of a process that
+keeps a local KV indexer (every role but decode) adds one ``worker_kv_query_source_*`` endpoint
+under the same instance. :meth:`Twin.expected_instances` and :meth:`Twin.expected_dp_ranks` say
+what the frontend must list before the twin is ready.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from recipe_harness.endpoint import DeployError
+from recipe_harness.model import ROLE_DECODE, ROLE_PREFILL, ROLE_WORKER, Service, flag_value
+from recipe_harness.model.backends import EngineConfig, engine_config, frontend_config
+from recipe_harness.model.bundle import LoadedRecipe
+
+FRONTEND_ROUTER_MODES = ("round-robin", "random", "power-of-two", "kv", "least-loaded", "device-aware-weighted")
+MOCKER_ENGINES = ("vllm", "sglang", "trtllm")
+# Mocker tuning flags a mocker recipe keeps in its twin (valued, then boolean).
+MOCKER_VALUE_FLAGS = ("--num-gpu-blocks-override", "--max-num-batched-tokens", "--speedup-ratio",
+                      "--decode-speedup-ratio", "--preemption-mode", "--engine-type", "--kv-transfer-bandwidth",
+                      "--kv-cache-dtype", "--kv-bytes-per-token", "--reasoning")
+MOCKER_BOOL_FLAGS = ("--enable-prefix-caching", "--no-enable-prefix-caching", "--enable-chunked-prefill",
+                     "--no-enable-chunked-prefill")
+
+
+def _default_caps() -> tuple[int, int]:
+    cpus = os.cpu_count() or 2
+    return max(2, min(4, cpus)), max(4, min(16, 3 * cpus))
+
+
+@dataclass(frozen=True)
+class Caps:
+    """How much of a recipe this machine runs (defaults scale with the CPU count: 2 and 6 on 2 cores)."""
+
+    processes_per_service: int = _default_caps()[0]
+    worker_processes: int = _default_caps()[1]
+    data_parallel: int = 4
+
+
+@dataclass
+class WorkerTwin:
+    service: str
+    role: str                   # worker | prefill | decode
+    replicas: int               # as declared
+    processes: int              # mocker processes started (one worker each)
+    args: list[str]             # mocker arguments shared by its processes (no ports, paths or discovery)
+    engine: EngineConfig
+    data_parallel: int = 1      # DP ranks per mocker process (--data-parallel-size, after the cap)
+
+    @property
+    def component(self) -> str:
+        """The Dynamo component its workers register as (the mocker's default endpoints)."""
+        return "prefill" if self.role == ROLE_PREFILL else "backend"
+
+    @property
+    def dp_rank_endpoints(self) -> int:
+        """``worker_kv_query_source_*`` endpoints its processes register: one per DP rank, none for decode
+        (the mocker's local indexer is off on decode workers, ``build_runtime_config``) and none without
+        prefix caching (no KV events to index: checked by running the mocker 1.6.1 with
+        ``--no-enable-prefix-caching``, which registers no such endpoint)."""
+        if self.role == ROLE_DECODE or "--no-enable-prefix-caching" in self.args:
+            return 0
+        return self.processes * self.data_parallel
+
+
+@dataclass
+class Twin:
+    recipe_id: str
+    model_name: str             # the name clients use (the recipe's served model name)
+    router_mode: str
+    frontend_service: str
+    frontend_args: list[str]
+    workers: list[WorkerTwin]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def disaggregated(self) -> bool:
+        return any(w.role in (ROLE_PREFILL, ROLE_DECODE) for w in self.workers)
+
+    def expected_instances(self) -> dict[str, int]:
+        """Worker instances per component the frontend must see before the twin is ready."""
+        out: dict[str, int] = {}
+        for w in self.workers:
+            out[w.component] = out.get(w.component, 0) + w.processes
+        return out
+
+    def expected_dp_ranks(self) -> dict[str, int]:
+        """DP-rank endpoints (``worker_kv_query_source_*``) per component the frontend must list; a DP rank
+        is never an instance of its own."""
+        out: dict[str, int] = {}
+        for w in self.workers:
+            if w.dp_rank_endpoints:
+                out[w.component] = out.get(w.component, 0) + w.dp_rank_endpoints
+        return out
+
+
+def _served_name(recipe: LoadedRecipe, engines: list[tuple[Service, EngineConfig]], notes: list[str]) -> str:
+    names = [(s, e.served_name) for s, e in engines if e.served_name]
+    chosen = next((n for s, n in names if s.role != ROLE_PREFILL), None) or (names[0][1] if names else None)
+    if len({n for _, n in names}) > 1:
+        notes.append("worker services serve different model names (" + ", ".join(f"{s.name}: {n}" for s, n in names)
+                     + f"); the twin serves {chosen!r}")
+    if chosen is None:
+        chosen = recipe.recipe.model
+        notes.append(f"no served model name in the workers' arguments; the twin serves {chosen!r}")
+    return chosen
+
+
+def _scale(requested: dict[str, int], caps: Caps) -> dict[str, int]:
+    counts = {k: max(1, min(v, caps.processes_per_service)) for k, v in requested.items()}
+    while sum(counts.values()) > max(caps.worker_processes, len(counts)):
+        name = max(counts, key=lambda k: (counts[k], k))
+        if counts[name] <= 1:
+            break
+        counts[name] -= 1
+    return counts
+
+
+def has_prefill_worker(engines: list[tuple[Service, EngineConfig]]) -> bool:
+    return any(s.role == ROLE_PREFILL or c.disaggregation_mode == ROLE_PREFILL for s, c in engines)
+
+
+def run_role(service: Service, cfg: EngineConfig, has_prefill: bool) -> str:
+    """The role a worker runs in: a vLLM worker labelled decode without ``--disaggregation-mode``
+    and with no prefill worker in the graph serves alone (upstream GAIE recipes are written so)."""
+    if service.role == ROLE_DECODE and cfg.backend == "vllm" and cfg.disaggregation_mode is None and not has_prefill:
+        return ROLE_WORKER
+    return service.role
+
+
+def mocker_data_parallel(service: Service, cfg: EngineConfig, caps: Caps, notes: list[str]) -> int:
+    """DP ranks of one mocker process standing in for one replica of ``service`` (noted when capped)."""
+    dp = max(1, cfg.data_parallel)
+    if dp > 1:
+        how = {"vllm": "data parallel", "sglang": "DP attention" if cfg.attention_dp else "data parallel",
+               "trtllm": "attention DP over the TP ranks"}.get(cfg.backend, "data parallel")
+        notes.append(f"{service.name}: {cfg.backend} {how}, {dp} ranks -> one mocker instance with "
+                     f"--data-parallel-size {min(dp, caps.data_parallel)}")
+    if dp > caps.data_parallel:
+        notes.append(f"{service.name}: data parallel {dp} -> {caps.data_parallel} ranks per mocker (cap)")
+        dp = caps.data_parallel
+    return dp
+
+
+def _mocker_args(service: Service, role: str, cfg: EngineConfig, model_name: str, caps: Caps,
+                 notes: list[str]) -> list[str]:
+    args = ["--model-name", model_name]
+    if role in (ROLE_PREFILL, ROLE_DECODE):
+        args += ["--disaggregation-mode", role]
+    elif cfg.disaggregation_mode in (ROLE_PREFILL, ROLE_DECODE):
+        args += ["--disaggregation-mode", cfg.disaggregation_mode]
+    if cfg.backend in MOCKER_ENGINES:
+        args += ["--engine-type", cfg.backend]
+    dp = mocker_data_parallel(service, cfg, caps, notes)
+    if dp > 1:
+        args += ["--data-parallel-size", str(dp)]
+    if cfg.block_size:
+        args += ["--block-size", str(cfg.block_size)]
+    if cfg.max_model_len:
+        args += ["--max-model-len", str(cfg.max_model_len)]
+    if cfg.max_num_seqs:
+        args += ["--max-num-seqs", str(cfg.max_num_seqs)]
+    if not cfg.prefix_caching:
+        args.append("--no-enable-prefix-caching")
+    if cfg.backend == "mocker":
+        for name in MOCKER_VALUE_FLAGS:
+            value = flag_value(cfg.argv, name)
+            if value:
+                args += [name, value]
+        for name in MOCKER_BOOL_FLAGS:
+            if name in cfg.argv and name not in args:
+                args.append(name)
+    return args
+
+
+def _parallelism_note(service: Service, cfg: EngineConfig) -> str | None:
+    parts = []
+    if cfg.tensor_parallel > 1:
+        parts.append(f"TP{cfg.tensor_parallel}")
+    if cfg.pipeline_parallel > 1:
+        parts.append(f"PP{cfg.pipeline_parallel}")
+    if cfg.expert_parallel > 1:
+        parts.append(f"EP{cfg.expert_parallel}")
+    if service.node_count > 1:
+        parts.append(f"{service.node_count} nodes")
+    if not parts:
+        return None
+    return f"{service.name}: {' '.join(parts)} per replica simulated by one mocker worker"
+
+
+def _sidecar_frontend(recipe: LoadedRecipe, notes: list[str]) -> Service:
+    """The frontend sidecar the twin's one frontend process stands for (the first, if several)."""
+    dep = recipe.deployment
+    assert dep is not None
+    owners = dep.sidecar_frontends
+    sides = [s.frontend_sidecar for s in owners if s.frontend_sidecar is not None]
+    pods = sum(max(1, s.replicas) for s in owners)
+    notes.append(f"frontend sidecars ({', '.join(s.name for s in sides)}: one frontend in each of {pods} worker "
+                 f"pod{'s' if pods != 1 else ''}) -> 1 frontend process serving every worker")
+    modes = {s.name: frontend_config(recipe, s).router_mode for s in sides}
+    if len(set(modes.values())) > 1:
+        notes.append("frontend sidecars route differently (" + ", ".join(f"{k}: {v}" for k, v in modes.items())
+                     + f"); the twin routes as {sides[0].name}")
+    pickers = [s.name for s in dep.services if s.component_type.lower() == "epp"]
+    if pickers:
+        notes.append(f"{', '.join(pickers)} (endpoint picker): not run; clients reach the frontend directly")
+    return sides[0]
+
+
+def plan(recipe: LoadedRecipe, caps: Caps | None = None, *, speedup_ratio: float | None = None) -> Twin:
+    """The twin of ``recipe``; :class:`DeployError` when the recipe has nothing to run."""
+    caps = caps or Caps()
+    dep = recipe.deployment
+    if dep is None:
+        raise DeployError(f"{recipe.id}: no loadable DynamoGraphDeployment (see the static checks)")
+    workers = dep.workers
+    if not workers:
+        raise DeployError(f"{recipe.id}: the DynamoGraphDeployment declares no worker service "
+                          "(componentType worker/prefill/decode); nothing to serve")
+    notes: list[str] = []
+    engines = [(s, engine_config(recipe, s)) for s in workers]
+    model_name = _served_name(recipe, engines, notes)
+
+    front = dep.frontend
+    router = "round-robin"
+    kv_events = True
+    sidecar = front is None and bool(dep.sidecar_frontends)
+    if sidecar:
+        front = _sidecar_frontend(recipe, notes)
+    elif front is not None and dep.sidecar_frontends:
+        notes.append(f"frontend sidecars of {', '.join(s.name for s in dep.sidecar_frontends)} not run: "
+                     f"the twin serves through {front.name}")
+    if front is None:
+        notes.append("the recipe declares no frontend; the twin adds one (round-robin)")
+        front_name = "Frontend"
+    else:
+        fc = frontend_config(recipe, front)
+        router, kv_events, front_name = fc.router_mode, fc.router_kv_events, front.name
+        if front.replicas > 1 and not sidecar:
+            notes.append(f"{front.name}: {front.replicas} replicas -> 1 frontend process")
+    if router == "direct":
+        notes.append("router mode 'direct' serves the worker an external picker (the GAIE endpoint picker) "
+                     "names in each request; no picker runs here, the twin routes round-robin")
+        router = "round-robin"
+    if router not in FRONTEND_ROUTER_MODES:
+        notes.append(f"router mode {router!r} cannot serve plain OpenAI requests here; the twin routes round-robin")
+        router = "round-robin"
+    frontend_args = ["--router-mode", router]
+    if router == "kv" and not kv_events:
+        frontend_args.append("--no-router-kv-events")
+
+    counts = _scale({s.name: max(1, s.replicas) for s in workers}, caps)
+    twins: list[WorkerTwin] = []
+    has_prefill = has_prefill_worker(engines)
+    for service, cfg in engines:
+        n = counts[service.name]
+        role = run_role(service, cfg, has_prefill)
+        if role != service.role:
+            notes.append(f"{service.name}: labelled {service.role}, but vLLM runs without --disaggregation-mode "
+                         f"and no prefill worker exists: it serves alone (aggregated)")
+        if n < service.replicas:
+            notes.append(f"{service.name}: {service.replicas} replicas -> {n} mocker processes "
+                         f"(cap {caps.processes_per_service} per service, {caps.worker_processes} in all)")
+        args = _mocker_args(service, role, cfg, model_name, caps, notes)
+        if speedup_ratio is not None and "--speedup-ratio" not in args:
+            args += ["--speedup-ratio", f"{speedup_ratio:g}"]
+        note = _parallelism_note(service, cfg)
+        if note:
+            notes.append(note)
+        dp = int(flag_value(args, "--data-parallel-size") or 1)
+        twins.append(WorkerTwin(service=service.name, role=role, replicas=service.replicas,
+                                processes=n, args=args, engine=cfg, data_parallel=dp))
+    roles = {t.role for t in twins}
+    if ROLE_DECODE in roles and ROLE_PREFILL not in roles:
+        notes.append("decode workers without prefill workers: decode workers prefill locally")
+    if ROLE_PREFILL in roles and not roles & {ROLE_DECODE, "worker"}:
+        raise DeployError(f"{recipe.id}: prefill workers but no decode or aggregated worker; nothing serves the model")
+    return Twin(recipe_id=recipe.id, model_name=model_name, router_mode=router, frontend_service=front_name,
+                frontend_args=frontend_args, workers=twins, notes=notes)

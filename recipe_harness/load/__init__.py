@@ -1,0 +1,1 @@
+"""Load: find recipes, read their YAML with positions, render overlays and templates."""

@@ -1,9 +1,0 @@
-"""Machine outputs of findings: SARIF 2.1.0 (:mod:`.sarif`, for code scanning) and GitHub Actions
-workflow commands (:mod:`.github`, annotations on a pull request's files)."""
-
-from .github import github_commands
-from .sarif import sarif_log
-
-FORMATS = ("text", "json", "sarif", "github")
-
-__all__ = ["FORMATS", "github_commands", "sarif_log"]

@@ -1,0 +1,1 @@
+"""Static checks: schemas, the rule registry and its rules, suppressions."""
