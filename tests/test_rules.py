@@ -340,3 +340,13 @@ def test_local_model_path_must_be_where_the_job_writes(tmp_path: Path) -> None:
     found = [(f.rule, f.line) for _, _, f in all_findings(root)]
     assert found == [("RH313", 47)]
 
+
+def test_check_of_a_crd_file_reports_instead_of_crashing() -> None:
+    """A CRD schema has mappings named `name` (`properties: {name: {...}}`); the token rule read them as env
+    entries and `recipe-harness check fixtures/cel/crd/` ended in `TypeError: unhashable type: 'dict'`."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "recipe_harness.cli", "check", str(REPO / "fixtures/cel/crd")],
+                          capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "RH101" in done.stdout and done.returncode == 1

@@ -135,7 +135,7 @@ def masked(token: str) -> str:
 
 def _env_literals(doc: Document, node: Any, path: PathT) -> Iterator[tuple[PathT, str]]:
     if isinstance(node, dict):
-        if node.get("name") in _TOKEN_VARS and isinstance(node.get("value"), (str, int)):
+        if isinstance(node.get("name"), str) and node["name"] in _TOKEN_VARS and isinstance(node.get("value"), (str, int)):
             yield path + ("value",), str(node["name"])
         for k, v in node.items():
             if isinstance(v, (dict, list)):
