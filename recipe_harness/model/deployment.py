@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recipe_harness.load.manifests import Document, PathT
-from recipe_harness.model.cmdline import flag_value, split_argv, split_script  # noqa: F401 -- re-exported
+from recipe_harness.model.cmdline import flag_value
 
 ROLE_FRONTEND = "frontend"
 ROLE_WORKER = "worker"      # aggregated worker
