@@ -516,3 +516,39 @@ def test_frontend_port_from_env_and_load_aware(tmp_path: Path) -> None:
     recipe = load(tmp_path, textwrap.dedent(deploy))
     fc = frontend_config(recipe, svc(recipe, "Frontend"))
     assert (fc.http_port, fc.router_mode, fc.router_kv_events) == (9000, "kv", False)
+
+
+OPTION_CLUSTER = """
+apiVersion: nvidia.com/v1alpha1
+kind: DynamoGraphDeployment
+metadata:
+  name: tiny
+spec:
+  backendFramework: vllm
+  services:
+    worker:
+      componentType: worker
+      envs:
+        - {name: TP, value: "2"}
+      extraPodSpec:
+        mainContainer:
+          image: nvcr.io/nvidia/ai-dynamo/vllm-runtime:1.6.1
+          command: [/bin/bash, -euo, pipefail, -c]
+          args:
+            - |
+              case "${ROLE:-agg}" in
+                agg) exec python3 -m dynamo.vllm --model Qwen/Qwen3-4B --tensor-parallel-size "$TP" \\
+                       --max-num-seqs $((2 * 32)) --block-size 4 ;;
+              esac
+"""
+
+
+def test_a_script_after_an_option_cluster_inside_a_case_arm(tmp_path: Path):
+    recipe = load(tmp_path, OPTION_CLUSTER)
+    cfg = engine_config(recipe, svc(recipe, "worker"))
+    assert (cfg.backend, cfg.model, cfg.tensor_parallel, cfg.max_num_seqs, cfg.block_size) == \
+        ("vllm", "Qwen/Qwen3-4B", 2, 64, 4)
+    text = (recipe.recipe.dir / "deploy.yaml").read_text()
+    at = text.index("--tensor-parallel-size")
+    assert cfg.sources["tensor_parallel"][1:] == (text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at))
+    assert svc(recipe, "worker").flag("--block-size") == "4"

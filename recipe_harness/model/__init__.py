@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from recipe_harness.load.manifests import Document
 from recipe_harness.model import v1alpha1, v1beta1
+from recipe_harness.model.cmdline import flag_value, split_argv, split_script  # noqa: F401 -- the command-line reader
 from recipe_harness.model.deployment import (  # noqa: F401 -- the model's public types
     PVC,
     ROLE_DECODE,
@@ -23,9 +24,6 @@ from recipe_harness.model.deployment import (  # noqa: F401 -- the model's publi
     Mount,
     Service,
     as_int,
-    flag_value,
-    split_argv,
-    split_script,
 )
 
 

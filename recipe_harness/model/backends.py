@@ -10,17 +10,17 @@ rules can point at the right line.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from recipe_harness.load.manifests import Document, PathT, load_file
-from recipe_harness.model import Service, split_script
+from recipe_harness.load.scalars import file_lines
+from recipe_harness.model import Service
 from recipe_harness.model.bundle import LoadedRecipe
+from recipe_harness.model.cmdline import container_args, flag_hits, split_option
+from recipe_harness.model.shell import Walker, as_written, kubernetes_expand
 
 Source = tuple[str, int, int]
 
@@ -182,14 +182,6 @@ class EngineConfig:
 # --------------------------------------------------------------------------- positions
 
 
-@lru_cache(maxsize=256)
-def _file_lines(file: str) -> tuple[str, ...]:
-    try:
-        return tuple(Path(file).read_text(encoding="utf-8", errors="replace").splitlines())
-    except OSError:
-        return ()
-
-
 class _Locator:
     """Finds words of a scalar (a shell script, a config file in a ConfigMap) in the file text."""
 
@@ -199,7 +191,7 @@ class _Locator:
         self.cursor = self.line
 
     def find(self, needle: str, *, advance: bool = True, span: int = 400) -> Source:
-        lines = _file_lines(self.file)
+        lines = file_lines(self.file)
         for ln in range(self.cursor, min(len(lines), self.cursor + span) + 1):
             text = lines[ln - 1]
             idx = text.find(needle)
@@ -219,60 +211,26 @@ class _Word:
 # --------------------------------------------------------------------------- argv
 
 
-_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
-_SHELLS = {"sh", "bash", "/bin/sh", "/bin/bash", "/usr/bin/bash", "/usr/bin/sh"}
-
-
-def _expand(word: str, env: dict[str, str]) -> str:
-    def sub(m: re.Match[str]) -> str:
-        name = m.group(1) or m.group(3)
-        if name in env:
-            return env[name]
-        if m.group(2) is not None:
-            return m.group(2)
-        return m.group(0)
-
-    for _ in range(3):  # values may refer to other variables
-        new = _VAR.sub(sub, word)
-        if new == word:
-            break
-        word = new
-    return word
-
-
 def service_env(service: Service) -> dict[str, str]:
     """Literal env values of a service (later definitions win)."""
     return {v.name: v.value for v in service.env if v.value is not None}
 
 
-def _container_words(doc: Document, service: Service) -> list[_Word]:
-    """Words of the service's command + args with their positions."""
+def _container_words(doc: Document, service: Service, env: dict[str, str]) -> list[_Word]:
+    """Words of the service's command + args with their positions, ``$VAR`` expanded from ``env``: in a
+    ``sh -c`` script as the shell does (quotes respected, unknown parts left as written), in list items
+    Kubernetes' ``$(VAR)``."""
     base = service.args_path[:-1] if service.args_path else ()
     if not base:
         # the model found words elsewhere (or none); keep them, positioned at the service
         return [_Word(w, (doc.file, *doc.pos(service.path))) for w in service.argv]
-    return container_words(doc, base)
-
-
-def container_words(doc: Document, container: PathT) -> list[_Word]:
-    """Words of a container's command + args with their positions; ``sh -c`` scripts split into words."""
-    items: list[tuple[str, PathT]] = []
-    for key in ("command", "args"):
-        value = doc.get(*container, key)
-        if isinstance(value, list):
-            items.extend((str(v), tuple(container) + (key, i)) for i, v in enumerate(value))
+    walker = Walker(env)
     words: list[_Word] = []
-    i = 0
-    while i < len(items):
-        text, path = items[i]
-        if text in _SHELLS and i + 1 < len(items) and items[i + 1][0].startswith("-") and "c" in items[i + 1][0]:
-            for script, spath in items[i + 2:]:
-                loc = _Locator(doc, spath)
-                for w in split_script(script):
-                    words.append(_Word(w, loc.find(w)))
-            break
-        words.append(_Word(text, (doc.file, *doc.pos(path))))
-        i += 1
+    for arg in container_args(doc, base):
+        if arg.in_script:
+            words.extend(_Word(as_written(f), arg.src) for f in walker.expand(kubernetes_expand(arg.raw, env)))
+        else:
+            words.append(_Word(kubernetes_expand(arg.text, env), arg.src))
     return words
 
 
@@ -282,9 +240,6 @@ def _engine_words(words: list[_Word]) -> tuple[str | None, list[_Word]]:
         if w.text == "-m" and i + 1 < len(words) and words[i + 1].text.startswith("dynamo."):
             return words[i + 1].text, words[i + 2:]
     return None, words
-
-
-_FLAG_EQ = re.compile(r"^(--?[A-Za-z0-9][\w.-]*)=(.*)$", re.S)
 
 
 def _dashed_flags(words: list[_Word]) -> list[_Word]:
@@ -301,20 +256,13 @@ def _dashed_flags(words: list[_Word]) -> list[_Word]:
 
 
 def _flag(words: list[_Word], names: tuple[str, ...]) -> _Word | None:
-    """Last value of any of ``names`` (``--x v`` / ``--x=v``); a bare flag gives an empty-text word."""
-    found: _Word | None = None
-    wanted = set(names)
-    for i, w in enumerate(words):
-        m = _FLAG_EQ.match(w.text)
-        if m and m.group(1) in wanted:
-            found = _Word(m.group(2), w.src)
-        elif w.text in wanted:
-            nxt = words[i + 1] if i + 1 < len(words) else None
-            if nxt is not None and (not nxt.text.startswith("-") or _is_number(nxt.text)):
-                found = _Word(nxt.text, w.src)
-            else:
-                found = _Word("", w.src)
-    return found
+    """Last value of any of ``names`` (``--x v`` / ``--x=v``) at the option's position; a bare flag gives an
+    empty-text word."""
+    hits = flag_hits([w.text for w in words], names)
+    if not hits:
+        return None
+    i, value = hits[-1]
+    return _Word(value, words[i].src)
 
 
 def _bool_flag(words: list[_Word], name: str) -> tuple[bool | None, Source | None]:
@@ -323,8 +271,7 @@ def _bool_flag(words: list[_Word], name: str) -> tuple[bool | None, Source | Non
     src: Source | None = None
     neg = "--no-" + name[2:]
     for i, w in enumerate(words):
-        m = _FLAG_EQ.match(w.text)
-        head, val = (m.group(1), m.group(2)) if m else (w.text, None)
+        head, val = split_option(w.text)
         if head == name:
             if val is None and i + 1 < len(words) and words[i + 1].text.lower() in ("true", "false"):
                 val = words[i + 1].text
@@ -333,14 +280,6 @@ def _bool_flag(words: list[_Word], name: str) -> tuple[bool | None, Source | Non
         elif head == neg:
             state, src = False, w.src
     return state, src
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _to_int(value: Any) -> int | None:
@@ -499,7 +438,7 @@ def _engine_config(recipe: LoadedRecipe, service: Service) -> EngineConfig:
     if doc is None:
         return EngineConfig(backend="unknown")
     env = service_env(service)
-    words = [_Word(_expand(w.text, env), w.src) for w in _container_words(doc, service)]
+    words = _container_words(doc, service, env)
     module, words = _engine_words(words)
     backend = detect_backend(recipe, service, module)
     if backend == "frontend":
@@ -756,7 +695,7 @@ def frontend_config(recipe: LoadedRecipe, frontend: Service) -> FrontendConfig:
         return out
     doc = dep.document
     env = service_env(frontend)
-    words = [_Word(_expand(w.text, env), w.src) for w in _container_words(doc, frontend)]
+    words = _container_words(doc, frontend, env)
     _, words = _engine_words(words)
     env_src: dict[str, Source] = {v.name: (doc.file, *doc.pos(v.path)) for v in frontend.env if v.path}
     if env.get("DYN_ROUTER_MODE"):

@@ -6,12 +6,11 @@ picks the reader for a document.
 
 from __future__ import annotations
 
-import re
-import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 from recipe_harness.load.manifests import Document, PathT
+from recipe_harness.model.cmdline import flag_value
 
 ROLE_FRONTEND = "frontend"
 ROLE_WORKER = "worker"      # aggregated worker
@@ -170,54 +169,6 @@ class Deployment:
 
     def service(self, name: str) -> Service | None:
         return next((s for s in self.services if s.name == name), None)
-
-
-_FLAG_SPLIT = re.compile(r"^(--?[A-Za-z0-9][\w.-]*)=(.*)$", re.S)
-
-
-def flag_value(argv: list[str], *names: str, default: str | None = None) -> str | None:
-    """Last value of any of ``names`` in ``argv``; ``""`` if present without a value."""
-    found: str | None = None
-    wanted = set(names)
-    for i, word in enumerate(argv):
-        m = _FLAG_SPLIT.match(word)
-        if m and m.group(1) in wanted:
-            found = m.group(2)
-        elif word in wanted:
-            nxt = argv[i + 1] if i + 1 < len(argv) else None
-            found = nxt if nxt is not None and not nxt.startswith("-") else ""
-    return default if found is None else found
-
-
-_SHELLS = {"sh", "bash", "/bin/sh", "/bin/bash", "/usr/bin/bash"}
-_SHELL_C_FLAGS = {"-c", "-ec", "-xc", "-exc", "-lc", "-euc", "-ce", "-exuc"}
-
-
-def split_argv(command: list[Any], args: list[Any]) -> list[str]:
-    """Command + args as words; ``sh -c "script"`` scripts are split (never run) into their words."""
-    words = [str(w) for w in (command or [])] + [str(a) for a in (args or [])]
-    out: list[str] = []
-    i = 0
-    while i < len(words):
-        w = words[i]
-        if w in _SHELLS and i + 1 < len(words) and words[i + 1] in _SHELL_C_FLAGS:
-            out.extend(split_script(" ".join(words[i + 2:])))
-            break
-        out.append(w)
-        i += 1
-    return out
-
-
-def split_script(script: str) -> list[str]:
-    """Words of a shell script, with line continuations and separators handled loosely."""
-    script = script.replace("\\\n", " ")
-    try:
-        lexer = shlex.shlex(script, posix=True, punctuation_chars=";&|")
-        lexer.whitespace_split = True
-        lexer.commenters = "#"
-        return [t for t in lexer if t not in (";", "&&", "||", "&", "|")]
-    except ValueError:
-        return script.split()
 
 
 def as_int(value: Any, default: int = 0) -> int:

@@ -10,449 +10,43 @@ scripts, scripts mounted from ConfigMaps, plain command + args) and :meth:`Scrip
 places the calls at file positions.
 
 Nothing is ever executed: command substitutions (``$(date +%s)``, backticks) stay unresolved,
-arithmetic (``$((10*concurrency))``) is evaluated on integers only, ``while`` bodies are read
-once, every ``if`` branch is read, and the walk has a step budget and a depth limit.
+arithmetic (``$((10*concurrency))``) is evaluated as bash does on 64-bit integers, ``while`` bodies
+are read once, every ``if`` branch and ``case`` arm is read, and the walk has a step budget and a depth
+limit. The script is parsed by :mod:`recipe_harness.model.cmdline` (tree-sitter-bash).
 """
 
 from __future__ import annotations
 
-import ast
 import fnmatch
 import operator
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from pathlib import PurePosixPath
+from typing import Any
 
 from recipe_harness.load.manifests import Document, PathT
-from recipe_harness.model.backends import _file_lines
+from recipe_harness.load.scalars import ScalarMap
+from recipe_harness.model.cmdline import (  # noqa: F401 -- the parse the walker reads, re-exported
+    SHELLS,
+    Block,
+    Node,
+    ShellSyntaxError,
+    Simple,
+    Word,
+    is_shell,
+    parse,
+    script_map,
+    shell_call,
+    skip_balanced,
+    skip_dquote,
+)
 
 MAX_STEPS = 20_000
 MAX_DEPTH = 32
 MAX_LOOP_ITEMS = 256
-MAX_SCRIPT_CHARS = 256 * 1024
 
 UNRESOLVED_OPEN, UNRESOLVED_CLOSE = "\u27e8", "\u27e9"   # ⟨ ⟩ mark text that could not be resolved
-
-
-class ShellSyntaxError(ValueError):
-    def __init__(self, message: str, line: int) -> None:
-        super().__init__(f"line {line}: {message}")
-        self.line = line
-
-
-@dataclass(frozen=True)
-class Word:
-    raw: str          # as written, quotes included
-    line: int         # 1-based line and column of its first character in the script
-    col: int = 1
-
-
-@dataclass(frozen=True)
-class Op:
-    text: str         # ; \n && || | & ( ) or a redirection operator
-    line: int
-
-
-Token = Word | Op
-
-_REDIRS = ("<<<", "<<-", "<<", ">>", ">&", "<&", "&>", ">|", "<>", ">", "<")
-
-
-def _skip_balanced(s: str, i: int, open_: str, close: str) -> int:
-    """Index just past the ``close`` matching an already-consumed ``open_`` at depth 1."""
-    depth = 1
-    n = len(s)
-    while i < n:
-        c = s[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "'" and open_ == "(":
-            j = s.find("'", i + 1)
-            i = n if j < 0 else j + 1
-            continue
-        if c == '"':
-            i = _skip_dquote(s, i + 1)
-            continue
-        if c == open_:
-            depth += 1
-        elif c == close:
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return n
-
-
-def _skip_dquote(s: str, i: int) -> int:
-    """Index just past the closing double quote (``i`` is just after the opening one)."""
-    n = len(s)
-    while i < n:
-        c = s[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == '"':
-            return i + 1
-        if c == "$" and i + 1 < n and s[i + 1] in "({":
-            i = _skip_balanced(s, i + 2, s[i + 1], ")" if s[i + 1] == "(" else "}")
-            continue
-        if c == "`":
-            j = s.find("`", i + 1)
-            i = n if j < 0 else j + 1
-            continue
-        i += 1
-    raise ShellSyntaxError("unterminated double quote", s.count("\n", 0, n) + 1)
-
-
-def tokenize(script: str) -> list[Token]:
-    """Words and operators; comments, line continuations and here-document bodies are dropped."""
-    if len(script) > MAX_SCRIPT_CHARS:
-        raise ShellSyntaxError(f"script longer than {MAX_SCRIPT_CHARS} characters", 1)
-    s = script
-    n = len(s)
-    i = 0
-    line = 1
-    tokens: list[Token] = []
-    pending_heredocs: list[tuple[str, bool]] = []
-    word_start: int | None = None
-    word_line = 1
-
-    def end_word(j: int) -> None:
-        nonlocal word_start
-        if word_start is not None:
-            tokens.append(Word(s[word_start:j], word_line, word_start - s.rfind("\n", 0, word_start)))
-            word_start = None
-
-    while i < n:
-        c = s[i]
-        if c == "\\" and i + 1 < n and s[i + 1] == "\n":
-            # line continuation: joins words only when inside one
-            if word_start is not None:
-                end_word(i)
-            i += 2
-            line += 1
-            continue
-        if c in " \t\r":
-            end_word(i)
-            i += 1
-            continue
-        if c == "\n":
-            end_word(i)
-            tokens.append(Op("\n", line))
-            i += 1
-            line += 1
-            if pending_heredocs:
-                i, line = _skip_heredocs(s, i, line, pending_heredocs)
-                pending_heredocs = []
-            continue
-        if c == "#" and word_start is None:
-            j = s.find("\n", i)
-            i = n if j < 0 else j
-            continue
-        if word_start is None and c in ";&|()<>":
-            op = None
-            for cand in ("&&", "||", ";;", "|&", *_REDIRS, ";", "&", "|", "(", ")"):
-                if s.startswith(cand, i):
-                    op = cand
-                    break
-            assert op is not None
-            tokens.append(Op(op, line))
-            i += len(op)
-            if op in ("<<", "<<-"):
-                # the delimiter word follows; remember it to skip the body after this line
-                k = i
-                while k < n and s[k] in " \t":
-                    k += 1
-                m = re.match(r"""(['"]?)([A-Za-z0-9_.-]+)\1""", s[k:])
-                if m:
-                    pending_heredocs.append((m.group(2), op == "<<-"))
-                    tokens.append(Word(m.group(0), line, k - s.rfind("\n", 0, k)))
-                    i = k + m.end()
-            continue
-        if word_start is not None and c in ";&|()<>":
-            # operators end a word, except redirections glued to a digit (2>&1) or $( ... )
-            if c in "<>" and s[word_start:i].isdigit():
-                word_start = None
-                continue
-            end_word(i)
-            continue
-        if word_start is None:
-            word_start, word_line = i, line
-        if c == "\\":
-            i += 2
-            continue
-        if c == "'":
-            j = s.find("'", i + 1)
-            if j < 0:
-                raise ShellSyntaxError("unterminated single quote", line)
-            line += s.count("\n", i, j)
-            i = j + 1
-            continue
-        if c == '"':
-            try:
-                j = _skip_dquote(s, i + 1)
-            except ShellSyntaxError:
-                raise ShellSyntaxError("unterminated double quote", line) from None
-            line += s.count("\n", i, j)
-            i = j
-            continue
-        if c == "$" and i + 1 < n and s[i + 1] in "({":
-            j = _skip_balanced(s, i + 2, s[i + 1], ")" if s[i + 1] == "(" else "}")
-            line += s.count("\n", i, j)
-            i = j
-            continue
-        if c == "`":
-            j = s.find("`", i + 1)
-            j = n if j < 0 else j + 1
-            line += s.count("\n", i, j)
-            i = j
-            continue
-        i += 1
-    end_word(n)
-    return tokens
-
-
-def _skip_heredocs(s: str, i: int, line: int, docs: list[tuple[str, bool]]) -> tuple[int, int]:
-    n = len(s)
-    for delim, _strip_tabs in docs:
-        while i < n:
-            j = s.find("\n", i)
-            text = s[i:] if j < 0 else s[i:j]
-            i = n if j < 0 else j + 1
-            line += 1
-            if text.strip() == delim:
-                break
-    return i, line
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-@dataclass
-class Simple:
-    words: list[Word]
-    line: int
-
-
-@dataclass
-class Block:
-    kind: str                         # "seq" | "for" | "loop" | "if" | "func" | "case"
-    line: int
-    body: list[Node] = field(default_factory=list)
-    var: str = ""                     # for: loop variable; func: name
-    items: list[Word] = field(default_factory=list)   # for: the words after `in`
-    header: str = ""
-
-
-Node = Simple | Block
-
-_SEPARATORS = {";", "\n", "&&", "||", "|", "&", "|&"}
-
-
-class _Parser:
-    def __init__(self, tokens: list[Token]) -> None:
-        self.t = tokens
-        self.i = 0
-
-    def peek(self) -> Token | None:
-        return self.t[self.i] if self.i < len(self.t) else None
-
-    def word_is(self, tok: Token | None, *texts: str) -> bool:
-        return isinstance(tok, Word) and tok.raw in texts
-
-    def skip_separators(self) -> None:
-        while isinstance(self.peek(), Op) and self.peek().text in _SEPARATORS:  # type: ignore[union-attr]
-            self.i += 1
-
-    def parse_list(self, terminators: tuple[str, ...]) -> list[Node]:
-        nodes: list[Node] = []
-        while True:
-            self.skip_separators()
-            tok = self.peek()
-            if tok is None:
-                if terminators:
-                    raise ShellSyntaxError(f"missing {' or '.join(terminators)}", self.t[-1].line if self.t else 1)
-                return nodes
-            if self.word_is(tok, *terminators) or (isinstance(tok, Op) and tok.text in terminators):
-                return nodes
-            nodes.append(self.parse_command())
-
-    def expect(self, *texts: str) -> Token:
-        self.skip_separators()
-        tok = self.peek()
-        if tok is None or not (self.word_is(tok, *texts) or (isinstance(tok, Op) and tok.text in texts)):
-            line = tok.line if tok is not None else (self.t[-1].line if self.t else 1)
-            raise ShellSyntaxError(f"expected {' or '.join(texts)}", line)
-        self.i += 1
-        return tok
-
-    def parse_command(self) -> Node:
-        tok = self.peek()
-        assert tok is not None
-        if isinstance(tok, Word):
-            if tok.raw == "for":
-                return self.parse_for()
-            if tok.raw in ("while", "until"):
-                self.i += 1
-                cond = self.parse_list(("do",))
-                self.expect("do")
-                body = self.parse_list(("done",))
-                self.expect("done")
-                return Block("loop", tok.line, cond + body)
-            if tok.raw == "if":
-                return self.parse_if()
-            if tok.raw == "case":
-                return self.parse_case()
-            if tok.raw == "{":
-                self.i += 1
-                body = self.parse_list(("}",))
-                self.expect("}")
-                return Block("seq", tok.line, body)
-            if tok.raw == "function":
-                self.i += 1
-                name = self.peek()
-                if not isinstance(name, Word):
-                    raise ShellSyntaxError("function name expected", tok.line)
-                self.i += 1
-                if isinstance(self.peek(), Op) and self.peek().text == "(":  # type: ignore[union-attr]
-                    self.i += 1
-                    self.expect(")")
-                return self.parse_func_body(name.raw, tok.line)
-            nxt = self.t[self.i + 1] if self.i + 1 < len(self.t) else None
-            nxt2 = self.t[self.i + 2] if self.i + 2 < len(self.t) else None
-            if isinstance(nxt, Op) and nxt.text == "(" and isinstance(nxt2, Op) and nxt2.text == ")":
-                self.i += 3
-                return self.parse_func_body(tok.raw, tok.line)
-        if isinstance(tok, Op) and tok.text == "(":
-            self.i += 1
-            body = self.parse_list((")",))
-            self.expect(")")
-            return Block("seq", tok.line, body)
-        return self.parse_simple()
-
-    def parse_func_body(self, name: str, line: int) -> Block:
-        self.skip_separators()
-        tok = self.peek()
-        if self.word_is(tok, "{"):
-            self.i += 1
-            body = self.parse_list(("}",))
-            self.expect("}")
-        elif isinstance(tok, Op) and tok.text == "(":
-            self.i += 1
-            body = self.parse_list((")",))
-            self.expect(")")
-        else:
-            raise ShellSyntaxError(f"function {name}: body expected", line)
-        return Block("func", line, body, var=name)
-
-    def parse_for(self) -> Block:
-        start = self.peek()
-        assert start is not None
-        self.i += 1
-        var = self.peek()
-        if isinstance(var, Op) and var.text == "(":
-            # for (( ... )): arithmetic loop, read once without binding
-            depth = 0
-            while self.peek() is not None:
-                tok = self.peek()
-                self.i += 1
-                if isinstance(tok, Op) and tok.text == "(":
-                    depth += 1
-                elif isinstance(tok, Op) and tok.text == ")":
-                    depth -= 1
-                    if depth <= 0 and isinstance(self.peek(), Op) and self.peek().text == ")":  # type: ignore[union-attr]
-                        self.i += 1
-                        break
-            self.expect("do")
-            body = self.parse_list(("done",))
-            self.expect("done")
-            return Block("loop", start.line, body, header="for (( ))")
-        if not isinstance(var, Word):
-            raise ShellSyntaxError("for: variable name expected", start.line)
-        self.i += 1
-        items: list[Word] = []
-        tok = self.peek()
-        if self.word_is(tok, "in"):
-            self.i += 1
-            while isinstance(self.peek(), Word) and not self.word_is(self.peek(), "do"):
-                items.append(self.peek())  # type: ignore[arg-type]
-                self.i += 1
-        else:
-            items = [Word('"$@"', start.line)]
-        self.expect("do")
-        body = self.parse_list(("done",))
-        self.expect("done")
-        header = f"for {var.raw} in {' '.join(w.raw for w in items)}"
-        return Block("for", start.line, body, var=var.raw, items=items, header=header)
-
-    def parse_if(self) -> Block:
-        start = self.peek()
-        assert start is not None
-        self.i += 1
-        body: list[Node] = []
-        body += self.parse_list(("then",))
-        self.expect("then")
-        while True:
-            body += self.parse_list(("elif", "else", "fi"))
-            tok = self.expect("elif", "else", "fi")
-            if isinstance(tok, Word) and tok.raw == "fi":
-                break
-            if isinstance(tok, Word) and tok.raw == "elif":
-                body += self.parse_list(("then",))
-                self.expect("then")
-        return Block("if", start.line, body)
-
-    def parse_case(self) -> Block:
-        start = self.peek()
-        assert start is not None
-        depth = 0
-        while self.peek() is not None:
-            tok = self.peek()
-            self.i += 1
-            if self.word_is(tok, "case"):
-                depth += 1
-            elif self.word_is(tok, "esac"):
-                depth -= 1
-                if depth == 0:
-                    return Block("case", start.line)
-        raise ShellSyntaxError("case without esac", start.line)
-
-    def parse_simple(self) -> Simple:
-        words: list[Word] = []
-        line = self.peek().line  # type: ignore[union-attr]
-        while True:
-            tok = self.peek()
-            if tok is None:
-                break
-            if isinstance(tok, Op):
-                if tok.text in _REDIRS:
-                    self.i += 1
-                    if isinstance(self.peek(), Word):
-                        self.i += 1   # the redirection target
-                    continue
-                if tok.text in ("(", ")") and words:
-                    break
-                if tok.text in _SEPARATORS or tok.text in ("(", ")", ";;"):
-                    break
-            else:
-                if not words and tok.raw in ("then", "do", "done", "fi", "else", "elif", "}", "esac"):
-                    break
-                words.append(tok)
-            self.i += 1
-        if not words:
-            tok = self.peek()
-            if isinstance(tok, Word):
-                raise ShellSyntaxError(f"unexpected {tok.raw!r}", tok.line)
-            if tok is not None:
-                self.i += 1  # a stray operator: step over it
-        return Simple(words, line)
-
-
-def parse(script: str) -> list[Node]:
-    return _Parser(tokenize(script)).parse_list(())
 
 
 # --------------------------------------------------------------------------- expansion
@@ -481,47 +75,196 @@ class _Budget:
             raise ShellSyntaxError("script too complex to read (step budget exhausted)", 0)
 
 
-_ARITH_OPS = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
-}
+_INT64 = 1 << 64
+
+
+def _wrap(v: int) -> int:
+    """Bash arithmetic is on signed 64-bit integers: results wrap around."""
+    v &= _INT64 - 1
+    return v - _INT64 if v >= 1 << 63 else v
+
+
+def _trunc_div(a: int, b: int) -> int:
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+_ARITH_TOKEN = re.compile(r"\s*(?:(0[xX][0-9a-fA-F]+|\d+#[0-9A-Za-z@_]+|\d+)|([A-Za-z_][A-Za-z0-9_]*)|"
+                          r"(\*\*=|<<=|>>=|&&|\|\||==|!=|<=|>=|<<|>>|\*\*|\+\+|--|[-+*/%&^|]=|[-+*/%<>&^|!~?:,()=]))")
+# binary operators by precedence, loosest first (bash(1), ARITHMETIC EVALUATION)
+_BINARY: list[dict[str, Any]] = [
+    {"||": lambda a, b: int(bool(a) or bool(b))},
+    {"&&": lambda a, b: int(bool(a) and bool(b))},
+    {"|": operator.or_},
+    {"^": operator.xor},
+    {"&": operator.and_},
+    {"==": lambda a, b: int(a == b), "!=": lambda a, b: int(a != b)},
+    {"<": lambda a, b: int(a < b), ">": lambda a, b: int(a > b), "<=": lambda a, b: int(a <= b),
+     ">=": lambda a, b: int(a >= b)},
+    {"<<": lambda a, b: a << (b & 63), ">>": lambda a, b: a >> (b & 63)},
+    {"+": operator.add, "-": operator.sub},
+    {"*": operator.mul, "/": _trunc_div, "%": lambda a, b: a - b * _trunc_div(a, b)},
+]
+
+
+class _Unknown(Exception):
+    """The expression uses something not known here (a variable, an assignment, a division by zero)."""
+
+
+class _Arith:
+    """Bash's ``$(( ))`` on 64-bit integers: C-style truncating ``/`` and ``%``, ``**``, shifts, bitwise and
+    logical operators, comparisons, ``?:`` and ``,``. Assignments (``=``, ``+=``, ``++``) are not
+    evaluated (they would change the script's variables): such an expression is unknown."""
+
+    def __init__(self, text: str, lookup) -> None:
+        self.tokens: list[tuple[str, str]] = []
+        pos = 0
+        text = text.rstrip()
+        while pos < len(text):
+            m = _ARITH_TOKEN.match(text, pos)
+            if not m or m.end() == pos:
+                raise _Unknown(text[pos:])
+            kind = "num" if m.group(1) else "name" if m.group(2) else "op"
+            self.tokens.append((kind, m.group(m.lastindex or 0)))
+            pos = m.end()
+        self.i = 0
+        self.lookup = lookup
+        self.depth = 0
+
+    def peek(self) -> str | None:
+        return self.tokens[self.i][1] if self.i < len(self.tokens) and self.tokens[self.i][0] == "op" else None
+
+    def take(self, op: str) -> None:
+        if self.peek() != op:
+            raise _Unknown(op)
+        self.i += 1
+
+    def run(self) -> int:
+        if not self.tokens:
+            return 0
+        value = self.comma()
+        if self.i != len(self.tokens):
+            raise _Unknown("trailing")
+        return value
+
+    def comma(self) -> int:
+        value = self.ternary()
+        while self.peek() == ",":
+            self.i += 1
+            value = self.ternary()
+        return value
+
+    def ternary(self) -> int:
+        cond = self.binary(0)
+        if self.peek() in ("=", "+=", "-=", "*=", "/=", "%=", "<<=", ">>=", "&=", "^=", "|=", "**="):
+            raise _Unknown("assignment")
+        if self.peek() != "?":
+            return cond
+        self.i += 1
+        yes = self.comma()
+        self.take(":")
+        no = self.ternary()
+        return yes if cond else no
+
+    def binary(self, level: int) -> int:
+        if level == len(_BINARY):
+            return self.power()
+        ops = _BINARY[level]
+        value = self.binary(level + 1)
+        while self.peek() in ops:
+            op = self.peek()
+            self.i += 1
+            right = self.binary(level + 1)
+            if op in ("/", "%") and right == 0:
+                raise _Unknown("division by 0")
+            value = _wrap(ops[op](value, right))
+        return value
+
+    def power(self) -> int:
+        base = self.unary()
+        if self.peek() == "**":
+            self.i += 1
+            exp = self.power()   # right associative
+            if exp < 0:
+                raise _Unknown("negative exponent")
+            return _wrap(pow(base, exp, _INT64))
+        return base
+
+    def unary(self) -> int:
+        op = self.peek()
+        if op in ("-", "+", "!", "~"):
+            self.i += 1
+            v = self.unary()
+            return {"-": lambda: _wrap(-v), "+": lambda: v, "!": lambda: int(not v), "~": lambda: ~v}[op]()
+        if op in ("++", "--"):
+            raise _Unknown("assignment")
+        return self.primary()
+
+    def primary(self) -> int:
+        if self.i >= len(self.tokens):
+            raise _Unknown("end")
+        kind, text = self.tokens[self.i]
+        self.i += 1
+        if kind == "op" and text == "(":
+            value = self.comma()
+            self.take(")")
+            return value
+        if kind == "num":
+            return _wrap(_number(text))
+        if kind == "name":
+            if self.peek() in ("++", "--"):
+                raise _Unknown("assignment")
+            return self.variable(text)
+        raise _Unknown(text)
+
+    def variable(self, name: str) -> int:
+        value = self.lookup(name)
+        if value is None or not is_resolved(value):
+            raise _Unknown(name)
+        value = value.strip()
+        if not value:
+            return 0
+        self.depth += 1
+        if self.depth > 16:
+            raise _Unknown("recursion")
+        try:    # a variable's value is itself an expression
+            return _Arith(value, self.lookup).run()
+        finally:
+            self.depth -= 1
+
+
+def _number(text: str) -> int:
+    if text[:2] in ("0x", "0X"):
+        return int(text[2:], 16)
+    if "#" in text:
+        base_text, digits = text.split("#", 1)
+        base = int(base_text)
+        if not 2 <= base <= 64:
+            raise _Unknown(text)
+        alphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ@_"
+        value = 0
+        for ch in digits:
+            d = alphabet.index(ch.lower() if base <= 36 else ch)
+            if d >= base:
+                raise _Unknown(text)
+            value = value * base + d
+        return value
+    if len(text) > 1 and text[0] == "0":
+        try:
+            return int(text, 8)
+        except ValueError:
+            raise _Unknown(text) from None
+    return int(text)
 
 
 def arithmetic(expr: str, lookup) -> int | None:
-    """Evaluate a ``$(( ))`` expression on integers; ``None`` when it uses anything unknown."""
+    """Evaluate a ``$(( ))`` expression as bash does; ``None`` when it uses anything unknown (an unset or
+    unresolved variable, an assignment, a division by zero, a syntax bash would reject)."""
     text = re.sub(rf"\$\{{({_NAME})\}}|\$({_NAME})", lambda m: m.group(1) or m.group(2), expr)
-    text = text.replace("/", "//").replace("////", "//")
     try:
-        tree = ast.parse(text.strip() or "0", mode="eval")
-    except SyntaxError:
+        return _Arith(text, lookup).run()
+    except (_Unknown, ValueError, RecursionError):
         return None
-
-    def ev(node: ast.AST) -> int | None:
-        if isinstance(node, ast.Expression):
-            return ev(node.body)
-        if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
-            return node.value
-        if isinstance(node, ast.Name):
-            value = lookup(node.id)
-            if value is None or not is_resolved(value):
-                return None
-            value = value.strip() or "0"
-            return int(value) if re.fullmatch(r"-?\d+", value) else None
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            v = ev(node.operand)
-            return None if v is None else (-v if isinstance(node.op, ast.USub) else v)
-        if isinstance(node, ast.BinOp) and type(node.op) in _ARITH_OPS:
-            a, b = ev(node.left), ev(node.right)
-            if a is None or b is None:
-                return None
-            if isinstance(node.op, (ast.FloorDiv, ast.Mod)) and b == 0:
-                return None
-            if abs(a) > 10**12 or abs(b) > 10**12:
-                return None
-            return _ARITH_OPS[type(node.op)](a, b)
-        return None
-
-    return ev(tree)
 
 
 def _strip_pattern(value: str, pattern: str, op: str) -> str:
@@ -654,7 +397,7 @@ class Walker:
                 has_field = True
                 i = j + 1
             elif c == '"':
-                j = _skip_dquote(s, i + 1)
+                j = skip_dquote(s, i + 1)
                 current.append(self._expand_dquoted(s[i + 1:j - 1]))
                 has_field = True
                 i = j
@@ -717,15 +460,15 @@ class Walker:
             return "$", i + 1, False
         c = s[i + 1]
         if s.startswith("$((", i):
-            j = _skip_balanced(s, i + 2, "(", ")")
+            j = skip_balanced(s, i + 2, "(", ")")
             inner = s[i + 3:j - 2] if s[j - 2:j] == "))" else s[i + 3:j - 1]
             value = arithmetic(inner, self._lookup_expanded)
             return (str(value) if value is not None else unresolved(s[i:j])), j, False
         if c == "(":
-            j = _skip_balanced(s, i + 2, "(", ")")
+            j = skip_balanced(s, i + 2, "(", ")")
             return unresolved(s[i:j]), j, False
         if c == "{":
-            j = _skip_balanced(s, i + 2, "{", "}")
+            j = skip_balanced(s, i + 2, "{", "}")
             value, array = self._brace(s[i + 2:j - 1], s[i:j])
             return value, j, array
         m = re.match(_NAME, s[i + 1:])
@@ -823,7 +566,7 @@ class Walker:
                 self.context.pop()
                 if previous is not None:
                     self.assign(node.var, previous)
-            elif node.kind in ("loop", "if", "seq"):
+            elif node.kind in ("loop", "if", "case", "seq"):
                 if node.header:
                     self.context.append(node.header)
                 self.walk(node.body, depth + 1)
@@ -926,7 +669,6 @@ def as_written(value: str) -> str:
 
 # --------------------------------------------------------------------------- what the containers of manifests run
 
-SHELLS = {"sh", "bash", "dash", "zsh", "ash", "ksh"}
 _TEMPLATE_SPEC = ("spec", "template", "spec")
 _POD_SPECS: dict[str, PathT] = {
     "Pod": ("spec",), "CronJob": ("spec", "jobTemplate", *_TEMPLATE_SPEC),
@@ -999,20 +741,13 @@ class Script:
     argv: list[tuple[str, PathT]] | None = None
 
     @cached_property
-    def _origin(self) -> tuple[int, int, bool]:
-        """(file line, file column) of the script's line 1, column 1, and whether it is a block scalar."""
-        line, col = self.doc.pos(self.path)
-        lines = _file_lines(self.doc.file)
-        rest = lines[line - 1][col - 1:] if 0 < line <= len(lines) else ""
-        if re.match(r"[|>][-+0-9]*\s*(#.*)?$", rest):
-            body = next((t for t in lines[line:] if t.strip()), "")
-            return line + 1, len(body) - len(body.lstrip()) + 1, True
-        return line, col + (rest[:1] in ("'", '"')), False
+    def _where(self) -> ScalarMap:
+        value = self.doc.get(*self.path)
+        return script_map(self.doc, self.path, value if isinstance(value, str) else self.text)
 
     def at(self, line: int, col: int = 1) -> tuple[int, int]:
         """File (line, col) of a (line, col) of the script text."""
-        first, first_col, block = self._origin
-        return first + line - 1, first_col + col - 1 if block or line == 1 else col
+        return self._where.at_line_col(self.text, line, col)
 
     def invocations(self, programs: Programs = AIPERF_PROFILE) -> list[Invocation]:
         """The calls of ``programs`` it makes, at file positions (raises :class:`ShellSyntaxError`, whose line
@@ -1058,18 +793,15 @@ def _container_script(c: Container, config_maps: dict[str, Document]) -> Script 
     if not items:
         return None
     argv = [w for w, _ in items]
-    if PurePosixPath(argv[0]).name not in SHELLS:
-        return Script(c.doc, items[0][1], c.env, c, argv=items)
-    k = 1
-    while k < len(argv) and argv[k][:1] in "-+" and "c" not in argv[k][1:] and argv[k] != "--":
-        k += 2 if argv[k].endswith("o") else 1   # -o pipefail, -euo pipefail
-    if k < len(argv) and argv[k].startswith("-") and "c" in argv[k][1:]:
-        return Script(c.doc, items[k + 1][1], c.env, c, argv[k + 1]) if k + 1 < len(argv) else None
-    if k < len(argv):
-        # `bash /scripts/run.sh`: a script file, from a ConfigMap of the manifest if one is mounted there
-        found = _mounted(argv[k], c, config_maps)
-        if found is not None:
-            return Script(found[0], ("data", found[1]), c.env, c, str(found[0].get("data", found[1])))
+    call = shell_call(argv)
+    if call is None:
+        return None if is_shell(argv[0]) else Script(c.doc, items[0][1], c.env, c, argv=items)
+    if call.command_string:
+        return Script(c.doc, items[call.index][1], c.env, c, argv[call.index])
+    # `bash /scripts/run.sh`: a script file, from a ConfigMap of the manifest if one is mounted there
+    found = _mounted(argv[call.index], c, config_maps)
+    if found is not None:
+        return Script(found[0], ("data", found[1]), c.env, c, str(found[0].get("data", found[1])))
     return None
 
 

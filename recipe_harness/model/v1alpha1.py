@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from recipe_harness.load.manifests import Document
+from recipe_harness.model.cmdline import split_argv
 from recipe_harness.model.deployment import (
     PVC,
     ROLE_DECODE,
@@ -19,7 +20,6 @@ from recipe_harness.model.deployment import (
     Mount,
     Service,
     as_int,
-    split_argv,
 )
 
 _ROLE_BY_TYPE = {"frontend": ROLE_FRONTEND, "planner": ROLE_PLANNER, "worker": ROLE_WORKER,

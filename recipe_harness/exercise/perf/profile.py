@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from recipe_harness.load.manifests import Document
 from recipe_harness.model.bundle import LoadedRecipe
+from recipe_harness.model.cmdline import is_option, split_option
 from recipe_harness.model.shell import Invocation, ShellSyntaxError, is_resolved, iter_unresolved, scripts
 
 MIN_REQUESTS = 4
@@ -210,9 +211,7 @@ def _parse_args(args: list[str]) -> _Parsed:
     i = 0
     while i < len(args):
         arg = args[i]
-        inline: str | None = None
-        if arg.startswith("--") and "=" in arg:
-            arg, inline = arg.split("=", 1)
+        arg, inline = split_option(arg)
         if arg in _TYPED:
             name, kind = _TYPED[arg]
             if kind == "flag":
@@ -235,11 +234,11 @@ def _parse_args(args: list[str]) -> _Parsed:
             value, i = _take(args, i, inline)
             out.environment += [arg] + ([value] if value is not None else [])
         elif arg in _ENV_MULTI:
-            while i + 1 < len(args) and not args[i + 1].startswith("-"):
+            while i + 1 < len(args) and not is_option(args[i + 1]):
                 i += 1
             out.environment.append(arg)
         elif arg.startswith("-"):
-            if inline is None and i + 1 < len(args) and not args[i + 1].startswith("-"):
+            if inline is None and i + 1 < len(args) and not is_option(args[i + 1]):
                 i += 1
                 out.ignored.append(f"{arg} {args[i]}")
             else:

@@ -29,6 +29,7 @@ from recipe_harness.findings import Finding
 from recipe_harness.model import Service
 from recipe_harness.model.backends import EngineConfig
 from recipe_harness.model.bundle import LoadedRecipe
+from recipe_harness.model.cmdline import flag_hits
 from recipe_harness.static.rules import rule
 from recipe_harness.static.rules.common import effective_mode, emit, known, service_at, workers
 from recipe_harness.static.rules.scripts import aiperf_runs
@@ -39,14 +40,11 @@ _FRACTION_FLAGS = {"vllm": ("--gpu-memory-utilization", 0.9), "sglang": ("--mem-
 def _fraction(cfg: EngineConfig) -> float:
     flag, default = _FRACTION_FLAGS.get(cfg.backend, ("", 1.0))
     value = default
-    for i, word in enumerate(cfg.argv):
-        text = word.split("=", 1)
-        if text[0] == flag:
-            raw = text[1] if len(text) == 2 else (cfg.argv[i + 1] if i + 1 < len(cfg.argv) else "")
-            try:
-                value = float(raw)
-            except ValueError:
-                pass
+    for _, raw in flag_hits(cfg.argv, (flag,)):
+        try:
+            value = float(raw)
+        except ValueError:
+            pass
     return min(max(value, 0.0), 1.0)
 
 

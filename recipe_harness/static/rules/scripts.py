@@ -16,6 +16,7 @@ from recipe_harness.exercise.perf.profile import perf_documents
 from recipe_harness.load.manifests import Document
 from recipe_harness.model.backends import Source
 from recipe_harness.model.bundle import LoadedRecipe
+from recipe_harness.model.cmdline import flag_hits, is_option
 from recipe_harness.model.shell import (
     AIPERF_PROFILE,
     Container,
@@ -75,29 +76,12 @@ class _Call:
 
     def flags(self, *names: str) -> list[tuple[str, Source]]:
         """Every ``--x v`` / ``--x=v`` of ``names``: value and position of the option (``""`` for a bare flag)."""
-        out = []
-        for i, text in enumerate(self.args):
-            if text in names:
-                nxt = self.args[i + 1] if i + 1 < len(self.args) else "-"
-                out.append(("" if nxt.startswith("-") and not _number(nxt) else nxt, self.src_of(i)))
-            else:
-                option, eq, value = text.partition("=")
-                if eq and option in names:
-                    out.append((value, self.src_of(i)))
-        return out
+        return [(value, self.src_of(i)) for i, value in flag_hits(self.args, names)]
 
     def flag(self, *names: str) -> tuple[str, Source] | None:
         """The last of ``names``."""
         found = self.flags(*names)
         return found[-1] if found else None
-
-
-def _number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _calls(documents: list[Document], programs: Programs) -> list[_Call]:
@@ -200,7 +184,7 @@ def _download(call: _Call) -> Download | None:
         return Download(c, m.group(1), call.src, ld.group(1) if ld else None, c.env)
     # flags that take a value are not positionals: drop the words that follow them
     skip = {i + 1 for i, a in enumerate(call.args) if a in _VALUED}
-    repos = [i for i, a in enumerate(call.args) if i not in skip and not a.startswith("-")]
+    repos = [i for i, a in enumerate(call.args) if i not in skip and not is_option(a)]
     if not repos:
         return None
     local, cache_dir = call.flag("--local-dir"), call.flag("--cache-dir")
