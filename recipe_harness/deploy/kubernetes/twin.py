@@ -3,8 +3,9 @@
 Rewrites a recipe's DynamoGraphDeployment the way the Dynamo project's own mocker examples are
 written (``examples/backends/mocker/deploy``): every worker keeps its name, type, replicas,
 disaggregation role, env, Secrets and volume mounts, but runs ``python3 -m dynamo.mocker`` with
-the model, served name, block size, batch limits and data parallelism of the engine it stands
-in for, in the image that ships the mocker, with no GPU/RDMA requests and no GPU node
+the model, served name, engine type, block size, batch limits and data parallelism of the engine
+it stands in for (:func:`recipe_harness.deploy.mocker.mocker_args`, the local twin's builder too),
+in the image that ships the mocker, with no GPU/RDMA requests and no GPU node
 selection. The frontend keeps its command (router mode, port) in the same image, and so does a
 worker's ``frontendSidecar`` (the GAIE pattern: a frontend in every worker pod). The DGD name,
 and so every Service name the perf Job talks to, is unchanged.
@@ -17,9 +18,10 @@ routing, disaggregation, PVCs, perf artifacts -- runs end to end on a GPU-less c
 The mocker parses its command line strictly (an unknown flag exits with status 2, a
 CrashLoopBackOff on a cluster), and its flags differ between Dynamo releases, so the twin
 emits only flags the mocker *in the twin image* declares
-(:data:`recipe_harness.deploy.mocker.MOCKER_FLAGS`, one entry per release, read from ``components/src/dynamo/mocker/args.py`` of each ``ai-dynamo``
-release): ``--max-model-len`` only from 1.4.0, ``--disaggregation-mode`` from 1.0.0 and
-``--is-prefill-worker``/``--is-decode-worker`` before it. Which release's flags, and which
+(:data:`recipe_harness.deploy.mocker.MOCKER_FLAGS`, one entry per release, read from
+``components/src/dynamo/mocker/args.py`` of each ``ai-dynamo`` release): ``--max-model-len``
+only from 1.4.0, ``--disaggregation-mode`` from 1.0.0 and ``--is-prefill-worker``/``--is-decode-worker``
+before it. Which release's flags, and which
 image (:func:`mocker_cli`):
 
 - no ``--twin-image``: the Dynamo release of the recipe's own images (``ai-dynamo/*:X.Y.Z``).
@@ -61,6 +63,7 @@ from recipe_harness.model.bundle import LoadedRecipe
 
 __all__ = ["DEFAULT_DYNAMO_VERSION", "MOCKER_FLAGS", "MockerCli", "Twin", "TwinOptions", "mocker_cli", "mocker_twin",
            "twin_dgd", "twin_image"]
+
 # "There is no dedicated mocker-runtime image. The published dynamo-planner image includes the
 # ai-dynamo wheel [...] needed by python3 -m dynamo.mocker" -- Dynamo's mocker examples
 # (examples/backends/mocker/deploy/disagg.yaml). The dynamo-planner image exists from Dynamo
