@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from kube_emulator import PODS, SERVICES, EmulatedCluster  # noqa: E402
 
-from recipe_harness.deploy.kubernetes.client import ApiError, Backoff, Kube, Unreachable  # noqa: E402
+from recipe_harness.deploy.kubernetes.client import ApiError, Backoff, Kube, Unreachable, poll  # noqa: E402
 from recipe_harness.deploy.kubernetes.portforward import PortForward  # noqa: E402
 from recipe_harness.deploy.kubernetes.resources import POD  # noqa: E402
 
@@ -161,6 +161,67 @@ def test_client_exceptions_become_api_errors_and_are_not_retried(exc_name):
     assert not info.value.transient and fake.calls == 1
     with pytest.raises(ApiError):
         kube.delete("/api/v1/namespaces/x")  # the cleanup path's call: an ApiError too
+
+
+class _Answer:
+    def __init__(self, status: int, body: bytes = b"", retry_after: str | None = None) -> None:
+        self.status, self.reason, self._body = status, "", body
+        self.headers = {"Retry-After": retry_after} if retry_after is not None else {}
+
+    def read(self) -> bytes:
+        return self._body
+
+
+class _AnsweringApiClient(_RaisingApiClient):
+    """An ApiClient whose requests get ``answers`` in turn (the last one for ever after)."""
+
+    def __init__(self, answers: list[_Answer]) -> None:
+        super().__init__(Exception())
+        self.answers = answers
+
+    def call_api(self, *args, **kw):
+        self.calls += 1
+        return self.answers[min(self.calls, len(self.answers)) - 1]
+
+
+def test_transient_answers_are_retried_with_jittered_backoff_and_retry_after():
+    slept: list[float] = []
+    fake = _AnsweringApiClient([_Answer(503), _Answer(429, retry_after="0.3"), _Answer(200, b'{"ok": 1}')])
+    kube = Kube(fake, backoff=Backoff(attempts=4, base=0.5, cap=10, sleep=slept.append))  # type: ignore[arg-type]
+    assert kube.get("/api/v1/namespaces") == {"ok": 1}
+    assert fake.calls == 3
+    assert 0.25 <= slept[0] <= 0.5 and slept[1] == 0.3   # base * 2**0 halved, half of it random; Retry-After
+
+
+def test_retries_end_after_the_attempts_with_the_last_answers_error_and_others_are_not_retried():
+    slept: list[float] = []
+    fake = _AnsweringApiClient([_Answer(503, b'{"reason": "ServiceUnavailable", "message": "etcd"}')])
+    kube = Kube(fake, backoff=Backoff(attempts=4, base=0.5, cap=0.8, sleep=slept.append))  # type: ignore[arg-type]
+    with pytest.raises(ApiError) as info:
+        kube.get("/api/v1/namespaces")
+    assert (info.value.status, info.value.reason, fake.calls, len(slept)) == (503, "ServiceUnavailable", 4, 3)
+    assert 0.25 <= slept[0] <= 0.5 and all(0.4 <= s <= 0.8 for s in slept[1:])   # base * 2**n capped at 0.8
+    fake = _AnsweringApiClient([_Answer(404, b'{"reason": "NotFound"}')])
+    kube = Kube(fake, backoff=Backoff(attempts=4, sleep=slept.append))  # type: ignore[arg-type]
+    assert kube.get_or_none("/api/v1/namespaces/x") is None and fake.calls == 1
+
+
+def test_poll_calls_until_done_or_timeout_and_answers_the_last_result():
+    calls: list[int] = []
+
+    def count() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert poll(count, lambda n: n >= 3, timeout=60, interval=0.01) == 3
+    calls.clear()
+    assert poll(count, lambda n: False, timeout=0, interval=0.01) == 1   # no time left: one call answers
+
+    def broken() -> int:
+        raise ApiError(403, "Forbidden", "no")
+
+    with pytest.raises(ApiError, match="403"):
+        poll(broken, lambda n: True, timeout=60, interval=0.01)
 
 
 # -- operator-shaped objects (ai-dynamo/dynamo deploy/operator) -----------------------------------

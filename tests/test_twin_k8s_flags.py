@@ -1,10 +1,12 @@
-"""The Kubernetes mocker twin writes only flags the mocker in its image accepts.
+"""The mocker twins write only flags the mocker they run accepts, and both twins write the same ones.
 
 The mocker exits on an unknown flag, so a twin whose flags its image lacks never starts
 (CrashLoopBackOff). The flags the shipped release (``.venv-dynamo``: ai-dynamo
 ``DEFAULT_DYNAMO_VERSION``) takes are checked against the installed mocker itself: its
 ``--help`` and its own argument parser (``dynamo.mocker.args.parse_args``) run on every
-worker's arguments of every recipe. Older releases are checked against the per-release table.
+worker's arguments of every recipe, the Kubernetes twin's and the local twin's. Older releases
+are checked against the per-release table. The two twins' arguments for a worker differ only in
+the builder's parameters (``recipe_harness.deploy.mocker``): model path, served name, DP cap.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from recipe_harness.deploy.kubernetes.twin import (
     mocker_cli,
     mocker_twin,
 )
-from recipe_harness.deploy.twin import plan
+from recipe_harness.deploy.twin import Caps, plan
 from recipe_harness.load.discovery import discover
 from recipe_harness.model.backends import engine_config
 from recipe_harness.model.bundle import LoadedRecipe
@@ -125,6 +127,23 @@ def images(dgd: dict) -> set[str]:
 
 
 ALL = load_all()
+NO_CAPS = Caps(processes_per_service=1000, worker_processes=1000, data_parallel=1000)
+
+
+def without_model(args: list[str]) -> list[str]:
+    """``args`` without ``--model-path`` and ``--model-name`` and their values."""
+    out = list(args)
+    for flag in ("--model-path", "--model-name"):
+        if flag in out:
+            i = out.index(flag)
+            del out[i:i + 2]
+    return out
+
+
+def local_argvs(recipe: LoadedRecipe, caps: Caps | None = None) -> dict[str, list[str]]:
+    """The local twin's mocker arguments per worker service, as its processes get them (tokenizer folder aside)."""
+    return {w.service: ["--model-path", "/tmp/tiny", *w.args]
+            for w in plan(recipe, caps or NO_CAPS, speedup_ratio=10).workers}
 
 
 # -- the table against the installed mocker ---------------------------------------------------------
@@ -170,6 +189,9 @@ def parsed() -> dict[tuple[str, str], dict]:
         for name, container in mocker_containers(mocker_twin(recipe).dgd).items():
             keys.append((recipe.id, name))
             argvs.append(container["args"])
+        for name, args in local_argvs(recipe, Caps()).items():
+            keys.append((recipe.id, name, "local"))
+            argvs.append(args)
     return dict(zip(keys, parse_with_installed_mocker(argvs), strict=True))
 
 
@@ -193,6 +215,65 @@ def test_twin_worker_args_pass_the_installed_mockers_parser(recipe, parsed):
         assert result["block_size"] == cfg.block_size
     assert set(re.findall(r"--[a-z0-9-]+", " ".join(" ".join(c["args"]) for c in workers.values()))) \
         <= MOCKER_FLAGS[SHIPPED]
+
+
+@needs_dynamo
+@pytest.mark.parametrize("recipe", ALL, ids=[r.id for r in ALL])
+def test_local_twin_worker_args_pass_the_installed_mockers_parser(recipe, parsed):
+    twin = plan(recipe, Caps())
+    for w in twin.workers:
+        result = parsed[(recipe.id, w.service, "local")]
+        assert result["ok"], f"{recipe.id} {w.service}: {w.args} -> {result['error']}"
+        assert result["mode"] == {"worker": "agg"}.get(w.role, w.role), w.service
+        assert result["model_name"] == twin.model_name
+        assert (result["dp_size"] or 1) == w.data_parallel
+
+
+@pytest.mark.parametrize("recipe", ALL, ids=[r.id for r in ALL])
+def test_both_twins_write_the_same_mocker_args_for_every_worker(recipe):
+    """Same flags, values and order; only the builder's parameters differ: the Kubernetes twin names
+    the recipe's model and each worker's own served name, the local twin its tokenizer folder and the
+    twin-wide served name (and caps DP, lifted here)."""
+    local = plan(recipe, NO_CAPS, speedup_ratio=10)
+    kube = {name: c["args"] for name, c in mocker_containers(mocker_twin(recipe).dgd).items()}
+    assert sorted(kube) == sorted(w.service for w in local.workers)
+    for w in local.workers:
+        cfg = engine_config(recipe, recipe.deployment.service(w.service))
+        model = cfg.model or cfg.served_name or "Qwen/Qwen3-0.6B"
+        assert kube[w.service][:4] == ["--model-path", model, "--model-name", cfg.served_name or model]
+        assert w.args[:2] == ["--model-name", local.model_name]
+        assert without_model(kube[w.service]) == without_model(w.args), w.service
+
+
+def test_the_local_twin_caps_data_parallel_and_the_cluster_twin_does_not():
+    recipe = load(ROOT / "recipes", "deepseek-r1/trtllm/disagg/wide_ep/gb200")
+    kube = mocker_containers(mocker_twin(recipe).dgd)["TrtllmDecodeWorker"]["args"]
+    assert kube[kube.index("--data-parallel-size") + 1] == "32"
+    local = plan(recipe, Caps(data_parallel=4))
+    decode = next(w for w in local.workers if w.service == "TrtllmDecodeWorker")
+    assert decode.args[decode.args.index("--data-parallel-size") + 1] == "4" and decode.data_parallel == 4
+    assert "TrtllmDecodeWorker: data parallel 32 -> 4 ranks per mocker (cap)" in local.notes
+    assert "TrtllmDecodeWorker: trtllm attention DP over the TP ranks, 32 ranks -> one mocker instance with " \
+           "--data-parallel-size 32" in mocker_twin(recipe).notes
+
+
+def test_a_mocker_recipe_keeps_its_own_tuning_in_the_cluster_twin():
+    recipe = load(ROOT / "recipes", "mocker-tiny/mocker/agg")
+    args = mocker_containers(mocker_twin(recipe).dgd)["MockerWorker"]["args"]
+    assert args[args.index("--num-gpu-blocks-override") + 1] == "4096"
+    assert args[args.index("--max-num-batched-tokens") + 1] == "8192"
+    assert args[args.index("--speedup-ratio") + 1] == "1.0" and args.count("--speedup-ratio") == 1
+
+
+def test_an_engine_type_the_release_lacks_is_left_out_and_noted(tmp_path):
+    twin = mocker_twin(retagged(tmp_path, "1.2.0", "deepseek-r1/trtllm/disagg/wide_ep/gb200"))
+    for container in mocker_containers(twin.dgd).values():
+        assert "--engine-type" not in container["args"]
+    assert "TrtllmDecodeWorker: trtllm simulated as vLLM (the mocker of Dynamo 1.2.0 has no trtllm engine type)" \
+        in twin.notes
+    twin = mocker_twin(retagged(tmp_path, "1.3.1", "deepseek-r1/trtllm/disagg/wide_ep/gb200"))
+    for container in mocker_containers(twin.dgd).values():
+        assert container["args"][container["args"].index("--engine-type") + 1] == "trtllm"
 
 
 # -- older releases, table-driven ---------------------------------------------------------------------

@@ -4,8 +4,9 @@ One ``dynamo.frontend`` with the recipe's router mode and KV-event setting -- it
 service's, or else (no Frontend service) those of the ``frontendSidecar`` the operator runs in
 every pod of a worker service, the GAIE pattern -- and for every worker service one ``dynamo.mocker`` process per replica, each in the service's disaggregation role with
 the served model name, data-parallel size, block size, max model length and max sequences of the
-engine it stands in for (:func:`recipe_harness.model.backends.engine_config`). Mocker recipes keep
-their mocker tuning flags. Tensor/pipeline/expert parallelism and multinode layouts have no
+engine it stands in for (:func:`recipe_harness.model.backends.engine_config`), written by
+:func:`recipe_harness.deploy.mocker.mocker_args`, the builder the Kubernetes twin uses too. Mocker recipes
+keep their mocker tuning flags. Tensor/pipeline/expert parallelism and multinode layouts have no
 CPU analogue: one replica is one mocker worker, which is noted.
 
 Counts this machine cannot run are scaled down, never refused, and every reduction is a note
@@ -32,33 +33,30 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from recipe_harness.deploy.mocker import mocker_args
 from recipe_harness.endpoint import DeployError
 from recipe_harness.model import ROLE_DECODE, ROLE_PREFILL, ROLE_WORKER, Service, flag_value
 from recipe_harness.model.backends import EngineConfig, engine_config, frontend_config
 from recipe_harness.model.bundle import LoadedRecipe
 
 FRONTEND_ROUTER_MODES = ("round-robin", "random", "power-of-two", "kv", "least-loaded", "device-aware-weighted")
-MOCKER_ENGINES = ("vllm", "sglang", "trtllm")
-# Mocker tuning flags a mocker recipe keeps in its twin (valued, then boolean).
-MOCKER_VALUE_FLAGS = ("--num-gpu-blocks-override", "--max-num-batched-tokens", "--speedup-ratio",
-                      "--decode-speedup-ratio", "--preemption-mode", "--engine-type", "--kv-transfer-bandwidth",
-                      "--kv-cache-dtype", "--kv-bytes-per-token", "--reasoning")
-MOCKER_BOOL_FLAGS = ("--enable-prefix-caching", "--no-enable-prefix-caching", "--enable-chunked-prefill",
-                     "--no-enable-chunked-prefill")
 
 
-def _default_caps() -> tuple[int, int]:
+def _default_caps() -> tuple[int, int, int]:
     cpus = os.cpu_count() or 2
-    return max(2, min(4, cpus)), max(4, min(16, 3 * cpus))
+    return max(2, min(4, cpus)), max(4, min(16, 3 * cpus)), max(4, min(16, 2 * cpus))
 
 
 @dataclass(frozen=True)
 class Caps:
-    """How much of a recipe this machine runs (defaults scale with the CPU count: 2 and 6 on 2 cores)."""
+    """How much of a recipe this machine runs: properties of the machine, never of the plan (a cluster
+    twin runs every replica and every DP rank). The defaults scale with the CPU count: 2 processes a
+    service, 6 in all and 4 DP ranks a process on 2 cores; each DP rank of a mocker process runs its
+    own simulated scheduler."""
 
     processes_per_service: int = _default_caps()[0]
     worker_processes: int = _default_caps()[1]
-    data_parallel: int = 4
+    data_parallel: int = _default_caps()[2]
 
 
 @dataclass
@@ -152,51 +150,6 @@ def run_role(service: Service, cfg: EngineConfig, has_prefill: bool) -> str:
     return service.role
 
 
-def mocker_data_parallel(service: Service, cfg: EngineConfig, caps: Caps, notes: list[str]) -> int:
-    """DP ranks of one mocker process standing in for one replica of ``service`` (noted when capped)."""
-    dp = max(1, cfg.data_parallel)
-    if dp > 1:
-        how = {"vllm": "data parallel", "sglang": "DP attention" if cfg.attention_dp else "data parallel",
-               "trtllm": "attention DP over the TP ranks"}.get(cfg.backend, "data parallel")
-        notes.append(f"{service.name}: {cfg.backend} {how}, {dp} ranks -> one mocker instance with "
-                     f"--data-parallel-size {min(dp, caps.data_parallel)}")
-    if dp > caps.data_parallel:
-        notes.append(f"{service.name}: data parallel {dp} -> {caps.data_parallel} ranks per mocker (cap)")
-        dp = caps.data_parallel
-    return dp
-
-
-def _mocker_args(service: Service, role: str, cfg: EngineConfig, model_name: str, caps: Caps,
-                 notes: list[str]) -> list[str]:
-    args = ["--model-name", model_name]
-    if role in (ROLE_PREFILL, ROLE_DECODE):
-        args += ["--disaggregation-mode", role]
-    elif cfg.disaggregation_mode in (ROLE_PREFILL, ROLE_DECODE):
-        args += ["--disaggregation-mode", cfg.disaggregation_mode]
-    if cfg.backend in MOCKER_ENGINES:
-        args += ["--engine-type", cfg.backend]
-    dp = mocker_data_parallel(service, cfg, caps, notes)
-    if dp > 1:
-        args += ["--data-parallel-size", str(dp)]
-    if cfg.block_size:
-        args += ["--block-size", str(cfg.block_size)]
-    if cfg.max_model_len:
-        args += ["--max-model-len", str(cfg.max_model_len)]
-    if cfg.max_num_seqs:
-        args += ["--max-num-seqs", str(cfg.max_num_seqs)]
-    if not cfg.prefix_caching:
-        args.append("--no-enable-prefix-caching")
-    if cfg.backend == "mocker":
-        for name in MOCKER_VALUE_FLAGS:
-            value = flag_value(cfg.argv, name)
-            if value:
-                args += [name, value]
-        for name in MOCKER_BOOL_FLAGS:
-            if name in cfg.argv and name not in args:
-                args.append(name)
-    return args
-
-
 def _parallelism_note(service: Service, cfg: EngineConfig) -> str | None:
     parts = []
     if cfg.tensor_parallel > 1:
@@ -285,9 +238,8 @@ def plan(recipe: LoadedRecipe, caps: Caps | None = None, *, speedup_ratio: float
         if n < service.replicas:
             notes.append(f"{service.name}: {service.replicas} replicas -> {n} mocker processes "
                          f"(cap {caps.processes_per_service} per service, {caps.worker_processes} in all)")
-        args = _mocker_args(service, role, cfg, model_name, caps, notes)
-        if speedup_ratio is not None and "--speedup-ratio" not in args:
-            args += ["--speedup-ratio", f"{speedup_ratio:g}"]
+        args = mocker_args(recipe.id, service, cfg, role, model_name=model_name, speedup_ratio=speedup_ratio,
+                           data_parallel_cap=caps.data_parallel, notes=notes)
         note = _parallelism_note(service, cfg)
         if note:
             notes.append(note)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from recipe_harness.endpoint import Component, Endpoint
 
@@ -486,6 +487,13 @@ def kv_events_applied(client: SmokeClient, frontend: Component) -> float:
                if name == KV_EVENTS_METRIC and labels.get("event_type") == "stored")
 
 
+def _kv_events_seen(client: SmokeClient, frontend: Component | None, before: float, within_s: float) -> bool:
+    """Whether the frontend's router applies more than ``before`` KV events within ``within_s`` seconds."""
+    return Retrying(stop=stop_after_delay(within_s), wait=wait_fixed(0.05), retry=retry_if_result(lambda seen: not seen),
+                    retry_error_callback=lambda state: False)(
+        lambda: frontend is not None and kv_events_applied(client, frontend) > before)
+
+
 def check_kv_routing(client: SmokeClient, n: int = 4, settle_s: float = 5.0) -> Result:
     ep = client.endpoint
     if ep.router_mode != "kv":
@@ -500,14 +508,9 @@ def check_kv_routing(client: SmokeClient, n: int = 4, settle_s: float = 5.0) -> 
     shared = prompt(120, f"kv-{uuid.uuid4().hex}")
     for i in range(n):
         _expect_ok(client.chat(shared + f" Question {i}: what comes next?", max_tokens=4), f"request {i}")
-        if i == 0:  # the router must have indexed the first request's blocks before the next one
-            deadline = time.monotonic() + settle_s
-            while time.monotonic() < deadline:
-                if frontend is not None and kv_events_applied(client, frontend) > events:
-                    break
-                time.sleep(0.05)
-            else:
-                notes.append(f"the router applied no KV events within {settle_s:g}s of the first request")
+        if i == 0 and not _kv_events_seen(client, frontend, events, settle_s):
+            # the router must have indexed the first request's blocks before the next one
+            notes.append(f"the router applied no KV events within {settle_s:g}s of the first request")
     after = served_requests(client, routed)
     delta = {k: after[k] - before.get(k, 0) for k in after}
     top = max(delta, key=lambda k: delta[k])

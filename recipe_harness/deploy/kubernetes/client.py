@@ -4,8 +4,8 @@ Every call goes through the client's own ``ApiClient`` (kubeconfig auth, exec pl
 client certificates, proxies all work as with ``kubectl``), but bodies stay plain dicts:
 no model classes, so custom resources and unknown fields survive untouched.
 
-Transient API errors (429, 5xx, dropped connections) are retried with capped exponential
-backoff that honours ``Retry-After``; other errors become :class:`ApiError` whose message
+Transient API errors (429, 5xx, dropped connections) are retried (tenacity) with capped
+exponential backoff that honours ``Retry-After``; other errors become :class:`ApiError` whose message
 says what to fix (403 names the verb and resource the kubeconfig user lacks). Nothing else
 leaves a :class:`Kube` method: the client's own exceptions (``ApiValueError``, ``ApiTypeError``,
 ``ValueError`` and ``TypeError`` from building or sending a request) become an :class:`ApiError`
@@ -15,11 +15,10 @@ too, so every caller's cleanup path (``except ApiError``) holds.
 from __future__ import annotations
 
 import json
-import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import urllib3
@@ -27,11 +26,23 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException, OpenApiException
 from kubernetes.config.config_exception import ConfigException
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    retry_if_result,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+    wait_fixed,
+    wait_random_exponential,
+)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
 FIELD_MANAGER = "recipe-harness"
+T = TypeVar("T")
 
 
 class KubeError(Exception):
@@ -86,17 +97,49 @@ class ApiError(KubeError):
 
 @dataclass
 class Backoff:
-    """Capped exponential backoff with jitter; ``attempts`` tries in all."""
+    """Capped exponential backoff with jitter; ``attempts`` tries in all. The delay before retry
+    ``n`` (from 0) is ``min(cap, base * 2**n)`` scaled by a random factor in [0.5, 1] (half fixed,
+    half random), or the answer's ``Retry-After`` (capped). ``sleep`` is what waits (tests pass a
+    fake one)."""
 
     attempts: int = 6
     base: float = 0.5
     cap: float = 10.0
     sleep: Any = time.sleep
 
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+    def _jitter(self) -> Any:
+        half = {"multiplier": self.base / 2, "max": self.cap / 2}
+        return wait_exponential(**half) + wait_random_exponential(**half)
+
+    def wait(self, state: RetryCallState) -> float:
+        """tenacity's ``wait``: the delay after the attempt ``state`` describes."""
+        exc = state.outcome.exception() if state.outcome is not None and state.outcome.failed else None
+        retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.cap)
-        return min(self.cap, self.base * (2 ** attempt)) * (0.5 + random.random() / 2)
+        return self._jitter()(state)
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """The delay before retry ``attempt`` (from 0), for loops that wait their own way (a watch's stop event)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.cap)
+        state = RetryCallState(None, None, (), {})
+        state.attempt_number = attempt + 1
+        return self._jitter()(state)
+
+    def retrying(self) -> Retrying:
+        """Retries an :class:`ApiError` that is transient, up to ``attempts`` tries; the last error is raised."""
+        return Retrying(stop=stop_after_attempt(self.attempts), wait=self.wait, sleep=self.sleep, reraise=True,
+                        retry=retry_if_exception(lambda exc: isinstance(exc, ApiError) and exc.transient))
+
+
+def poll(check: Callable[[], T], done: Callable[[T], bool], timeout: float, interval: float) -> T:
+    """Call ``check`` every ``interval`` seconds until ``done`` holds for its result or ``timeout``
+    seconds have passed (then one last call answers); returns the last result. ``check`` runs at
+    least once; what it raises, and an interrupt while waiting, ends the poll."""
+    return Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(interval),
+                    retry=retry_if_result(lambda result: not done(result)),
+                    retry_error_callback=lambda state: state.outcome.result())(check)
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -188,17 +231,6 @@ class Kube:
         raise ApiError(resp.status, reason or str(resp.reason or ""), message, method, path,
                        retry_after=_retry_after(resp.headers))
 
-    def _retrying(self, fn, method: str, path: str):
-        attempt = 0
-        while True:
-            try:
-                return fn()
-            except ApiError as exc:
-                attempt += 1
-                if not exc.transient or attempt >= self.backoff.attempts:
-                    raise
-                self.backoff.sleep(self.backoff.delay(attempt - 1, exc.retry_after))
-
     def request(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
                 content_type: str | None = None, timeout: float | None = None) -> Any:
         """One request; returns the decoded JSON body (``None`` if empty)."""
@@ -209,7 +241,7 @@ class Kube:
             data = resp.read()
             return json.loads(data) if data else None
 
-        return self._retrying(once, method, path)
+        return self.backoff.retrying()(once)
 
     def text(self, path: str, *, query: dict[str, Any] | None = None, timeout: float | None = None) -> str:
         """A GET whose answer is plain text (pod logs)."""
@@ -219,7 +251,7 @@ class Kube:
             self._raise_for(resp, "GET", path)
             return (resp.read() or b"").decode("utf-8", "replace")
 
-        return self._retrying(once, "GET", path)
+        return self.backoff.retrying()(once)
 
     def stream_lines(self, path: str, *, query: dict[str, Any], read_timeout: float,
                      on_open: Any = None) -> Iterator[bytes]:
@@ -234,7 +266,7 @@ class Kube:
             self._raise_for(resp, "GET", path)
             return resp
 
-        resp = self._retrying(open_, "GET", path)
+        resp = self.backoff.retrying()(open_)
         raw = resp.response
         if on_open is not None:
             on_open(raw)

@@ -17,13 +17,13 @@ import re
 import secrets
 import socket
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from recipe_harness.deploy.kubernetes.client import ApiError, Kube, KubeError
+from recipe_harness.deploy.kubernetes.client import poll as until
 from recipe_harness.deploy.kubernetes.resources import NAMESPACE
 from recipe_harness.operator_names import (
     DNS_LABEL_MAX,
@@ -217,12 +217,7 @@ def delete_namespace(kube: Kube, name: str, *, wait: float = 120.0, poll: float 
                                   "own namespaces")
     if not (current.get("metadata") or {}).get("deletionTimestamp"):
         kube.delete(path)
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if kube.get_or_none(path) is None:
-            return True
-        time.sleep(poll)
-    return kube.get_or_none(path) is None
+    return until(lambda: kube.get_or_none(path) is None, bool, wait, poll)
 
 
 def list_harness_namespaces(kube: Kube, prefix: str | None = None) -> list[dict[str, Any]]:

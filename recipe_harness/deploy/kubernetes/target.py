@@ -8,19 +8,19 @@ import os
 import secrets as _secrets
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from recipe_harness.deploy import DeployError, DeploySkip, Endpoint
 from recipe_harness.deploy.kubernetes import analysis, cache, diagnostics, perf_artifacts
 from recipe_harness.deploy.kubernetes.access import Access, api_service, open_access, unsupported
 from recipe_harness.deploy.kubernetes.analysis import Failure
-from recipe_harness.deploy.kubernetes.client import MERGE_PATCH, Backoff, Kube, KubeError
+from recipe_harness.deploy.kubernetes.client import MERGE_PATCH, Backoff, Kube, KubeError, poll
 from recipe_harness.deploy.kubernetes.namespace import (
     REGISTRY,
     NamespaceBudgetError,
@@ -341,18 +341,23 @@ class KubernetesTarget:
                           + (f"\n  diagnostics: {diag_dir}" if diag_dir else ""))
 
     def _wait_http(self, url: str, model: str | None, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
         last = ""
-        while time.monotonic() < deadline:
+
+        def listed(client: httpx.Client) -> bool:
+            nonlocal last
             try:
-                with urllib.request.urlopen(url + "/v1/models", timeout=5) as resp:  # noqa: S310 -- 127.0.0.1
-                    body = resp.read().decode("utf-8", "replace")
-                    if resp.status == 200 and (not model or model in body):
-                        return
-                    last = f"HTTP {resp.status}: {body[:200]}"
-            except (urllib.error.URLError, OSError) as exc:
-                last = str(exc)
-            time.sleep(1.0)
+                resp = client.get(url + "/v1/models")
+            except (httpx.HTTPError, OSError) as exc:
+                last = str(exc) or type(exc).__name__
+                return False
+            if resp.status_code == 200 and (not model or model in resp.text):
+                return True
+            last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+            return False
+
+        with httpx.Client(timeout=5.0, trust_env=False) as client:  # 127.0.0.1: no proxy
+            if poll(lambda: listed(client), bool, timeout, 1.0):
+                return
         raise DeployError(f"the frontend did not list model {model} through the port-forward within "
                           f"{timeout:.0f}s (--http-timeout): {last}")
 
@@ -556,10 +561,8 @@ class KubernetesTarget:
                 for path in reversed(self._created.get(recipe_id, [])):
                     kube.delete(path, propagation="Foreground" if "/jobs/" in path else "Background")
                 if wait > 0:
-                    deadline = time.monotonic() + wait
-                    while time.monotonic() < deadline and any(
-                            kube.get_or_none(p) is not None for p in self._created.get(recipe_id, [])):
-                        time.sleep(0.5)
+                    poll(lambda: any(kube.get_or_none(p) is not None for p in self._created.get(recipe_id, [])),
+                         lambda left: not left, wait, 0.5)
                 return
             if delete_namespace(kube, ns, wait=wait):
                 REGISTRY.discard(ns)
@@ -621,9 +624,7 @@ class KubernetesTarget:
     def _replace_job(self, namespace: str, name: str) -> None:
         path = JOB.path(namespace, name)
         if self.kube.delete(path, propagation="Foreground"):
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and self.kube.get_or_none(path) is not None:
-                time.sleep(0.5)
+            poll(lambda: self.kube.get_or_none(path), lambda job: job is None, 60, 0.5)
 
     def _job_pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
         items = (self.kube.get(POD.path(namespace), labelSelector=f"job-name={job}") or {}).get("items") or []

@@ -3,8 +3,9 @@
 Rewrites a recipe's DynamoGraphDeployment the way the Dynamo project's own mocker examples are
 written (``examples/backends/mocker/deploy``): every worker keeps its name, type, replicas,
 disaggregation role, env, Secrets and volume mounts, but runs ``python3 -m dynamo.mocker`` with
-the model, served name, block size, batch limits and data parallelism of the engine it stands
-in for, in the image that ships the mocker, with no GPU/RDMA requests and no GPU node
+the model, served name, engine type, block size, batch limits and data parallelism of the engine
+it stands in for (:func:`recipe_harness.deploy.mocker.mocker_args`, the local twin's builder too),
+in the image that ships the mocker, with no GPU/RDMA requests and no GPU node
 selection. The frontend keeps its command (router mode, port) in the same image, and so does a
 worker's ``frontendSidecar`` (the GAIE pattern: a frontend in every worker pod). The DGD name,
 and so every Service name the perf Job talks to, is unchanged.
@@ -16,10 +17,11 @@ routing, disaggregation, PVCs, perf artifacts -- runs end to end on a GPU-less c
 
 The mocker parses its command line strictly (an unknown flag exits with status 2, a
 CrashLoopBackOff on a cluster), and its flags differ between Dynamo releases, so the twin
-emits only flags the mocker *in the twin image* declares (:data:`MOCKER_FLAGS`, one entry
-per release, read from ``components/src/dynamo/mocker/args.py`` of each ``ai-dynamo``
-release): ``--max-model-len`` only from 1.4.0, ``--disaggregation-mode`` from 1.0.0 and
-``--is-prefill-worker``/``--is-decode-worker`` before it. Which release's flags, and which
+emits only flags the mocker *in the twin image* declares
+(:data:`recipe_harness.deploy.mocker.MOCKER_FLAGS`, one entry per release, read from
+``components/src/dynamo/mocker/args.py`` of each ``ai-dynamo`` release): ``--max-model-len``
+only from 1.4.0, ``--disaggregation-mode`` from 1.0.0 and ``--is-prefill-worker``/``--is-decode-worker``
+before it. Which release's flags, and which
 image (:func:`mocker_cli`):
 
 - no ``--twin-image``: the Dynamo release of the recipe's own images (``ai-dynamo/*:X.Y.Z``).
@@ -44,13 +46,24 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from recipe_harness.deploy.mocker import (
+    DEFAULT_DYNAMO_VERSION,
+    MOCKER_FLAGS,
+    Version,
+    disaggregation_mode,
+    mocker_args,
+    parse_version,
+    version_text,
+)
 from recipe_harness.deploy.twin import has_prefill_worker, run_role
 from recipe_harness.endpoint import DeployError
-from recipe_harness.model import ROLE_DECODE, ROLE_PREFILL, Service
+from recipe_harness.model import Service
 from recipe_harness.model.backends import engine_config
 from recipe_harness.model.bundle import LoadedRecipe
 
-DEFAULT_DYNAMO_VERSION = "1.6.1"
+__all__ = ["DEFAULT_DYNAMO_VERSION", "MOCKER_FLAGS", "MockerCli", "Twin", "TwinOptions", "mocker_cli", "mocker_twin",
+           "twin_dgd", "twin_image"]
+
 # "There is no dedicated mocker-runtime image. The published dynamo-planner image includes the
 # ai-dynamo wheel [...] needed by python3 -m dynamo.mocker" -- Dynamo's mocker examples
 # (examples/backends/mocker/deploy/disagg.yaml). The dynamo-planner image exists from Dynamo
@@ -87,85 +100,7 @@ class Twin:
     notes: list[str] = field(default_factory=list)
 
 
-# -- the mocker's command line per Dynamo release ---------------------------------------------
-
-# What ``python3 -m dynamo.mocker`` declares (``parser.add_argument``) in each ``ai-dynamo``
-# release: ``components/src/dynamo/mocker/args.py`` of the release (``main.py`` in 0.6.0),
-# read from the release's wheel (ai-dynamo==X.Y.Z on PyPI, the wheel the release's images
-# install). Each row: the release, the flags it added, the flags it dropped. From 1.5.0 the
-# parser also takes the router flags of ``dynamo.common.configuration.groups.router_args``
-# (``add_worker_router_arguments``); the twin emits none of them and the table leaves them out.
-_MOCKER_FLAG_CHANGES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
-    # 0.6.0 main.py: vLLM-style engine flags, no worker roles
-    ("0.6.0", ("--model-path", "--endpoint", "--model-name", "--num-gpu-blocks-override", "--block-size",
-               "--max-num-seqs", "--max-num-batched-tokens", "--enable-prefix-caching", "--no-enable-prefix-caching",
-               "--enable-chunked-prefill", "--no-enable-chunked-prefill", "--watermark", "--speedup-ratio",
-               "--data-parallel-size", "--startup-time", "--extra-engine-args"), ()),
-    # 0.6.1 args.py (ai-dynamo/dynamo#3847, "restructure mocker cli args handling, to include prefill/decode")
-    ("0.6.1", ("--is-prefill-worker", "--is-decode-worker"), ()),
-    ("0.7.0", ("--num-workers", "--store-kv"), ()),
-    ("0.8.0", ("--planner-profile-data", "--enable-local-indexer", "--bootstrap-ports", "--request-plane"), ()),
-    # 1.0.0: --disaggregation-mode {agg,prefill,decode}; --is-prefill-worker/--is-decode-worker stay, deprecated
-    ("1.0.0", ("--disaggregation-mode", "--reasoning", "--durable-kv-events", "--zmq-kv-events-ports",
-               "--kv-transfer-bandwidth", "--kv-cache-dtype", "--kv-bytes-per-token", "--stagger-delay",
-               "--discovery-backend"), ("--enable-local-indexer", "--store-kv")),
-    ("1.1.0", ("--preemption-mode", "--decode-speedup-ratio", "--aic-perf-model", "--aic-system",
-               "--aic-backend-version", "--aic-tp-size", "--aic-moe-tp-size", "--aic-moe-ep-size",
-               "--aic-attention-dp-size", "--engine-type", "--sglang-schedule-policy", "--sglang-page-size",
-               "--sglang-max-prefill-tokens", "--sglang-chunked-prefill-size", "--sglang-clip-max-new-tokens",
-               "--sglang-schedule-conservativeness", "--zmq-replay-ports", "--event-plane"), ("--watermark",)),
-    ("1.2.0", ("--aic-backend",), ()),
-    ("1.3.0", ("--gpu-memory-utilization", "--mem-fraction-static", "--free-gpu-memory-fraction", "--aic-nextn",
-               "--aic-nextn-accept-rates", "--aic-mtp-seed", "--response-replay-trace-path",
-               "--trtllm-capacity-scheduler-policy", "--kv-transfer-timing-mode", "--num-g2-blocks", "--num-g3-blocks",
-               "--enable-g4-storage", "--offload-batch-size", "--bandwidth-g1-to-g2-gbps", "--bandwidth-g2-to-g1-gbps",
-               "--bandwidth-g2-to-g3-gbps", "--bandwidth-g3-to-g2-gbps", "--bandwidth-g2-to-g4-gbps",
-               "--bandwidth-g4-to-g2-gbps"), ()),
-    # 1.4.0: --max-model-len, "Maximum vLLM sequence length" (ai-dynamo/dynamo#11069)
-    ("1.4.0", ("--max-model-len", "--g1-backend"), ("--durable-kv-events",)),
-    ("1.5.0", (), ("--g1-backend", "--num-g2-blocks", "--num-g3-blocks", "--enable-g4-storage", "--offload-batch-size",
-                   "--bandwidth-g1-to-g2-gbps", "--bandwidth-g2-to-g1-gbps", "--bandwidth-g2-to-g3-gbps",
-                   "--bandwidth-g3-to-g2-gbps", "--bandwidth-g2-to-g4-gbps", "--bandwidth-g4-to-g2-gbps")),
-    ("1.6.0", ("--ais-perf-model", "--ais-system", "--ais-backend", "--ais-backend-version", "--ais-tp-size",
-               "--ais-moe-tp-size", "--ais-moe-ep-size", "--ais-attention-dp-size", "--ais-nextn",
-               "--ais-nextn-accept-rates", "--ais-mtp-seed", "--ais-perf-config", "--sglang-generate",
-               "--num-host-blocks", "--host-offload-d2h-bandwidth-gbps", "--host-offload-h2d-bandwidth-gbps",
-               "--response-plane"), ()),
-)
-# Releases read and found to declare exactly the flags of the row before them (post releases
-# such as 1.2.0.post1 are their base release: images are tagged X.Y.Z).
-_MOCKER_SAME_AS_BEFORE = ("0.7.1", "0.8.1", "0.9.0", "0.9.1", "1.0.2", "1.1.1", "1.2.1", "1.3.1", "1.4.1", "1.4.2",
-                          "1.5.1", "1.6.1")
-
-Version = tuple[int, int, int]
-
-
-def _parse_version(text: str) -> Version | None:
-    m = re.match(r"^v?(\d+)\.(\d+)\.(\d+)", text or "")
-    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
-
-
-def _version_text(v: Version) -> str:
-    return ".".join(map(str, v))
-
-
-def _build_mocker_flags() -> dict[Version, frozenset[str]]:
-    table: dict[Version, frozenset[str]] = {}
-    flags: set[str] = set()
-    for version, added, dropped in _MOCKER_FLAG_CHANGES:
-        v = _parse_version(version)
-        assert v is not None
-        flags = (flags | set(added)) - set(dropped)
-        table[v] = frozenset(flags)
-    for version in _MOCKER_SAME_AS_BEFORE:
-        v = _parse_version(version)
-        assert v is not None
-        table[v] = table[max(k for k in table if k < v)]
-    return dict(sorted(table.items()))
-
-
-MOCKER_FLAGS: dict[Version, frozenset[str]] = _build_mocker_flags()
-"""Flags ``python3 -m dynamo.mocker`` accepts, per Dynamo release read (see ``_MOCKER_FLAG_CHANGES``)."""
+# -- the twin image and its mocker's flags -------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -183,7 +118,7 @@ class MockerCli:
 
 def twin_image(version: str) -> str:
     """The published image with ``dynamo.mocker`` and ``dynamo.frontend`` of a Dynamo release."""
-    v = _parse_version(version)
+    v = parse_version(version)
     return (TWIN_IMAGE if v is None or v >= (1, 1, 0) else TWIN_IMAGE_BEFORE_1_1).format(version=version)
 
 
@@ -210,7 +145,7 @@ def mocker_cli(recipe_images: list[str], image: str | None = None, *, needs_role
     ``recipe_images`` are the images the recipe's services run, ``image`` the user's
     ``--twin-image``; ``needs_roles``: the twin runs prefill/decode workers, so the mocker must
     take a worker role (0.6.0's does not)."""
-    default = _parse_version(DEFAULT_DYNAMO_VERSION)
+    default = parse_version(DEFAULT_DYNAMO_VERSION)
     assert default in MOCKER_FLAGS
     oldest, newest = min(MOCKER_FLAGS), max(MOCKER_FLAGS)
 
@@ -219,37 +154,37 @@ def mocker_cli(recipe_images: list[str], image: str | None = None, *, needs_role
 
     if image:
         tag = _image_tag(image)
-        v = _parse_version(tag)
+        v = parse_version(tag)
         row = _known(v) if v else None
         if v is not None and v < oldest:
-            raise DeployError(f"--twin-image {image}: Dynamo {_version_text(v)} predates the mocker command line the "
-                              f"twin writes (known from {_version_text(oldest)}); give an image of Dynamo "
-                              f">= {_version_text(oldest)}, e.g. {twin_image(DEFAULT_DYNAMO_VERSION)}")
+            raise DeployError(f"--twin-image {image}: Dynamo {version_text(v)} predates the mocker command line the "
+                              f"twin writes (known from {version_text(oldest)}); give an image of Dynamo "
+                              f">= {version_text(oldest)}, e.g. {twin_image(DEFAULT_DYNAMO_VERSION)}")
         if row is None:
-            why = (f"tag {tag} is newer than the newest release the flag table knows ({_version_text(newest)})"
+            why = (f"tag {tag} is newer than the newest release the flag table knows ({version_text(newest)})"
                    if v else f"tag {tag!r} names no Dynamo release" if tag else "the image has no tag")
             row, how = default, f"{why}; assumed {DEFAULT_DYNAMO_VERSION}, the release the harness ships"
         else:
             how = f"the image's tag {tag}" + ("" if row == v else ": nearest older release in the flag table")
         if not can_serve(row):
-            raise DeployError(f"--twin-image {image}: the mocker of Dynamo {_version_text(row)} takes no prefill/decode "
+            raise DeployError(f"--twin-image {image}: the mocker of Dynamo {version_text(row)} takes no prefill/decode "
                               f"role and this recipe disaggregates; give an image of Dynamo >= 0.6.1")
-        version = _version_text(row)
+        version = version_text(row)
         return MockerCli(image, version, MOCKER_FLAGS[row],
                          f"mocker flags for Dynamo {version}, image {image} ({how})")
 
     found = dynamo_version(recipe_images)
-    v = _parse_version(found) if found else None
+    v = parse_version(found) if found else None
     row = _known(v) if v else None
     if v is not None and row is not None and can_serve(row):
         how = f"the recipe's Dynamo {found}" + ("" if row == v else ": nearest older release in the flag table")
-        version, image = _version_text(row), twin_image(_version_text(v))
+        version, image = version_text(row), twin_image(version_text(v))
         return MockerCli(image, version, MOCKER_FLAGS[row], f"mocker flags for Dynamo {version}, image {image} ({how})")
     if v is None:
         why = "the recipe runs no ai-dynamo image with a release tag"
     elif row is None:
         why = (f"the recipe's Dynamo {found} is outside the mocker flag table "
-               f"({_version_text(oldest)} to {_version_text(newest)})")
+               f"({version_text(oldest)} to {version_text(newest)})")
     else:
         why = f"the mocker of the recipe's Dynamo {found} takes no prefill/decode role"
     image = twin_image(DEFAULT_DYNAMO_VERSION)
@@ -318,52 +253,22 @@ def _gpu_free_pod_spec(spec: Any) -> None:
         spec["tolerations"] = [t for t in tolerations if not str((t or {}).get("key", "")).startswith("nvidia.com")]
 
 
-def _worker_mode(recipe: LoadedRecipe, svc: Service) -> str | None:
-    """``prefill`` or ``decode`` when the worker runs in that role, else ``None`` (aggregated)."""
-    cfg = engine_config(recipe, svc)
+def _worker_role(recipe: LoadedRecipe, svc: Service) -> str:
+    """The role worker ``svc`` runs in (:func:`recipe_harness.deploy.twin.run_role`)."""
     dep = recipe.deployment
     has_prefill = has_prefill_worker([(w, engine_config(recipe, w)) for w in dep.workers]) if dep else False
-    mode = cfg.disaggregation_mode or {ROLE_PREFILL: ROLE_PREFILL, ROLE_DECODE: ROLE_DECODE}.get(
-        run_role(svc, cfg, has_prefill))
-    return mode if mode in (ROLE_PREFILL, ROLE_DECODE) else None
+    return run_role(svc, engine_config(recipe, svc), has_prefill)
 
 
 def _mocker_args(recipe: LoadedRecipe, svc: Service, opts: TwinOptions, cli: MockerCli,
-                 notes: list[str] | None = None) -> list[str]:
-    """The mocker's arguments for worker ``svc``: only flags ``cli`` (the twin image's mocker) accepts;
-    a setting its mocker cannot take is left out and noted."""
+                 notes: list[str]) -> list[str]:
+    """The mocker's arguments for worker ``svc`` (:func:`recipe_harness.deploy.mocker.mocker_args`): the
+    recipe's model and each worker's own served name, every DP rank, only flags ``cli`` (the twin
+    image's mocker) accepts."""
     cfg = engine_config(recipe, svc)
-    notes = notes if notes is not None else []
     model = cfg.model or cfg.served_name or "Qwen/Qwen3-0.6B"
-    args = ["--model-path", model, "--model-name", cfg.served_name or model,
-            "--speedup-ratio", f"{opts.speedup_ratio:g}"]
-    if cfg.block_size:
-        args += ["--block-size", str(cfg.block_size)]
-    if cfg.max_num_seqs:
-        args += ["--max-num-seqs", str(cfg.max_num_seqs)]
-    if cfg.max_model_len:
-        if cli.has("--max-model-len"):
-            args += ["--max-model-len", str(cfg.max_model_len)]
-        else:
-            notes.append(f"{svc.name}: max model length {cfg.max_model_len} not simulated "
-                         f"(the mocker of Dynamo {cli.version} has no --max-model-len)")
-    if cfg.data_parallel and cfg.data_parallel > 1:
-        args += ["--data-parallel-size", str(cfg.data_parallel)]
-    args.append("--enable-prefix-caching" if cfg.prefix_caching else "--no-enable-prefix-caching")
-    mode = _worker_mode(recipe, svc)
-    if mode is not None:
-        if cli.has("--disaggregation-mode"):        # 1.0.0 on
-            args += ["--disaggregation-mode", mode]
-        elif cli.has(f"--is-{mode}-worker"):          # 0.6.1 to 0.9.x
-            args.append(f"--is-{mode}-worker")
-        else:
-            raise DeployError(f"{recipe.id}: {svc.name} runs as a {mode} worker, but the mocker of Dynamo "
-                              f"{cli.version} takes no worker role; give --twin-image of Dynamo >= 0.6.1")
-    unknown = [a for a in args if a.startswith("--") and not cli.has(a)]
-    if unknown:  # a flag added above without a check against the table
-        raise DeployError(f"{recipe.id}: {svc.name}: the mocker of Dynamo {cli.version} has no "
-                          f"{', '.join(unknown)} (recipe_harness/deploy/kubernetes/twin.py MOCKER_FLAGS)")
-    return args
+    return mocker_args(recipe.id, svc, cfg, _worker_role(recipe, svc), model_name=cfg.served_name or model,
+                       model_path=model, speedup_ratio=opts.speedup_ratio, release=cli.version, notes=notes)
 
 
 def _drop_offline(env: Any) -> Any:
@@ -401,7 +306,8 @@ def twin_dgd(recipe: LoadedRecipe, opts: TwinOptions | None = None) -> tuple[dic
     # the workers' release first: the mocker stands in for them
     images = [s.image or "" for s in sorted(dep.services, key=lambda s: not s.is_worker)]
     images += [s.frontend_sidecar.image or "" for s in dep.services if s.frontend_sidecar is not None]
-    cli = mocker_cli(images, opts.image, needs_roles=any(_worker_mode(recipe, w) for w in dep.workers))
+    cli = mocker_cli(images, opts.image, needs_roles=any(disaggregation_mode(_worker_role(recipe, w), engine_config(recipe, w))
+                                                       for w in dep.workers))
     image = cli.image
     v1beta1 = (dep.api_version or "").endswith("/v1beta1")
     notes = [cli.note, f"mocker twin of {recipe.id}: speedup {opts.speedup_ratio:g}"]

@@ -130,6 +130,7 @@ class Watcher(threading.Thread):
                     self._put("FAILED", error=exc)
                     return
                 self.stats.retries += 1
+                # not a tenacity loop: a watch reconnects for as long as it runs, and stop() must end this wait at once
                 self._stop_event.wait(self.backoff.delay(failures, exc.retry_after))
                 failures += 1
             finally:

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
 from recipe_harness.exercise.perf.profile import PerfPoint, PerfProfile
 
 ENV_AIPERF = "RECIPE_HARNESS_AIPERF"
@@ -168,17 +170,19 @@ def _tail(path: Path, lines: int) -> str:
 
 def _group_gone(pgid: int, within_s: float) -> bool:
     """Wait until no process (zombies included) is left in group ``pgid``."""
-    deadline = time.monotonic() + within_s
-    while True:
+
+    def gone() -> bool | None:  # None: still there
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
             return True
         except PermissionError:
             return False
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
+        return None
+
+    return bool(Retrying(stop=stop_after_delay(within_s), wait=wait_fixed(0.05),
+                         retry=retry_if_result(lambda state: state is None),
+                         retry_error_callback=lambda state: False)(gone))
 
 
 def _kill_group(proc: subprocess.Popen, grace_s: float = KILL_GRACE_S) -> bool:
