@@ -264,7 +264,7 @@ class _Parser:
         return isinstance(tok, Word) and tok.raw in texts
 
     def skip_separators(self) -> None:
-        while isinstance(self.peek(), Op) and self.peek().text in _SEPARATORS:  # type: ignore[union-attr]
+        while isinstance(self.peek(), Op) and self.peek().text in _SEPARATORS:  # type: ignore[union-attr]  # peek() again: the token isinstance checked
             self.i += 1
 
     def parse_list(self, terminators: tuple[str, ...]) -> list[Node]:
@@ -317,7 +317,7 @@ class _Parser:
                 if not isinstance(name, Word):
                     raise ShellSyntaxError("function name expected", tok.line)
                 self.i += 1
-                if isinstance(self.peek(), Op) and self.peek().text == "(":  # type: ignore[union-attr]
+                if isinstance(self.peek(), Op) and self.peek().text == "(":  # type: ignore[union-attr]  # peek() again: the token isinstance checked
                     self.i += 1
                     self.expect(")")
                 return self.parse_func_body(name.raw, tok.line)
@@ -363,7 +363,7 @@ class _Parser:
                     depth += 1
                 elif isinstance(tok, Op) and tok.text == ")":
                     depth -= 1
-                    if depth <= 0 and isinstance(self.peek(), Op) and self.peek().text == ")":  # type: ignore[union-attr]
+                    if depth <= 0 and isinstance(self.peek(), Op) and self.peek().text == ")":  # type: ignore[union-attr]  # peek() again: the token isinstance checked
                         self.i += 1
                         break
             self.expect("do")
@@ -378,7 +378,7 @@ class _Parser:
         if self.word_is(tok, "in"):
             self.i += 1
             while isinstance(self.peek(), Word) and not self.word_is(self.peek(), "do"):
-                items.append(self.peek())  # type: ignore[arg-type]
+                items.append(self.peek())  # type: ignore[arg-type]  # the Word the loop condition checked
                 self.i += 1
         else:
             items = [Word('"$@"', start.line)]
@@ -422,7 +422,7 @@ class _Parser:
 
     def parse_simple(self) -> Simple:
         words: list[Word] = []
-        line = self.peek().line  # type: ignore[union-attr]
+        line = self.peek().line  # type: ignore[union-attr]  # called on a command's first token, never at the end
         while True:
             tok = self.peek()
             if tok is None:
@@ -675,7 +675,7 @@ class Walker:
                 has_field = True
                 i = j + 1
             else:
-                j = _PLAIN.match(s, i).end()    # type: ignore[union-attr]
+                j = _PLAIN.match(s, i).end()    # type: ignore[union-attr]  # s[i] is none of the characters it stops at
                 current.append(s[i:j])
                 has_field = True
                 i = j
@@ -705,7 +705,7 @@ class Walker:
                 out.append(unresolved(s[i:j + 1]))
                 i = j + 1
             else:
-                j = _PLAIN_DQUOTED.match(s, i + 1).end()    # type: ignore[union-attr]
+                j = _PLAIN_DQUOTED.match(s, i + 1).end()    # type: ignore[union-attr]  # [^...]* matches everywhere
                 out.append(s[i:j])
                 i = j
         return "".join(out)
@@ -726,8 +726,8 @@ class Walker:
             return unresolved(s[i:j]), j, False
         if c == "{":
             j = _skip_balanced(s, i + 2, "{", "}")
-            value, array = self._brace(s[i + 2:j - 1], s[i:j])
-            return value, j, array
+            text, array = self._brace(s[i + 2:j - 1], s[i:j])
+            return text, j, array
         m = re.match(_NAME, s[i + 1:])
         if m:
             name = m.group(0)
@@ -778,12 +778,11 @@ class Walker:
         word = self._expand_dquoted(rest[op.end():])
         kind = op.group(0)
         if kind in (":-", "-", ":=", "="):
-            empty = value is None or (kind.startswith(":") and value == "")
-            if empty:
+            if value is None or (kind.startswith(":") and value == ""):
                 if kind in (":=", "=") and not name.isdigit():
                     self.assign(name, word)
                 return word, False
-            return value, False  # type: ignore[return-value]
+            return value, False
         if kind in (":?", "?"):
             return (unresolved(text) if value is None else value), False
         if kind in (":+", "+"):
@@ -1081,7 +1080,7 @@ def _mounted(path: str, c: Container, config_maps: dict[str, Document]) -> tuple
         mount_path = str(mount.get("mountPath", "")).rstrip("/")
         if not mount_path or not path.startswith(mount_path + "/"):
             continue
-        cm = (c.volumes.get(mount.get("name")) or {}).get("configMap") or {}
+        cm = (c.volumes.get(mount.get("name", "")) or {}).get("configMap") or {}
         doc = config_maps.get(str(cm.get("name")))
         key = path[len(mount_path) + 1:]
         if doc is not None and key in doc.get("data"):
