@@ -154,7 +154,7 @@ def plan(opts: ScaffoldOptions) -> Scaffold:
     dgd = f"{model}-{backend_name}-{mode.replace('/', '-')}"[:40].rstrip("-")
     sc = Scaffold(recipe_dir)
     if opts.from_recipe:
-        _copy_from(sc, opts, root, dgd, model_id)
+        _copy_from(sc, opts, opts.from_recipe, root, dgd, model_id)
     else:
         gpus = opts.gpus
         tp = opts.tp or gpus
@@ -212,10 +212,10 @@ def _copied_total(root: Path, from_recipe: str) -> int | None:
     return sum(s.total_gpus for s in dep.services) if dep is not None else None
 
 
-def _copy_from(sc: Scaffold, opts: ScaffoldOptions, root: Path, dgd: str, model_id: str) -> None:
-    found = [r for r in discover(root).recipes if r.id == opts.from_recipe.strip("/")]
+def _copy_from(sc: Scaffold, opts: ScaffoldOptions, from_recipe: str, root: Path, dgd: str, model_id: str) -> None:
+    found = [r for r in discover(root).recipes if r.id == from_recipe.strip("/")]
     if not found:
-        raise ScaffoldError(f"--from {opts.from_recipe}: no such recipe under {root} (see recipe-harness list)")
+        raise ScaffoldError(f"--from {from_recipe}: no such recipe under {root} (see recipe-harness list)")
     src = found[0]
     texts = {"deploy.yaml": src.deploy_file.read_text(encoding="utf-8")}
     old = next((d.name for d in load_file(src.deploy_file).documents if d.kind == "DynamoGraphDeployment"), None)

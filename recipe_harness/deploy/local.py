@@ -31,6 +31,7 @@ from recipe_harness.deploy import Component, DeployError, Endpoint
 from recipe_harness.deploy.procs import NotReady, ProcSpec, Supervisor, free_port, sigterm_as_interrupt
 from recipe_harness.deploy.tinymodel import tiny_model_dir
 from recipe_harness.deploy.twin import Caps, Twin, plan
+from recipe_harness.model.bundle import LoadedRecipe
 
 DYNAMO_PYTHON_ENV = "RECIPE_HARNESS_DYNAMO_PYTHON"
 SPEEDUP_ENV = "RECIPE_HARNESS_MOCKER_SPEEDUP"
@@ -166,8 +167,8 @@ class LocalTarget:
             return 1.0
 
     @contextlib.contextmanager
-    def deploy(self, recipe, workdir: Path | None = None) -> Iterator[Endpoint]:
-        """Bring the twin of ``recipe`` (a LoadedRecipe) up, yield its :class:`Endpoint`, tear it down."""
+    def deploy(self, recipe: LoadedRecipe, workdir: Path | None = None) -> Iterator[Endpoint]:
+        """Bring the twin of ``recipe`` up, yield its :class:`Endpoint`, tear it down."""
         twin = plan(recipe, self.caps, speedup_ratio=self._speedup())
         python = self._python()
         model_dir = tiny_model_dir()

@@ -14,6 +14,7 @@ Checks (:data:`CHECKS`): ``models``, ``chat``, ``stream``, ``max-tokens``, ``con
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import statistics
@@ -192,7 +193,7 @@ def _completion(body: dict, what: str, model: str) -> tuple[str, dict, str | Non
 
 def _check_usage(usage: dict, what: str) -> None:
     p, c, t = usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("total_tokens")
-    if not all(isinstance(v, int) for v in (p, c, t)):
+    if not (isinstance(p, int) and isinstance(c, int) and isinstance(t, int)):
         raise SmokeFailure(f"{what}: usage has non-integer counts: {usage}")
     if p <= 0 or c <= 0:
         raise SmokeFailure(f"{what}: usage counts must be positive: {usage}")
@@ -259,7 +260,7 @@ def served_requests(client: SmokeClient, components: list[Component]) -> dict[st
     for comp in components:
         if not comp.metrics_url:
             continue
-        resp = client.guarded(lambda url=comp.metrics_url: client.http.get(url), f"GET {comp.metrics_url}")
+        resp = client.guarded(functools.partial(client.http.get, comp.metrics_url), f"GET {comp.metrics_url}")
         if resp.status_code != 200:
             raise SmokeFailure(f"metrics of {comp.name} ({comp.metrics_url}): HTTP {resp.status_code}")
         out[comp.name] = sum(v for name, labels, v in parse_metrics(resp.text)
@@ -482,7 +483,10 @@ def check_disagg(client: SmokeClient, n: int = 4) -> Result:
 
 def kv_events_applied(client: SmokeClient, frontend: Component) -> float:
     """KV cache "stored" events the frontend's router has applied so far."""
-    resp = client.guarded(lambda: client.http.get(frontend.metrics_url), f"GET {frontend.metrics_url}")
+    url = frontend.metrics_url
+    if not url:
+        raise SmokeFailure(f"{frontend.name}: no metrics URL to read the router's KV events from")
+    resp = client.guarded(lambda: client.http.get(url), f"GET {url}")
     return sum(v for name, labels, v in parse_metrics(resp.text)
                if name == KV_EVENTS_METRIC and labels.get("event_type") == "stored")
 

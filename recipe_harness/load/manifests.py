@@ -21,7 +21,7 @@ from recipe_harness.findings import Finding
 try:  # the C composer is ~10x faster; fall back to pure Python where libyaml is missing
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]  # the pure-Python loader, another class
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 """Largest manifest read (2 MiB; the largest real recipe is ~20 KB)."""
@@ -174,7 +174,7 @@ class _Builder:
                 if node.tag != _SEQ:
                     raise self._fail(node, RULE_TAG, f"tag {node.tag!r} is not allowed in a manifest")
                 return [self._node(child, path + (i,), positions, depth + 1, active) for i, child in enumerate(node.value)]
-            if node.tag != _MAP:
+            if node.tag != _MAP or not isinstance(node, yaml.MappingNode):
                 raise self._fail(node, RULE_TAG, f"tag {node.tag!r} is not allowed in a manifest",
                                  hint="recipes use plain YAML: remove language-specific tags")
             return self._mapping(node, path, positions, depth, active)

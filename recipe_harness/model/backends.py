@@ -636,12 +636,12 @@ def _kv_events(cfg: EngineConfig, backend: str, words: list[_Word], files: list[
             cfg.sources["prefix_caching"] = csrc
     elif backend == "sglang":
         w = _flag(words, ("--kv-events-config",))
-        data = _json_arg(w.text) if w is not None and w.text else None
+        events = _json_arg(w.text) if w is not None and w.text else None
         for f in files:
             raw = f.data.get("kv-events-config", f.data.get("kv_events_config"))
             if raw is not None:
-                data = raw if isinstance(raw, dict) else _json_arg(str(raw))
-        cfg.publishes_kv_events = bool(data) and str(data.get("publisher", "null")).lower() != "null"
+                events = raw if isinstance(raw, dict) else _json_arg(str(raw))
+        cfg.publishes_kv_events = bool(events and str(events.get("publisher", "null")).lower() != "null")
         if w is not None:
             cfg.sources["publishes_kv_events"] = w.src
         on, _ = _bool_flag(words, "--disable-radix-cache")
@@ -705,7 +705,7 @@ def frontend_config(recipe: LoadedRecipe, frontend: Service) -> FrontendConfig:
     if w is not None and w.text:
         out.router_mode, out.sources["router_mode"] = w.text.lower(), w.src
     load_aware, src = _bool_flag(words, "--load-aware")
-    if load_aware:  # "on the frontend, this implies --router-mode kv" (without KV events)
+    if load_aware and src is not None:  # "on the frontend, this implies --router-mode kv" (without KV events)
         out.router_mode, out.sources["router_mode"] = "kv", src
         out.router_kv_events = False
     if env.get("DYN_HTTP_PORT") and _to_int(env["DYN_HTTP_PORT"]) is not None:
@@ -718,9 +718,9 @@ def frontend_config(recipe: LoadedRecipe, frontend: Service) -> FrontendConfig:
         out.router_kv_events = _truthy(env["DYN_ROUTER_USE_KV_EVENTS"])
     for name in ("--router-kv-events", "--kv-events"):
         on, src = _bool_flag(words, name)
-        if on is not None:
+        if on is not None and src is not None:
             out.router_kv_events = on
-            out.sources["router_kv_events"] = src  # type: ignore[assignment]
+            out.sources["router_kv_events"] = src
     w = _flag(words, ("--namespace",))
     out.namespace = w.text if w is not None and w.text else env.get("DYN_NAMESPACE")
     w = _flag(words, ("--model-name",))

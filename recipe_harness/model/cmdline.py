@@ -183,18 +183,18 @@ class _Reader:
         if t in ("for_statement", "select_statement"):
             return [self.for_loop(n)]
         if t == "case_statement":
-            body: list[Node] = []
+            arms: list[Simple | Block] = []
             for item in n.named_children:
                 if item.type == "case_item":
                     for k, c in enumerate(item.children):
                         if c.is_named and item.field_name_for_child(k) != "value":
-                            body.extend(self.statement(c))
-            return [Block("case", self.line(n), body)]
+                            arms.extend(self.statement(c))
+            return [Block("case", self.line(n), arms)]
         if t == "function_definition":
             name = n.child_by_field_name("name")
             body_node = n.child_by_field_name("body")
-            body = self.statements(body_node) if body_node is not None else []
-            return [Block("func", self.line(n), body, var=self.word(name).raw if name else "")]
+            statements = self.statements(body_node) if body_node is not None else []
+            return [Block("func", self.line(n), statements, var=self.word(name).raw if name else "")]
         if t == "ERROR":   # read in a tolerant parse only (a strict one raised)
             return self.statements(n)
         return []   # comments, [ tests ], (( arithmetic )) and other forms that run no program

@@ -171,8 +171,7 @@ class _Arith:
             return self.power()
         ops = _BINARY[level]
         value = self.binary(level + 1)
-        while self.peek() in ops:
-            op = self.peek()
+        while (op := self.peek()) is not None and op in ops:
             self.i += 1
             right = self.binary(level + 1)
             if op in ("/", "%") and right == 0:
@@ -469,8 +468,8 @@ class Walker:
             return unresolved(s[i:j]), j, False
         if c == "{":
             j = skip_balanced(s, i + 2, "{", "}")
-            value, array = self._brace(s[i + 2:j - 1], s[i:j])
-            return value, j, array
+            text, array = self._brace(s[i + 2:j - 1], s[i:j])
+            return text, j, array
         m = re.match(_NAME, s[i + 1:])
         if m:
             name = m.group(0)
@@ -813,7 +812,7 @@ def _mounted(path: str, c: Container, config_maps: dict[str, Document]) -> tuple
         mount_path = str(mount.get("mountPath", "")).rstrip("/")
         if not mount_path or not path.startswith(mount_path + "/"):
             continue
-        cm = (c.volumes.get(mount.get("name")) or {}).get("configMap") or {}
+        cm = (c.volumes.get(str(mount.get("name"))) or {}).get("configMap") or {}
         doc = config_maps.get(str(cm.get("name")))
         key = path[len(mount_path) + 1:]
         if doc is not None and key in doc.get("data"):

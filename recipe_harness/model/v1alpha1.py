@@ -61,9 +61,9 @@ def env_list(items: Any, base: tuple) -> list[EnvVar]:
     for i, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             continue
-        value_from = item.get("valueFrom") if isinstance(item.get("valueFrom"), dict) else {}
-        skr = value_from.get("secretKeyRef") if isinstance(value_from.get("secretKeyRef"), dict) else {}
-        cmr = value_from.get("configMapKeyRef") if isinstance(value_from.get("configMapKeyRef"), dict) else {}
+        value_from = v if isinstance(v := item.get("valueFrom"), dict) else {}
+        skr = v if isinstance(v := value_from.get("secretKeyRef"), dict) else {}
+        cmr = v if isinstance(v := value_from.get("configMapKeyRef"), dict) else {}
         value = item.get("value")
         out.append(EnvVar(name=item["name"], value=None if value is None else str(value),
                           secret=skr.get("name"), secret_key=skr.get("key"), config_map=cmr.get("name"),
@@ -76,8 +76,8 @@ def container_into(svc: Service, container: Any, base: tuple) -> None:
     if not isinstance(container, dict):
         return
     svc.image = container.get("image") if isinstance(container.get("image"), str) else svc.image
-    command = container.get("command") if isinstance(container.get("command"), list) else []
-    args = container.get("args") if isinstance(container.get("args"), list) else []
+    command = v if isinstance(v := container.get("command"), list) else []
+    args = v if isinstance(v := container.get("args"), list) else []
     svc.command, svc.args = [str(c) for c in command], [str(a) for a in args]
     svc.argv = split_argv(command, args)
     svc.args_path = base + (("args",) if args else ("command",) if command else ())
@@ -137,7 +137,7 @@ def new_deployment(doc: Document, env_key: str) -> tuple[Deployment, dict]:
         document=doc,
         namespace=meta.get("namespace"),
         framework=spec.get("backendFramework"),
-        annotations=meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {},
+        annotations=v if isinstance(v := meta.get("annotations"), dict) else {},
         env=env_list(spec.get(env_key), ("spec", env_key)),
     )
     return dep, spec
@@ -150,7 +150,7 @@ def frontend_sidecar(owner: Service, spec: Any, base: tuple, graph_env: list[Env
     side = Service(name=f"{owner.name}/{SIDECAR_CONTAINER}", role=ROLE_FRONTEND, component_type="frontend",
                    replicas=owner.replicas, path=base, raw=spec)
     side.image = spec.get("image") if isinstance(spec.get("image"), str) else None
-    args = spec.get("args") if isinstance(spec.get("args"), list) else []
+    args = v if isinstance(v := spec.get("args"), list) else []
     side.args = [str(a) for a in args]
     side.argv = split_argv([], args)
     side.args_path = base + ("args",) if args else ()
@@ -181,7 +181,7 @@ def normalise(doc: Document) -> Deployment:
             component_type=str(raw.get("componentType") or ""),
             sub_component_type=str(raw.get("subComponentType") or ""),
             replicas=as_int(raw.get("replicas"), 1) if raw.get("replicas") is not None else 1,
-            resources=raw.get("resources") if isinstance(raw.get("resources"), dict) else {},
+            resources=v if isinstance(v := raw.get("resources"), dict) else {},
             path=base,
             raw=raw,
         )
@@ -200,7 +200,7 @@ def normalise(doc: Document) -> Deployment:
             if isinstance(vm, dict) and isinstance(vm.get("name"), str):
                 svc.mounts.append(Mount(name=vm["name"], mount_path=str(vm.get("mountPoint") or vm.get("mountPath") or ""),
                                         pvc=vm["name"], path=base + ("volumeMounts", i)))
-        extra = raw.get("extraPodSpec") if isinstance(raw.get("extraPodSpec"), dict) else {}
+        extra = v if isinstance(v := raw.get("extraPodSpec"), dict) else {}
         main = extra.get("mainContainer")
         container_into(svc, main, base + ("extraPodSpec", "mainContainer"))
         if not svc.gpus and isinstance(main, dict):

@@ -17,7 +17,7 @@ def _pod_template(raw: dict, base: tuple) -> tuple[dict, tuple]:
     template = raw.get("podTemplate")
     if isinstance(template, dict):
         return template, base + ("podTemplate",)
-    roles = raw.get("roles") if isinstance(raw.get("roles"), list) else []
+    roles = v if isinstance(v := raw.get("roles"), list) else []
     ordered = sorted(range(len(roles)), key=lambda i: 0 if isinstance(roles[i], dict) and roles[i].get("name") == "leader" else 1)
     for i in ordered:
         role = roles[i]
@@ -27,7 +27,7 @@ def _pod_template(raw: dict, base: tuple) -> tuple[dict, tuple]:
 
 
 def _main_container(pod_spec: dict) -> tuple[int, dict] | tuple[None, None]:
-    containers = pod_spec.get("containers") if isinstance(pod_spec.get("containers"), list) else []
+    containers = v if isinstance(v := pod_spec.get("containers"), list) else []
     for i, c in enumerate(containers):
         if isinstance(c, dict) and c.get("name") == MAIN_CONTAINER:
             return i, c
@@ -42,7 +42,7 @@ def _frontend_sidecar(owner: Service, name: object, pod_spec: dict, tpath: tuple
     """The podTemplate container ``frontendSidecar`` names, as a frontend Service."""
     if not isinstance(name, str) or not name:
         return None
-    containers = pod_spec.get("containers") if isinstance(pod_spec.get("containers"), list) else []
+    containers = v if isinstance(v := pod_spec.get("containers"), list) else []
     side = Service(name=f"{owner.name}/{name}", role=ROLE_FRONTEND, component_type="frontend",
                    replicas=owner.replicas, path=owner.path + ("frontendSidecar",), raw={})
     side.env.extend(graph_env)
@@ -88,7 +88,7 @@ def normalise(doc: Document) -> Deployment:
             svc.shared_memory = str(shm)
         svc.env.extend(dep.env)
         template, tpath = _pod_template(raw, base)
-        pod_spec = template.get("spec") if isinstance(template.get("spec"), dict) else {}
+        pod_spec = v if isinstance(v := template.get("spec"), dict) else {}
         ci, main = _main_container(pod_spec)
         if main is not None:
             container_into(svc, main, tpath + ("spec", "containers", ci))

@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 
-from recipe_harness.deploy import DeployError, DeploySkip, Endpoint
+from recipe_harness.deploy import DeployError, DeploySkip, Endpoint, Target
 from recipe_harness.model.bundle import LoadedRecipe
 from recipe_harness.plugin.options import harness_of, selected_recipes
 
 TARGETS = ("local", "kubernetes")
-TARGET_KEY = pytest.StashKey[Any]()
+TARGET_KEY = pytest.StashKey[Target]()
 LOCAL_DEPLOY_TIMEOUT = 60.0
 
 
@@ -56,7 +56,7 @@ def deploy_timeout(config: pytest.Config) -> float:
     return LOCAL_DEPLOY_TIMEOUT if value is None else float(value)
 
 
-def target_of(config: pytest.Config) -> Any:
+def target_of(config: pytest.Config) -> Target:
     """The session's deploy target (created on first use)."""
     if TARGET_KEY in config.stash:
         return config.stash[TARGET_KEY]
@@ -65,7 +65,7 @@ def target_of(config: pytest.Config) -> Any:
         from recipe_harness.deploy.local import LocalTarget, default_roots
 
         report_dir = config.getoption("--report-dir", default=None)
-        target: Any = LocalTarget(
+        target: Target = LocalTarget(
             python_option=config.getoption("--dynamo-python", default=None),
             search_roots=[config.rootpath, *default_roots()],
             deploy_timeout=deploy_timeout(config),
@@ -94,7 +94,7 @@ class Deployed:
 
     recipe: LoadedRecipe
     endpoint: Endpoint
-    target: Any
+    target: Target
     ready_s: float = 0.0
     artifacts: list[str] = field(default_factory=list)   # where its logs end up
 

@@ -144,11 +144,15 @@ def prediction(request: pytest.FixtureRequest, predict_case: PredictCase) -> Pre
     outcome = found.get((predict_case.recipe_id, predict_case.profile))
     if outcome is None:
         # a case run on its own (not collected with the session's items): predict it now
-        request.config.stash.pop(OUTCOMES_KEY, None)
+        if OUTCOMES_KEY in request.config.stash:
+            del request.config.stash[OUTCOMES_KEY]
         harness = harness_of(request.config)
         recipe = next(r for r in harness.recipes if r.id == predict_case.recipe_id)
         outcome = predict_all([(harness.loaded(recipe), predict_case.profile)], _settings(request.config)).get(
             (predict_case.recipe_id, predict_case.profile))
     if isinstance(outcome, str):
         pytest.skip(outcome)
+    if outcome is None:
+        pytest.fail(f"{predict_case.recipe_id}: the model returned no prediction for profile "
+                    f"{predict_case.profile}", pytrace=False)
     return outcome

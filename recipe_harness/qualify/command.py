@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from recipe_harness.qualify.bundle import MD_NAME, NOT_QUALIFIED, REPORT_DIR, BundleError, Run, build
 from recipe_harness.qualify.facts import git_provenance, hardware_match, kubernetes_facts, local_facts
@@ -116,6 +117,7 @@ def cmd_qualify(args: argparse.Namespace, extra: list[str]) -> int:
     if args.target == "kubernetes":
         from recipe_harness.deploy.kubernetes.client import Kube
 
+        facts: dict[str, Any]
         try:
             kube = Kube.connect(args.kubeconfig, args.context)
         except Exception as exc:  # noqa: BLE001 - facts become "unknown", the reason is recorded

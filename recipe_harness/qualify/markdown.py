@@ -48,7 +48,8 @@ def render(data: dict[str, Any]) -> str:
             lines.append(f"- storage class {c['name']} ({c['provisioner']}){' default' if c['default'] else ''}")
     else:
         lines.append("- local target: Dynamo frontend + mocker processes, no GPU")
-    hw = next(iter(data["recipes"].values()), {}).get("hardware") if data["recipes"] else None
+    first: dict[str, Any] = next(iter(data["recipes"].values()), {})
+    hw = first.get("hardware")
     if hw:
         lines.append(f"- hardware profile {data['hardwareProfile']}: expects "
                      f"{hw.get('expected') or 'no GPU'}, found {', '.join(hw.get('found') or []) or 'no GPU'}"
@@ -60,7 +61,8 @@ def render(data: dict[str, Any]) -> str:
             lines.append(f"- {name} {sw[key]}")
     tree = prov.get("recipes") or {}
     if tree:
-        dirty = {True: " (dirty: uncommitted changes)", False: " (clean)"}.get(tree.get("dirty"), "")
+        state = tree.get("dirty")
+        dirty = " (dirty: uncommitted changes)" if state is True else " (clean)" if state is False else ""
         lines.append(f"- recipes tree {tree.get('path')} at {tree.get('commit')}{dirty}")
     for rid, images in (s.get("images") or {}).items():
         for im in images:

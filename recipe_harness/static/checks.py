@@ -3,13 +3,17 @@ and the pytest suite, so both give the same verdicts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recipe_harness.findings import Finding, Severity
 from recipe_harness.load.discovery import Discovery
 from recipe_harness.model.bundle import LoadedRecipe
 from recipe_harness.static.rules import rule_checks, rules_for
+
+if TYPE_CHECKING:
+    from recipe_harness.static.schema import Validator
 
 CHECK_YAML = "yaml"
 CHECK_SCHEMA = "schema"
@@ -32,17 +36,17 @@ def static_checks() -> list[str]:
 class StaticChecker:
     options: CheckOptions = field(default_factory=CheckOptions)
     discovery: Discovery | None = None
-    _validator: object | None = None
+    _validator: Validator | None = None
 
     @property
-    def validator(self):
+    def validator(self) -> Validator:
         if self._validator is None:
             from recipe_harness.static.schema import SchemaOptions, Validator  # built once: compiles schemas lazily
 
-            kw = {"crd_files": tuple(self.options.crd_files), "strict_kinds": self.options.strict_kinds}
+            opts = SchemaOptions(crd_files=tuple(self.options.crd_files), strict_kinds=self.options.strict_kinds)
             if self.options.kubernetes_version:
-                kw["kubernetes_version"] = self.options.kubernetes_version
-            self._validator = Validator(SchemaOptions(**kw))
+                opts = replace(opts, kubernetes_version=self.options.kubernetes_version)
+            self._validator = Validator(opts)
         return self._validator
 
     def run(self, recipe: LoadedRecipe, check: str) -> list[Finding]:

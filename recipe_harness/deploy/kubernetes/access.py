@@ -236,7 +236,7 @@ def unsupported(recipe: LoadedRecipe, manifests: Any, kube: Kube) -> str | None:
                         "other images use) to deploy this recipe")
     dep = recipe.deployment
     epp = [s.name for s in (dep.services if dep else []) if s.component_type == EPP_TYPE]
-    kinds = sorted({b.get("kind") for _, b in bodies[1:] if isinstance(b, dict) and b.get("kind") in GAIE_KINDS})
+    kinds = sorted({str(b.get("kind")) for _, b in bodies[1:] if isinstance(b, dict) and b.get("kind") in GAIE_KINDS})
     if not epp and not kinds:
         return None
     served = _served_gaie_kinds(kube)

@@ -262,7 +262,7 @@ def dgd_failure(dgd: dict[str, Any]) -> Failure | None:
     conds = [c for c in status.get("conditions") or [] if c.get("status") != "True"]
     msgs = [f"{c.get('type')}={c.get('status')} {c.get('reason') or ''}: {c.get('message') or ''}".strip()
             for c in conds]
-    ready = next((c for c in conds if c.get("type") == "Ready"), {})
+    ready: dict[str, Any] = next((c for c in conds if c.get("type") == "Ready"), {})
     terminal = ready.get("reason") in DGD_TERMINAL_REASONS
     hint = ("the operator refused the spec; fix the DGD" if terminal else
             "the operator's reconcile keeps failing; see the DGD's status and the operator's logs")

@@ -123,7 +123,7 @@ class Backoff:
         """The delay before retry ``attempt`` (from 0), for loops that wait their own way (a watch's stop event)."""
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.cap)
-        state = RetryCallState(None, None, (), {})
+        state = RetryCallState(Retrying(), None, (), {})
         state.attempt_number = attempt + 1
         return self._jitter()(state)
 
@@ -139,7 +139,13 @@ def poll(check: Callable[[], T], done: Callable[[T], bool], timeout: float, inte
     least once; what it raises, and an interrupt while waiting, ends the poll."""
     return Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(interval),
                     retry=retry_if_result(lambda result: not done(result)),
-                    retry_error_callback=lambda state: state.outcome.result())(check)
+                    retry_error_callback=_last_result)(check)
+
+
+def _last_result(state: RetryCallState) -> Any:
+    """tenacity's ``retry_error_callback`` for :func:`poll`: the last call's result, not a RetryError."""
+    assert state.outcome is not None  # the callback runs after an attempt
+    return state.outcome.result()
 
 
 def _retry_after(headers: Any) -> float | None:

@@ -27,6 +27,7 @@ Pinned, with sources:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -224,27 +225,28 @@ class ThrowawayCluster:
     def create(self) -> None:
         """Everything in order; on any failure (or interrupt) the cluster is deleted before raising."""
         spec = self.spec
-        self.workdir = Path(tempfile.mkdtemp(prefix="rh-cluster-"))
+        workdir = self.workdir = Path(tempfile.mkdtemp(prefix="rh-cluster-"))
+        kubeconfig = workdir / "kubeconfig"   # self.kubeconfig from now on
         try:
-            self._create_cluster()
+            self._create_cluster(workdir)
             if spec.platform_version:
                 self.log(f"recipe-harness: installing dynamo-platform {spec.platform_version} into {PLATFORM_NAMESPACE}")
                 self._step("install the Dynamo platform",
-                           helm_install_argv(spec.platform_version, self.kubeconfig, spec.timeout))
-                self._step("wait for the DynamoGraphDeployment CRD", crd_wait_argv(self.kubeconfig, 120))
+                           helm_install_argv(spec.platform_version, kubeconfig, spec.timeout))
+                self._step("wait for the DynamoGraphDeployment CRD", crd_wait_argv(kubeconfig, 120))
             for image in spec.images:
                 self.log(f"recipe-harness: loading {image} into {spec.provider} cluster {spec.name}")
                 self._step(f"pull {image}", docker_pull_argv(image))
-                self._library(f"load {image} into the cluster", lambda image=image: self.manager.load_image(image))
+                self._library(f"load {image} into the cluster", functools.partial(self.manager.load_image, image))
         except BaseException:
             self.delete()
             raise
 
-    def _create_cluster(self) -> None:
+    def _create_cluster(self, workdir: Path) -> None:
         from pytest_kubernetes.providers import select_provider_manager
 
         spec = self.spec
-        options = cluster_options(spec, self.workdir)
+        options = cluster_options(spec, workdir)
         image = kind_config(spec)["nodes"][0]["image"] if spec.provider == "kind" else f"Kubernetes {spec.kubernetes_version}"
         self.log(f"recipe-harness: creating {spec.provider} cluster {spec.name} ({image})")
 

@@ -233,7 +233,7 @@ class PortForward:
     def _accept(self) -> None:
         while not self._stop.is_set():
             try:
-                conn, _ = self._listener.accept()  # type: ignore[union-attr]
+                conn, _ = self._listener.accept()  # type: ignore[union-attr]  # start() sets it before this thread runs
             except TimeoutError:
                 continue
             except OSError:

@@ -130,7 +130,7 @@ def requirements(recipe: LoadedRecipe, *, twin: bool = False) -> Requirements:
                 sec = node.get(section)
                 if not isinstance(sec, dict):
                     continue
-                for src in (sec, sec.get("custom") if isinstance(sec.get("custom"), dict) else {}):
+                for src in (sec, v if isinstance(v := sec.get("custom"), dict) else {}):
                     for key, value in src.items():
                         if _RDMA.match(str(key)):
                             try:

@@ -79,7 +79,8 @@ def dgd_type(api_version: str) -> ResourceType:
 
 
 def split_api_version(api_version: str) -> tuple[str, str]:
-    return tuple(api_version.split("/", 1)) if "/" in api_version else ("", api_version)  # type: ignore[return-value]
+    group, slash, version = api_version.partition("/")
+    return (group, version) if slash else ("", api_version)
 
 
 class Resolver:

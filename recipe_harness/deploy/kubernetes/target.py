@@ -7,6 +7,7 @@ import copy
 import os
 import secrets as _secrets
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -450,7 +451,7 @@ class KubernetesTarget:
                     kube.request("PATCH", PVC.path(ns, claim), body=cache.mark(job), content_type=MERGE_PATCH)
 
     @contextmanager
-    def deploy(self, recipe: LoadedRecipe, workdir: Path) -> Iterator[Endpoint]:
+    def deploy(self, recipe: LoadedRecipe, workdir: Path | None = None) -> Iterator[Endpoint]:
         manifests = self.manifests(recipe)
         dep = recipe.deployment
         assert dep is not None
@@ -458,7 +459,7 @@ class KubernetesTarget:
         if api is None:
             raise DeployError(f"{recipe.id}: the DGD has no frontend service (and no worker with a "
                               "frontendSidecar) to port-forward to")
-        diag_dir = Path(workdir) / "kubernetes"
+        diag_dir = (workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="rh-kubernetes-"))) / "kubernetes"
         kube = self.kube
         try:
             skip = unsupported(recipe, manifests, kube)

@@ -294,7 +294,8 @@ def _twin_sidecar(node: dict[str, Any], svc: Service, pod_spec: dict[str, Any], 
         if "envs" in side:
             side["envs"] = _drop_offline(side["envs"])
     side["image"] = image
-    return f"{svc.name}: frontend sidecar kept in every pod ({' '.join(svc.frontend_sidecar.argv) or 'default args'})"
+    args = " ".join(svc.frontend_sidecar.argv) if svc.frontend_sidecar is not None else ""
+    return f"{svc.name}: frontend sidecar kept in every pod ({args or 'default args'})"
 
 
 def twin_dgd(recipe: LoadedRecipe, opts: TwinOptions | None = None) -> tuple[dict[str, Any], list[str]]:

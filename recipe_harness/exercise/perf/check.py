@@ -341,7 +341,7 @@ def _summarise(plan_: PerfPlan, endpoint: Endpoint, settings: PerfSettings, poin
         curve.append(plots.CurvePoint(
             point.label,
             tput.value if tput else None,
-            (tput.high - tput.low) / 2 if tput and tput.has_interval else 0.0,
+            (tput.interval[1] - tput.interval[0]) / 2 if tput and tput.interval else 0.0,
             *(ests[k].value if k in ests else None for k in ("ttft_p50", "ttft_p99", "itl_p50", "itl_p99"))))
     all_results = [r for rs in results.values() for r in rs]
     total = sum(r.total_requests for r in all_results)

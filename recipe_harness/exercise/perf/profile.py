@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from recipe_harness.load.manifests import Document
 from recipe_harness.model.bundle import LoadedRecipe
@@ -191,7 +192,7 @@ class PerfProfile:
 
 @dataclass
 class _Parsed:
-    values: dict[str, object] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)   # True (flag), str (value) or list[str] (multi)
     passthrough: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     environment: list[str] = field(default_factory=list)
@@ -220,7 +221,7 @@ def _parse_args(args: list[str]) -> _Parsed:
                 value, i = _take(args, i, inline)
                 if value is not None and kind == "multi":
                     out.values.setdefault(name, [])
-                    out.values[name].append(value)  # type: ignore[union-attr]
+                    out.values[name].append(value)
                 elif value is not None:
                     out.values[name] = value
         elif arg in _PASS_FLAGS:
@@ -401,11 +402,11 @@ def profile_from_documents(documents: list[Document], file: str = "") -> PerfPro
     if warmup_runs and prof.points and prof.points[0].warmup_request_count is None:
         # the recipe's separate warm-up run becomes aiperf warm-up requests before the first point
         wp, wline, wf, _ = warmup_runs[0]
-        count = _int(wp.values.get("request_count"), "--request-count", wline, wf)
-        if count is None:
-            count = PerfPoint(concurrency=_int(wp.values.get("concurrency"), "--concurrency", wline, wf)).default_request_count()
-        prof.points[0] = replace(prof.points[0], warmup_request_count=count)
-        prof.notes.append(f"the warm-up run at line {wline} is reproduced as {count} warm-up requests")
+        warmup = _int(wp.values.get("request_count"), "--request-count", wline, wf)
+        if warmup is None:
+            warmup = PerfPoint(concurrency=_int(wp.values.get("concurrency"), "--concurrency", wline, wf)).default_request_count()
+        prof.points[0] = replace(prof.points[0], warmup_request_count=warmup)
+        prof.notes.append(f"the warm-up run at line {wline} is reproduced as {warmup} warm-up requests")
     return prof
 
 

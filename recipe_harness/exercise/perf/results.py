@@ -157,7 +157,7 @@ def _stat(data: dict, tag: str) -> Stat | None:
         v = node.get(k)
         values[k] = float(v) * scale if isinstance(v, (int, float)) and math.isfinite(v) else None
     count = node.get("count")
-    return Stat(**values, count=int(count) if isinstance(count, (int, float)) else 0)  # type: ignore[arg-type]
+    return Stat(**values, count=int(count) if isinstance(count, (int, float)) else 0)
 
 
 def load_records(path: Path) -> Records:

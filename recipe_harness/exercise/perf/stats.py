@@ -80,7 +80,17 @@ class Estimate:
 
     @property
     def has_interval(self) -> bool:
-        return self.low is not None and self.high is not None
+        return self.interval is not None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """``(low, high)``, or ``None`` when the estimate has no interval."""
+        return (self.low, self.high) if self.low is not None and self.high is not None else None
+
+    @property
+    def span(self) -> tuple[float, float] | None:
+        """The interval, else ``(value, value)``; ``None`` when not measured."""
+        return self.interval or (None if self.value is None else (self.value, self.value))
 
     def describe(self, unit: str = "", nd: int = 4) -> str:
         if self.value is None:
@@ -100,19 +110,18 @@ class Estimate:
 
     @classmethod
     def from_dict(cls, data: dict) -> Estimate:
-        def f(x: object) -> float | None:
-            return None if x is None else float(x)  # type: ignore[arg-type]
+        def f(x: float | str | None) -> float | None:
+            return None if x is None else float(x)
         return cls(f(data.get("value")), f(data.get("low")), f(data.get("high")), int(data.get("samples", 0)),
                    int(data.get("minSamples", 1)), int(data.get("trials", 1)), str(data.get("method", "bootstrap")),
                    float(data.get("runNoise", 0.0)))
 
     def overlaps(self, other: Estimate) -> bool:
         """True when the two intervals share a point (an estimate without one is its value)."""
-        a_lo, a_hi = (self.low, self.high) if self.has_interval else (self.value, self.value)
-        b_lo, b_hi = (other.low, other.high) if other.has_interval else (other.value, other.value)
-        if None in (a_lo, a_hi, b_lo, b_hi):
+        a, b = self.span, other.span
+        if a is None or b is None:
             return True
-        return a_lo <= b_hi and b_lo <= a_hi  # type: ignore[operator]
+        return a[0] <= b[1] and b[0] <= a[1]
 
 
 def _groups(groups: Sequence[Sequence[float]]) -> list[np.ndarray]:
@@ -166,7 +175,8 @@ def percentile_estimate(groups: Sequence[Sequence[float]], stat: str, **kw) -> E
         def fn(a: np.ndarray) -> np.ndarray:
             return np.percentile(a, q * 100, axis=-1)
     elif stat in ("avg", "min", "max", "std"):
-        reduce = {"avg": np.mean, "min": np.min, "max": np.max, "std": np.std}[stat]
+        reducers: dict[str, Callable[..., np.ndarray]] = {"avg": np.mean, "min": np.min, "max": np.max, "std": np.std}
+        reduce = reducers[stat]
 
         def fn(a: np.ndarray) -> np.ndarray:
             return reduce(a, axis=-1)
@@ -231,7 +241,8 @@ def point(value: float | None, samples: int = 0, stat: str = "") -> Estimate | N
 
 def with_run_noise(est: Estimate | None, noise: float) -> Estimate | None:
     """``est`` with its interval widened by ``+-noise x |value|`` (bootstrap intervals only)."""
-    if est is None or noise <= 0 or not est.has_interval or est.method != "bootstrap" or est.value is None:
+    if est is None or noise <= 0 or est.interval is None or est.method != "bootstrap" or est.value is None:
         return est
+    low, high = est.interval
     margin = noise * abs(est.value)
-    return replace(est, low=est.low - margin, high=est.high + margin, run_noise=noise)  # type: ignore[operator]
+    return replace(est, low=low - margin, high=high + margin, run_noise=noise)

@@ -255,11 +255,12 @@ def judge(limit: Limit, est: Estimate | float | None) -> Verdict:
         if past is None or not good(past):
             return Verdict(limit, est, FAIL)
         return Verdict(limit, est, INCONCLUSIVE, f"the interval reaches the limit; {ADVICE}")
-    if not est.has_interval:
+    if est.interval is None:
         if est.method == "point" and quantity_is_run_wide(limit.metric):
             return Verdict(limit, est, PASS if good(est.value) else FAIL)
         return Verdict(limit, est, INCONCLUSIVE, "no per-request records, so no interval")
-    near, far = (est.high, est.low) if limit.bound == "max" else (est.low, est.high)
+    low, high = est.interval
+    near, far = (high, low) if limit.bound == "max" else (low, high)
     if good(near):                        # the whole interval is on the good side
         return Verdict(limit, est, PASS)
     if not good(far):                     # the whole interval lies past the limit

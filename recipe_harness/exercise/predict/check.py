@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from recipe_harness.exercise.predict import baseline as bl
 from recipe_harness.exercise.predict.aic import EstimateResult, estimate
@@ -57,7 +58,7 @@ def judge(p: PredictPlan, results: list[EstimateResult], tolerance: float) -> Pr
     where = f"{Path(p.thresholds_file).name}"
     sweep = []
     for point, res in zip(p.points, results, strict=True):
-        row = {"concurrency": point.concurrency, "batch": point.batch, "ok": res.ok}
+        row: dict[str, Any] = {"concurrency": point.concurrency, "batch": point.batch, "ok": res.ok}
         if res.ok:
             row.update(ttftMs=res.ttft_ms, itlMs=res.tpot_ms, e2eMs=res.request_latency_ms,
                        outputTokensPerSPerGpu=res.tokens_per_s_per_gpu, tokensPerSPerUser=res.tokens_per_s_per_user,
@@ -215,7 +216,8 @@ def _plot(outcome: PredictOutcome, out_dir: Path) -> None:
 
     p = outcome.plan
     pts = [(f"c{pt.concurrency}", r.ttft_ms, r.tpot_ms, r.tokens_per_s_per_gpu)
-           for pt, r in zip(p.points, outcome.results, strict=True) if r.ok]
+           for pt, r in zip(p.points, outcome.results, strict=True)
+           if r.ok and r.ttft_ms is not None and r.tpot_ms is not None and r.tokens_per_s_per_gpu is not None]
     path = out_dir / p.recipe_id / f"predict-{p.hardware.id}.png"
     title = (f"{p.recipe_id} on {p.hardware.id}: predicted ({p.backend}, {p.modelled_as}, ISL/OSL {p.isl}/{p.osl})")
     made = sweep_plot(pts, p.hardware.limits, path, title=title)

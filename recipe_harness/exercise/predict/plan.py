@@ -254,7 +254,7 @@ def plan(loaded: LoadedRecipe, profile_id: str, *, aliases: dict[str, str] | Non
         batch = max(1, math.ceil(c / ranks))
         cap = serving[0].max_num_seqs
         capped = cap is not None and batch > cap
-        if capped:
+        if cap is not None and capped:
             batch = cap
             notes.append(f"c{c}: {math.ceil(c / ranks)} sequences per engine rank exceed max_num_seqs {cap}; "
                          f"predicted at {cap} (the rest queue, see RH351)")

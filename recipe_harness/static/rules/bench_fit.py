@@ -27,7 +27,7 @@ def lengths_fit(recipe: LoadedRecipe) -> Iterator[Finding]:
             # a prefill worker computes the prompt and one token; the decode side holds the whole sequence
             prefill = effective_mode(svc, cfg) == "prefill"
             need = isl + 1 if prefill else isl + osl
-            if need > cfg.max_model_len:
+            if cfg.max_model_len is not None and need > cfg.max_model_len:  # never None in limits
                 _, line, _ = cfg.sources.get("max_model_len", ("", 0, 0))
                 what = f"{isl} input tokens (+1 generated)" if prefill else f"{isl} input + {osl} output = {need} tokens"
                 yield emit("RH350", recipe, run.isl.src,
@@ -44,7 +44,7 @@ def concurrency_fits(recipe: LoadedRecipe) -> Iterator[Finding]:
     serving = [(s, c) for s, c in workers(recipe) if known(c) and effective_mode(s, c) in ("agg", "decode")]
     if not serving or any(c.max_concurrency is None for _, c in serving):
         return  # engine defaults depend on GPU memory; only explicit limits are checked
-    capacity = sum(c.max_concurrency * s.replicas for s, c in serving)
+    capacity = sum((c.max_concurrency or 0) * s.replicas for s, c in serving)  # none is None (above)
     for run in aiperf_runs(recipe):
         if run.concurrency is None or not run.concurrency.ints:
             continue

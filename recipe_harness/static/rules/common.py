@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from recipe_harness.findings import Finding
 from recipe_harness.load.manifests import Document, PathT
@@ -124,9 +125,9 @@ def hf_hub_dir(env: dict[str, str], home: str = "/root") -> str:
 _REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-def is_repo_id(text: str | None) -> bool:
+def is_repo_id(text: str | None) -> TypeGuard[str]:
     """``org/name`` as on the Hugging Face hub (not an absolute or relative path)."""
-    return bool(text) and not text.startswith((".", "/", "~")) and bool(_REPO.match(text or ""))
+    return bool(text and not text.startswith((".", "/", "~")) and _REPO.match(text))
 
 
 def hub_folder(repo: str) -> str:

@@ -37,6 +37,8 @@ def _parallelism_text(cfg) -> str:
       "(vLLM: TP x PP x DP; SGLang: TP x PP, x DP without DP attention; TRT-LLM: TP x PP)")
 def gpu_matches_parallelism(recipe: LoadedRecipe) -> Iterator[Finding]:
     dep = recipe.deployment
+    if dep is None:  # no services, no workers
+        return
     for svc, cfg in workers(recipe):
         if not known(cfg) or cfg.backend == "mocker" or cfg.problems:
             continue  # an unreadable engine config is RH301; its parallelism is unknown

@@ -114,6 +114,8 @@ def memory_fits(recipe: LoadedRecipe) -> Iterator[Finding]:
         if broken or not serving:
             continue
         for run in runs:
+            if run.concurrency is None or run.isl is None:  # left out of runs above
+                continue
             peak, isl = max(run.concurrency.ints), max(run.isl.ints)
             need = peak * isl
             if need > capacity:

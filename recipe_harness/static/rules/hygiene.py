@@ -15,7 +15,7 @@ from recipe_harness.model.bundle import LoadedRecipe
 from recipe_harness.static.rules import rule
 from recipe_harness.static.rules.common import at, effective_mode, emit, known, service_at, workers
 
-_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+_SUFFIX: dict[str, int | Decimal] = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
            "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
            "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
 _QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
@@ -95,6 +95,8 @@ def requests_within_limits(recipe: LoadedRecipe) -> Iterator[Finding]:
       "TP/EP engines use 16Gi or more)")
 def shared_memory(recipe: LoadedRecipe) -> Iterator[Finding]:
     dep = recipe.deployment
+    if dep is None:  # no services, no workers
+        return
     for svc, cfg in workers(recipe):
         multi = svc.gpus > 1 or (known(cfg) and cfg.backend != "mocker" and
                                  cfg.tensor_parallel * cfg.pipeline_parallel > 1)
@@ -168,10 +170,10 @@ def hf_token_via_secret(recipe: LoadedRecipe) -> Iterator[Finding]:
     for doc in recipe.documents():
         for vpath, name in _env_literals(doc, doc.body, ()):
             value = str(doc.get(*vpath))
-            line, col = doc.pos(vpath)
-            if (doc.file, line) in seen or _PLACEHOLDER.match(value.strip()):
+            row, col = doc.pos(vpath)
+            if (doc.file, row) in seen or _PLACEHOLDER.match(value.strip()):
                 continue
-            yield emit("RH362", recipe, (doc.file, line, col),
+            yield emit("RH362", recipe, (doc.file, row, col),
                        f"{name} is set to a literal value ({len(value)} characters, masked) instead of a Secret reference")
 
 

@@ -27,6 +27,8 @@ def loaded_models(recipe: LoadedRecipe) -> set[str]:
       "give every worker (prefill, decode, aggregated) the same --model/--model-path and --served-model-name")
 def workers_agree(recipe: LoadedRecipe) -> Iterator[Finding]:
     dep = recipe.deployment
+    if dep is None:  # no services, no workers
+        return
     ws = [(s, c) for s, c in workers(recipe) if known(c)]
     if len(ws) < 2:
         return
@@ -52,6 +54,8 @@ def download_matches(recipe: LoadedRecipe) -> Iterator[Finding]:
         return
     repos = {d.repo for d in dls}
     dep = recipe.deployment
+    if dep is None:  # no services, no workers
+        return
     seen: set[str] = set()
     for svc, cfg in workers(recipe):
         if not known(cfg) or cfg.backend == "mocker" or not is_repo_id(cfg.model) or cfg.model in repos:

@@ -10,7 +10,7 @@ from recipe_harness.exercise.perf.profile import PerfProfile, PerfProfileError, 
 from recipe_harness.exercise.perf.stats import metric_min_samples
 from recipe_harness.exercise.perf.thresholds import Thresholds, ThresholdsError, from_document, validate_document
 from recipe_harness.findings import Finding, Severity
-from recipe_harness.load.manifests import load_file
+from recipe_harness.load.manifests import Document, load_file
 from recipe_harness.model.bundle import LoadedRecipe
 from recipe_harness.static.rules import make, rule
 
@@ -18,7 +18,7 @@ CHECK = "perf-config"
 _CPU_PROFILES = ("cpu", "mocker")
 
 
-def _thresholds(recipe: LoadedRecipe) -> tuple[Thresholds | None, object | None]:
+def _thresholds(recipe: LoadedRecipe) -> tuple[Thresholds | None, Document | None]:
     """(thresholds, its document) when the file loads and is schema-valid."""
     path = recipe.recipe.thresholds_file
     if path is None:

@@ -175,6 +175,8 @@ def model_where_downloaded(recipe: LoadedRecipe) -> Iterator[Finding]:
     if not dls:
         return
     dep = recipe.deployment
+    if dep is None:  # no services, no workers
+        return
     reported: set[str] = set()
     for svc, cfg in workers(recipe):
         if not known(cfg) or cfg.backend == "mocker" or not cfg.model or svc.name in reported:
@@ -207,9 +209,9 @@ def model_where_downloaded(recipe: LoadedRecipe) -> Iterator[Finding]:
                     if loc:
                         wrote.append((loc, d))
                 else:
-                    hub = _job_location(d.container, d.cache_dir or hf_hub_dir(d.env))
-                    if hub and here and here[0] == hub[0] and \
-                            posixpath.normpath(here[1]).startswith(posixpath.join(hub[1], hub_folder(d.repo))):
+                    job_hub = _job_location(d.container, d.cache_dir or hf_hub_dir(d.env))
+                    if job_hub and here and here[0] == job_hub[0] and \
+                            posixpath.normpath(here[1]).startswith(posixpath.join(job_hub[1], hub_folder(d.repo))):
                         wrote.append((here, d))
             if here is not None and any(loc == here for loc, _ in wrote):
                 continue

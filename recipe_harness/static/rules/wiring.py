@@ -176,6 +176,8 @@ def both_halves(recipe: LoadedRecipe) -> Iterator[Finding]:
       "--disaggregation-mode decode on decode workers")
 def role_flags(recipe: LoadedRecipe) -> Iterator[Finding]:
     dep = recipe.deployment
+    if dep is None:  # no services, no workers
+        return
     for svc, cfg in workers(recipe):
         if not known(cfg):
             continue
