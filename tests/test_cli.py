@@ -145,3 +145,19 @@ def test_output_piped_into_a_reader_that_stops_early_is_no_traceback(tmp_path):
                           text=True, timeout=120)
     assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
     assert proc.stdout.startswith("{")
+
+
+def test_test_collects_only_the_modules_of_the_chosen_suites(tmp_path):
+    """`--suite static` collects recipe_harness/suites/test_static.py alone: the other suites' tests are never
+    parametrised (each loads every recipe) only to be deselected; the ids are those of the whole package."""
+    root = Path(__file__).parent.parent / "recipes"
+    base = ["test", "--recipes-root", str(root), "--recipe", "mocker-tiny/*", "--report-dir", str(tmp_path / "r")]
+    static = run_cli(*base, "--suite", "static", "--", "--collect-only", "-q")
+    assert static.returncode == 0, static.stdout + static.stderr
+    ids = [line for line in static.stdout.splitlines() if "::" in line]
+    assert ids and all(i.startswith("recipe_harness/suites/test_static.py::test_static[mocker-tiny/") for i in ids), ids
+    assert "deselected" not in static.stdout, static.stdout
+    both = run_cli(*base, "--suite", "static", "--suite", "smoke", "--", "--collect-only", "-q")
+    both_ids = [line for line in both.stdout.splitlines() if "::" in line]
+    assert [i for i in both_ids if "test_static.py" in i] == ids
+    assert any("test_smoke.py::" in i for i in both_ids) and "deselected" not in both.stdout
