@@ -145,3 +145,25 @@ def test_output_piped_into_a_reader_that_stops_early_is_no_traceback(tmp_path):
                           text=True, timeout=120)
     assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
     assert proc.stdout.startswith("{")
+
+
+def test_test_collects_only_the_modules_of_the_chosen_suites(tmp_path):
+    """`--suite static` collects recipe_harness/suites/test_static.py alone: the other suites' tests are never
+    parametrised (each loads every recipe) only to be deselected; the ids are those of the whole package, also
+    run from a folder that does not hold the package (ids relative to the rootdir)."""
+    shutil.copytree(Path(__file__).parent.parent / "recipes" / "mocker-tiny", tmp_path / "recipes" / "mocker-tiny")
+    opts = ["--recipes-root", "recipes", "--report-dir", "r"]
+
+    def ids(proc: subprocess.CompletedProcess) -> list[str]:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return [line for line in proc.stdout.splitlines() if "::test_" in line]
+
+    package = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "recipe_harness.suites", *opts, "-m", "static",
+                              "-p", "no:cacheprovider", "--collect-only", "-q"],
+                             capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    static = run_cli("test", *opts, "--suite", "static", "--", "--collect-only", "-q", cwd=tmp_path)
+    assert ids(static) == ids(package) and "test_static[mocker-tiny/mocker/agg::schema]" in static.stdout
+    assert "deselected" in package.stdout and "deselected" not in static.stdout, static.stdout
+    both = run_cli("test", *opts, "--suite", "static", "--suite", "smoke", "--", "--collect-only", "-q", cwd=tmp_path)
+    assert [i for i in ids(both) if "test_static" in i] == ids(static)
+    assert any("test_smoke" in i for i in ids(both)) and "deselected" not in both.stdout

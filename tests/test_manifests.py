@@ -96,3 +96,19 @@ def test_duplicate_key_in_second_document_names_both_lines():
     (finding,) = result.findings
     assert (finding.rule, finding.line, finding.col) == ("RH003", 5, 1)
     assert "first defined on line 3" in finding.message
+
+
+def test_shared_load_parses_a_file_once_and_again_when_it_changes(tmp_path):
+    from recipe_harness.load.manifests import load_file_shared
+
+    path = tmp_path / "thresholds.yaml"
+    path.write_text("schemaVersion: 1\nprofiles: {}\n")
+    first = load_file_shared(path)
+    assert load_file_shared(path) is first          # one parse, however many checks read it
+    path.write_text("schemaVersion: 2\nprofiles: {}\n")  # same size, edited within the same second
+    again = load_file_shared(path)
+    assert again is not first and again.documents[0].body["schemaVersion"] == 2
+    path.write_text("a: [\n")
+    assert load_file_shared(path).findings[0].rule == "RH002"
+    path.unlink()
+    assert load_file_shared(path).findings[0].rule == "RH001"

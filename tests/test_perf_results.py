@@ -112,6 +112,23 @@ def test_invalid_thresholds_are_findings_at_their_lines(tmp_path):
     assert "unknown metric 'error_pct'" in found[2][2]
 
 
+def test_thresholds_edited_in_the_same_process_are_read_again(tmp_path):
+    """The file is parsed once per content and a valid body validated once: an edit is never missed, and a
+    copy of a valid file elsewhere is valid with its own positions."""
+    path = write(tmp_path, GOOD)
+    assert load_thresholds(path).profiles["h200-sxm"].gpus == 8
+    path.write_text(GOOD.replace("error_rate: {max: 0.01, unit: ratio}", "error_pct: {max: 1, unit: ratio}"))
+    with pytest.raises(ThresholdsError, match="unknown metric 'error_pct'"):
+        load_thresholds(path)
+    path.write_text(GOOD.replace("gpus: 8", "gpus: 4"))
+    assert load_thresholds(path).profiles["h200-sxm"].gpus == 4
+    other = tmp_path / "other"
+    other.mkdir()
+    moved = write(other, "\n\n" + GOOD)   # the same body two lines lower
+    limits = {lim.metric: lim for lim in load_thresholds(moved).profiles["h200-sxm"].limits}
+    assert limits["ttft_p50"].line == 10
+
+
 @pytest.mark.skipif(not RECIPE_THRESHOLDS, reason="no recipes/**/thresholds.yaml in this checkout")
 @pytest.mark.parametrize("path", RECIPE_THRESHOLDS, ids=lambda p: str(p.relative_to(ROOT / "recipes").parent))
 def test_recipe_thresholds_load(path):

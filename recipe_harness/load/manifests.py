@@ -304,8 +304,8 @@ def loads(text: str, file: str = "<string>") -> LoadResult:
     return LoadResult(file, documents, [])
 
 
-def load_file(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES) -> LoadResult:
-    """Load every document of a manifest file, bounded in size; never raises for bad input."""
+def _read(path: str | Path, max_bytes: int) -> bytes | LoadResult:
+    """The file's bytes, or the result reporting why it cannot be a manifest (unreadable, too large)."""
     file = str(path)
     try:
         p = Path(path)
@@ -316,14 +316,43 @@ def load_file(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES) -> LoadResul
                 f"file is {size / 1048576:.1f} MiB, larger than the {max_bytes / 1048576:.0f} MiB limit for a manifest",
                 hint="recipes hold small manifests; move data out of the recipe")])
         with p.open("rb") as fh:
-            raw = fh.read(max_bytes + 1)
+            return fh.read(max_bytes + 1)
     except OSError as exc:
         return LoadResult(file, [], [Finding(file, 0, 0, RULE_IO, f"cannot read file: {exc.strerror or exc}")])
+
+
+def _load_bytes(file: str, raw: bytes) -> LoadResult:
     text, problem = _decode(file, raw)
     if problem is not None:
         return LoadResult(file, [], [problem])
     assert text is not None
     return loads(text, file)
+
+
+def load_file(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES) -> LoadResult:
+    """Load every document of a manifest file, bounded in size; never raises for bad input."""
+    raw = _read(path, max_bytes)
+    return raw if isinstance(raw, LoadResult) else _load_bytes(str(path), raw)
+
+
+_SHARED: dict[tuple[str, bytes], LoadResult] = {}
+_SHARED_MAX = 4096
+
+
+def load_file_shared(path: str | Path) -> LoadResult:
+    """:func:`load_file`, parsed once per (path, content) in this process, for a file several checks of a
+    recipe read (its thresholds.yaml). The file is read each call, so an edited file is parsed again; the
+    result is shared between the callers, which must not modify it."""
+    raw = _read(path, MAX_FILE_BYTES)
+    if isinstance(raw, LoadResult):
+        return raw
+    key = (str(path), raw)
+    hit = _SHARED.get(key)
+    if hit is None:
+        if len(_SHARED) >= _SHARED_MAX:
+            del _SHARED[next(iter(_SHARED))]  # the oldest entry
+        hit = _SHARED[key] = _load_bytes(str(path), raw)
+    return hit
 
 
 DGD_KIND = "DynamoGraphDeployment"

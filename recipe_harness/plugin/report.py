@@ -104,7 +104,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return
     if report.when == "teardown" and report.passed:
         return
-    entry = summary.entry(recipe_id, check, path=_recipe_path(item, recipe_id))
+    path = "" if recipe_id in summary.recipes else _recipe_path(item, recipe_id)  # the recipe's first report only
+    entry = summary.entry(recipe_id, check, path=path)
     if report.when == "call" or entry.outcome in ("", "passed"):
         entry.outcome = "error" if (report.when != "call" and report.failed) else report.outcome
         if report.when == "call":

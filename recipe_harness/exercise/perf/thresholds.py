@@ -27,7 +27,7 @@ from pathlib import Path
 
 from recipe_harness.exercise.perf.stats import CONFIDENCE, Estimate, metric_min_samples
 from recipe_harness.findings import Finding
-from recipe_harness.load.manifests import Document, load_file
+from recipe_harness.load.manifests import Document, load_file_shared
 
 RULE_THRESHOLDS_SCHEMA = "RH401"
 
@@ -114,6 +114,17 @@ def schema() -> dict:
     return json.loads(text)
 
 
+@lru_cache(maxsize=1)
+def _validator():
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema())
+
+
+_VALID_BODIES: set[str] = set()   # repr() of document bodies the schema accepts (validity depends on the body alone)
+_VALID_MAX = 4096
+
+
 def _message(err) -> str:
     where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
     if err.validator == "oneOf" and "min" in json.dumps(err.schema):
@@ -131,9 +142,10 @@ def _message(err) -> str:
 
 def validate_document(doc: Document) -> list[Finding]:
     """Schema findings (RH401) for one loaded thresholds document, at their positions."""
-    from jsonschema import Draft202012Validator
-
-    validator = Draft202012Validator(schema())
+    body_key = repr(doc.body)
+    if body_key in _VALID_BODIES:
+        return []
+    validator = _validator()
     out: list[Finding] = []
     seen: set[tuple] = set()
     for err in sorted(validator.iter_errors(doc.body), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
@@ -150,6 +162,8 @@ def validate_document(doc: Document) -> list[Finding]:
                 line, col = doc.key_pos(path + (extra[0],))
         out.append(Finding(doc.file, line, col, RULE_THRESHOLDS_SCHEMA, f"thresholds: {_message(err)}",
                            hint="see schemas/thresholds.schema.json; e.g. `ttft_p99: {max: 2500, unit: ms}`"))
+    if not out and len(_VALID_BODIES) < _VALID_MAX:
+        _VALID_BODIES.add(body_key)
     return sorted(out, key=lambda f: (f.line, f.col))
 
 
@@ -178,8 +192,10 @@ def from_document(doc: Document) -> Thresholds:
 
 
 def load_thresholds(path: Path) -> Thresholds:
-    """Load and validate ``thresholds.yaml`` (raises :class:`ThresholdsError` with findings)."""
-    result = load_file(path)
+    """Load and validate ``thresholds.yaml`` (raises :class:`ThresholdsError` with findings). However many
+    checks ask, the file is parsed once per content (:func:`~recipe_harness.load.manifests.load_file_shared`)
+    and a body the schema accepts is validated once."""
+    result = load_file_shared(path)
     if result.findings:
         raise ThresholdsError(list(result.findings))
     if len(result.documents) != 1:

@@ -10,7 +10,7 @@ from recipe_harness.exercise.perf.profile import PerfProfile, PerfProfileError, 
 from recipe_harness.exercise.perf.stats import metric_min_samples
 from recipe_harness.exercise.perf.thresholds import Thresholds, ThresholdsError, from_document, validate_document
 from recipe_harness.findings import Finding, Severity
-from recipe_harness.load.manifests import Document, load_file
+from recipe_harness.load.manifests import Document, load_file_shared
 from recipe_harness.model.bundle import LoadedRecipe
 from recipe_harness.static.rules import make, rule
 
@@ -23,7 +23,7 @@ def _thresholds(recipe: LoadedRecipe) -> tuple[Thresholds | None, Document | Non
     path = recipe.recipe.thresholds_file
     if path is None:
         return None, None
-    result = load_file(path)
+    result = load_file_shared(path)
     if result.findings or len(result.documents) != 1:
         return None, None
     doc = result.documents[0]
@@ -33,13 +33,22 @@ def _thresholds(recipe: LoadedRecipe) -> tuple[Thresholds | None, Document | Non
         return None, doc
 
 
+def _profile_or_error(recipe: LoadedRecipe) -> PerfProfile | PerfProfileError:
+    """:func:`profile_of` the recipe, read once for the rules of this check (cached per recipe)."""
+    cache = recipe.__dict__.setdefault("_perf_config_cache", {})
+    if "profile" not in cache:
+        try:
+            cache["profile"] = profile_of(recipe)
+        except PerfProfileError as exc:
+            cache["profile"] = exc
+    return cache["profile"]
+
+
 def _profile(recipe: LoadedRecipe) -> PerfProfile | None:
     if not recipe.recipe.perf_files:
         return None
-    try:
-        return profile_of(recipe)
-    except PerfProfileError:
-        return None
+    found = _profile_or_error(recipe)
+    return None if isinstance(found, PerfProfileError) else found
 
 
 @rule("RH401", CHECK, "thresholds.yaml is valid against schemas/thresholds.schema.json (metric names, units, "
@@ -49,7 +58,7 @@ def thresholds_valid(recipe: LoadedRecipe) -> Iterator[Finding]:
     path = recipe.recipe.thresholds_file
     if path is None:
         return
-    result = load_file(path)
+    result = load_file_shared(path)
     for f in result.findings:   # unreadable or invalid YAML: reported here, the file is not a manifest
         yield make("RH401", f.file, f.line, f.col, f"thresholds: {f.message}", recipe=recipe.id)
     if result.findings:
@@ -70,9 +79,8 @@ def perf_invocation(recipe: LoadedRecipe) -> Iterator[Finding]:
     if not recipe.recipe.perf_files or any(recipe.results[p].findings for p in recipe.recipe.perf_files
                                            if p in recipe.results):
         return   # no perf manifest, or one the yaml check already reports
-    try:
-        profile_of(recipe)
-    except PerfProfileError as exc:
+    exc = _profile_or_error(recipe)
+    if isinstance(exc, PerfProfileError):
         yield make("RH402", exc.file or str(recipe.recipe.perf_files[0]), exc.line, exc.col or (1 if exc.line else 0),
                    exc.message, recipe=recipe.id)
 
