@@ -14,6 +14,7 @@ from pathlib import Path
 
 from recipe_harness import __version__
 from recipe_harness.findings import Finding, Severity, display_path
+from recipe_harness.testrun import pytest_args
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -365,24 +366,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 # --- test ---------------------------------------------------------------------------------------
-
-
-def pytest_args(args: argparse.Namespace) -> list[str]:
-    suites = args.suite or ["static", "smoke"]
-    extra = [a for a in (args.pytest_args or []) if a != "--"]
-    out = ["--pyargs", "recipe_harness.suites", "-m", " or ".join(suites), "--report-dir", args.report_dir,
-           "-p", "no:cacheprovider", "--target", args.target,
-           # test-only plugins of the harness's own tests; the suites need neither
-           "-p", "no:kmock", "-p", "no:asyncio"]
-    if args.recipes_root:
-        out += ["--recipes-root", args.recipes_root]
-    for pat in args.recipe:
-        out += ["--recipe", pat]
-    if args.changed_since:
-        out += ["--changed-since", args.changed_since]
-    if args.strict:
-        out.append("--strict-rules")
-    return out + extra
 
 
 def cmd_test(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from recipe_harness.qualify.bundle import MD_NAME, NOT_QUALIFIED, REPORT_DIR, BundleError, Run, build
 from recipe_harness.qualify.facts import git_provenance, hardware_match, kubernetes_facts, local_facts
+from recipe_harness.testrun import pytest_args
 
 DEFAULT_TRIALS = 3
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -75,8 +76,6 @@ def cmd_verify(out: Path) -> int:
 
 def cmd_qualify(args: argparse.Namespace, extra: list[str]) -> int:
     import pytest
-
-    from recipe_harness.cli import pytest_args
 
     if not args.hardware_profile:
         raise QualifyUsageError("--hardware-profile PROFILE is required (cpu-mocker on the local target)")

@@ -1,0 +1,24 @@
+"""The pytest command line of ``recipe-harness test``, which ``recipe-harness qualify`` runs too: the
+suites package, the selected suites and recipes, the target and where the reports go."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def pytest_args(args: argparse.Namespace) -> list[str]:
+    suites = args.suite or ["static", "smoke"]
+    extra = [a for a in (args.pytest_args or []) if a != "--"]
+    out = ["--pyargs", "recipe_harness.suites", "-m", " or ".join(suites), "--report-dir", args.report_dir,
+           "-p", "no:cacheprovider", "--target", args.target,
+           # test-only plugins of the harness's own tests; the suites need neither
+           "-p", "no:kmock", "-p", "no:asyncio"]
+    if args.recipes_root:
+        out += ["--recipes-root", args.recipes_root]
+    for pat in args.recipe:
+        out += ["--recipe", pat]
+    if args.changed_since:
+        out += ["--changed-since", args.changed_since]
+    if args.strict:
+        out.append("--strict-rules")
+    return out + extra
