@@ -9,7 +9,8 @@ from pathlib import Path
 from recipe_harness.findings import Finding, Severity
 from recipe_harness.load.discovery import Discovery
 from recipe_harness.model.bundle import LoadedRecipe
-from recipe_harness.static.rules import rule_checks, rules_for
+from recipe_harness.static import suppressions
+from recipe_harness.static.rules import rule_checks, rules_for, suppressible
 
 CHECK_YAML = "yaml"
 CHECK_SCHEMA = "schema"
@@ -86,6 +87,4 @@ def _with_recipe(f: Finding, recipe_id: str) -> Finding:
 
 def apply_suppressions(recipe: LoadedRecipe, check: str, findings: list[Finding]) -> list[Finding]:
     """Per-recipe suppressions (``.recipe-harness.yaml``); see :mod:`.suppressions`."""
-    from recipe_harness.static.suppressions import apply
-
-    return apply(recipe, check, findings)
+    return suppressions.apply(recipe, check, findings, suppressible)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from recipe_harness.findings import Finding, Severity
 from recipe_harness.model.bundle import LoadedRecipe
+from recipe_harness.static.suppressions import CHECK as SUPPRESSIONS_CHECK
 
 CheckFn = Callable[[LoadedRecipe], Iterable[Finding]]
 
@@ -68,6 +69,13 @@ def all_rules() -> dict[str, Rule]:
             importlib.import_module(f"{__name__}.{name}")
         _loaded = True
     return dict(sorted(_REGISTRY.items()))
+
+
+def suppressible(rule_id: str) -> bool:
+    """Whether a suppression may name ``rule_id``: a rule with a check function (loading and schema findings
+    are not), other than the suppression checks themselves."""
+    r = all_rules().get(rule_id)
+    return r is not None and r.fn is not None and r.check != SUPPRESSIONS_CHECK
 
 
 def rules_for(check: str) -> list[Rule]:
