@@ -10,10 +10,7 @@ from recipe_harness.findings import Finding, Severity
 from recipe_harness.load.discovery import Discovery
 from recipe_harness.model.bundle import LoadedRecipe
 from recipe_harness.static import suppressions
-from recipe_harness.static.rules import rule_checks, rules_for, suppressible
-
-CHECK_YAML = "yaml"
-CHECK_SCHEMA = "schema"
+from recipe_harness.static.rules import CHECK_SCHEMA, CHECK_YAML, rules_for, static_checks, suppressible
 
 
 @dataclass
@@ -22,11 +19,6 @@ class CheckOptions:
     crd_files: tuple[Path, ...] = ()
     strict_kinds: bool = False
     strict: bool = False  # warnings fail too
-
-
-def static_checks() -> list[str]:
-    """Names of the static checks, in the order they run."""
-    return [CHECK_YAML, CHECK_SCHEMA, *rule_checks()]
 
 
 @dataclass

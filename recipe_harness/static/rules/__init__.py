@@ -16,6 +16,9 @@ from recipe_harness.static.suppressions import CHECK as SUPPRESSIONS_CHECK
 
 CheckFn = Callable[[LoadedRecipe], Iterable[Finding]]
 
+CHECK_YAML = "yaml"
+CHECK_SCHEMA = "schema"
+
 RULE_MODULES = ("structure", "markers", "gpu", "gpu_memory", "storage", "model_identity", "wiring", "images", "bench_fit", "perf_config", "hygiene",
                 "suppressed")
 """Modules of this package holding rules, in check order; each registers its rules on import."""
@@ -89,6 +92,11 @@ def rule_checks() -> list[str]:
         if r.fn is not None:
             seen.setdefault(r.check, None)
     return list(seen)
+
+
+def static_checks() -> list[str]:
+    """Names of the static checks, in the order they run: reading the files, the schemas, then the rule groups."""
+    return [CHECK_YAML, CHECK_SCHEMA, *rule_checks()]
 
 
 def make(rule_id: str, file: str, line: int, col: int, message: str, *, recipe: str = "") -> Finding:

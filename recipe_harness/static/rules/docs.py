@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from recipe_harness.static.checks import static_checks
-from recipe_harness.static.rules import all_rules
+from recipe_harness.static.rules import all_rules, static_checks
 
 HEADER = """\
 # Rules
