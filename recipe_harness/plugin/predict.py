@@ -19,7 +19,8 @@ import pytest
 from recipe_harness.exercise.predict import DEFAULT_TOLERANCE
 from recipe_harness.exercise.predict.aic import AicUnavailable, default_cache, find_python
 from recipe_harness.exercise.predict.baseline import BaselineError
-from recipe_harness.exercise.predict.check import PredictOutcome, PredictSettings, predict_all
+from recipe_harness.exercise.predict.check import PredictSettings, predict_all
+from recipe_harness.exercise.predict.outcome import PredictOutcome
 from recipe_harness.exercise.predict.plan import profile_ids
 from recipe_harness.plugin.options import harness_of, selected_recipes
 

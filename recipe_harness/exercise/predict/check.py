@@ -17,7 +17,8 @@ from pathlib import Path
 
 from recipe_harness.exercise.predict import baseline as bl
 from recipe_harness.exercise.predict.aic import EstimateResult, estimate
-from recipe_harness.exercise.predict.gate import FAIL, NOT_MODELLED, WARN, PredictVerdict, gate
+from recipe_harness.exercise.predict.gate import FAIL, NOT_MODELLED, WARN, gate
+from recipe_harness.exercise.predict.outcome import PredictOutcome
 from recipe_harness.exercise.predict.plan import PredictPlan, PredictSkip, plan
 from recipe_harness.model.bundle import LoadedRecipe
 
@@ -34,18 +35,6 @@ class PredictSettings:
     baseline_dir: Path | None = None     # predicted baselines to compare with (:mod:`.baseline`)
     update_baseline: bool = False        # store this run's predictions into baseline_dir
     baseline_ref: str | None = None      # the "before" is the recipe predicted as it was at this git REF
-
-
-@dataclass
-class PredictOutcome:
-    plan: PredictPlan
-    results: list[EstimateResult]
-    verdicts: list[PredictVerdict] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    metrics: dict = field(default_factory=dict)
-    images: list[tuple[str, Path]] = field(default_factory=list)
 
 
 def _fmt(v: float | None, nd: int = 1) -> str:
