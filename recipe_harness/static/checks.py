@@ -30,6 +30,8 @@ class StaticChecker:
     @property
     def validator(self):
         if self._validator is None:
+            # lazy: the schema package (jsonschema's referencing, CEL) takes ~0.2 s to import; the console
+            # script imports this module at start, and `list`, `rules`, `new` never validate
             from recipe_harness.static.schema import SchemaOptions, Validator  # built once: compiles schemas lazily
 
             kw = {"crd_files": tuple(self.options.crd_files), "strict_kinds": self.options.strict_kinds}
