@@ -8,15 +8,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
-from recipe_harness import __version__
+from recipe_harness import __version__, cli_clean
+from recipe_harness.exercise.predict import command as predict_command
 from recipe_harness.findings import Finding, Severity, display_path
+from recipe_harness.load.changed import ChangedSinceError, owners_of, scope, select
+from recipe_harness.load.discovery import discover
+from recipe_harness.model.bundle import LoadedRecipe
+from recipe_harness.qualify import command as qualify_command
+from recipe_harness.report.output.github import github_commands
+from recipe_harness.report.output.sarif import sarif_log, write_sarif
+from recipe_harness.static.checks import CheckOptions, StaticChecker, static_checks
+from recipe_harness.static.rules.docs import render as rules_markdown
+from recipe_harness.static.rules.docs import rows as rule_rows
+from recipe_harness.testrun import SUITES, pytest_args
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
-SUITES = ("static", "smoke", "perf", "preflight", "predict")  # recipe_harness/suites/test_<suite>.py, marked <suite>
 
 
 class UsageError(Exception):
@@ -61,12 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--strict", action="store_true", help="warnings fail too")
     t.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then arguments for pytest")
 
-    from recipe_harness.exercise.predict.command import add_arguments as predict_arguments
-
     pr = sub.add_parser("predict", help="predicted performance on each recipe's GPU hardware profiles (no GPU)")
     pr.add_argument("paths", nargs="*", metavar="PATH", help="recipes root, recipe folder or deploy file (default: ./recipes)")
     selection(pr)
-    predict_arguments(pr)
+    predict_command.add_arguments(pr)
 
     ls = sub.add_parser("list", help="list the recipes found")
     selection(ls)
@@ -96,18 +106,13 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--dynamo-version", metavar="X.Y.Z",
                    help="runtime image tag (default: the release the collection's recipes use)")
 
-    from recipe_harness.cli_clean import DEFAULT_OLDER_THAN
-    from recipe_harness.cli_clean import add_arguments as clean_arguments
-
     cl = sub.add_parser("clean", help="delete the namespaces of Kubernetes runs that are over (owner process gone, or "
-                                      f"older than --older-than, default {DEFAULT_OLDER_THAN}); --all for every one",
+                                      f"older than --older-than, default {cli_clean.DEFAULT_OLDER_THAN}); --all for every one",
                         description="Delete the namespaces of Kubernetes runs that are over: owner process gone, or "
                                     "started longer ago than --older-than. Runs in progress are kept unless --all. "
                                     "Exit status: 0 nothing selected left, 1 some namespace not deleted, 2 usage or "
                                     "cluster error.")
-    clean_arguments(cl)
-
-    from recipe_harness.qualify.command import add_arguments as qualify_arguments
+    cli_clean.add_arguments(cl)
 
     q = sub.add_parser("qualify", help="release qualification: preflight, static, smoke and perf for one hardware "
                                        "profile, then a verifiable bundle; `qualify verify DIR` checks one",
@@ -115,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "limits fail) and write a bundle to --out: qualification.json/.md, the report, "
                                    "aiperf exports, SHA256SUMS. `recipe-harness qualify verify DIR` checks a bundle. "
                                    "Exit status: 0 all qualified / verified, 1 not, 2 usage error.")
-    qualify_arguments(q)
+    qualify_command.add_arguments(q)
     return p
 
 
@@ -180,9 +185,6 @@ def select_recipes(paths: list[str], recipes_root: str | None, patterns: list[st
     """One discovery per recipes root of ``paths``, holding the recipes the paths select: a root or model
     folder its recipes, a recipe folder or deploy file its recipe, any other file the recipes it belongs to
     (a model-cache file: every recipe of the model). A file no recipe uses is noted and skipped."""
-    from recipe_harness.load.changed import owners_of
-    from recipe_harness.load.discovery import discover
-
     if not paths:
         root = Path(recipes_root) if recipes_root else Path("recipes")
         if not root.exists():
@@ -230,9 +232,6 @@ def _is_below(path: Path, folder: Path) -> bool:
 
 
 def run_checks(discoveries, options) -> tuple[list[str], list[Finding]]:
-    from recipe_harness.model.bundle import LoadedRecipe
-    from recipe_harness.static.checks import StaticChecker, static_checks
-
     ids: list[str] = []
     findings: list[Finding] = []
     seen: set[tuple] = set()
@@ -262,9 +261,6 @@ def changed_recipes(paths: list[str], recipes_root: str | None, patterns: list[s
                     quiet: bool = False):
     """The recipes of ``paths`` (default: the recipes root) changed since ``ref``. Without paths only the
     model folders the changes can reach are discovered (:func:`.changed.scope`): fast on large trees."""
-    from recipe_harness.load.changed import ChangedSinceError, scope
-    from recipe_harness.load.discovery import discover
-
     if paths:
         return changed_only(select_recipes(paths, recipes_root, patterns), ref, quiet=quiet)
     root = Path(recipes_root) if recipes_root else Path("recipes")
@@ -280,8 +276,6 @@ def changed_recipes(paths: list[str], recipes_root: str | None, patterns: list[s
 def changed_only(discoveries, ref: str, *, quiet: bool = False, found=None):
     """Keep the recipes changed since ``ref`` (see :mod:`.changed`); print what was selected and why to
     stderr. Returns (discoveries with a recipe left, selections)."""
-    from recipe_harness.load.changed import ChangedSinceError, select
-
     kept, selections = [], []
     for d in discoveries:
         try:
@@ -303,8 +297,6 @@ def changed_only(discoveries, ref: str, *, quiet: bool = False, found=None):
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from recipe_harness.static.checks import CheckOptions
-
     for crd in args.crd:
         if not Path(crd).is_file():
             raise UsageError(f"--crd {crd}: no such file")
@@ -327,8 +319,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     failing = errors + (warnings if args.strict else [])
     code = EXIT_FINDINGS if failing else EXIT_OK
     if args.sarif:
-        from recipe_harness.report.output.sarif import write_sarif
-
         try:
             write_sarif(Path(args.sarif), findings)
         except OSError as exc:
@@ -344,12 +334,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             data["changed"] = [sel.to_dict(root) for root, sel in selections]
         print(json.dumps(data, indent=2))
     elif args.format == "sarif":
-        from recipe_harness.report.output.sarif import sarif_log
-
         print(json.dumps(sarif_log(findings, exit_code=code), indent=2))
     elif args.format == "github":
-        from recipe_harness.report.output.github import github_commands
-
         for line in github_commands(findings, notes=args.verbose, hints=not args.no_hints):
             print(line)
     else:
@@ -368,31 +354,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 # --- test ---------------------------------------------------------------------------------------
 
 
-def pytest_args(args: argparse.Namespace) -> list[str]:
-    suites = args.suite or ["static", "smoke"]
-    extra = [a for a in (args.pytest_args or []) if a != "--"]
-    # each suite is one module (recipe_harness/suites/test_<suite>.py, marked <suite>): the others are not
-    # collected, so their tests are neither parametrised nor deselected. The package stays the argument, so
-    # the test ids do not depend on where it is installed.
-    folder = Path(__file__).parent / "suites"
-    ignore = [f"--ignore={folder / f'test_{s}.py'}" for s in SUITES if s not in suites]
-    out = ["--pyargs", "recipe_harness.suites", *ignore, "-m", " or ".join(suites), "--report-dir", args.report_dir,
-           "-p", "no:cacheprovider", "--target", args.target,
-           # test-only plugins of the harness's own tests; the suites need neither
-           "-p", "no:kmock", "-p", "no:asyncio"]
-    if args.recipes_root:
-        out += ["--recipes-root", args.recipes_root]
-    for pat in args.recipe:
-        out += ["--recipe", pat]
-    if args.changed_since:
-        out += ["--changed-since", args.changed_since]
-    if args.strict:
-        out.append("--strict-rules")
-    return out + extra
-
-
 def cmd_test(args: argparse.Namespace) -> int:
-    import pytest
+    import pytest  # lazy: pytest and its plugins, ~0.3 s, only `test` runs them
 
     root = Path(args.recipes_root) if args.recipes_root else Path("recipes")
     if not root.is_dir():
@@ -434,17 +397,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
-    from recipe_harness.static.rules.docs import rows as rule_rows
-
     rows = [asdict(r) for r in rule_rows()]
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     elif args.format == "markdown":
-        from recipe_harness.static.rules.docs import render
-
-        print(render(), end="")
+        print(rules_markdown(), end="")
     else:
         for r in rows:
             print(f"{r['id']}  {r['check']:<12} {r['severity']:<8} {r['doc']}")
@@ -452,24 +409,18 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from recipe_harness.exercise.predict.command import run
-
-    return run(args, select_recipes(args.paths, args.recipes_root, args.recipe))
+    return predict_command.run(args, select_recipes(args.paths, args.recipes_root, args.recipe))
 
 
 def cmd_qualify(args: argparse.Namespace) -> int:
-    from recipe_harness.qualify.command import QualifyUsageError, run
-
     try:
-        return run(args)
-    except QualifyUsageError as exc:
+        return qualify_command.run(args)
+    except qualify_command.QualifyUsageError as exc:
         raise UsageError(str(exc)) from exc
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    import subprocess
-
-    from recipe_harness import envs
+    from recipe_harness import envs  # lazy: venv and logging, ~10 ms at every start for `setup` alone
 
     prefix = Path(args.prefix)
     chosen = [e for e in envs.ALL if not args.only or e.name.removeprefix(".venv-") in args.only]
@@ -483,6 +434,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
+    # lazy: the templates' modules (the twins' Dynamo release, the mocker), ~20 ms at every start for `new` alone
     from recipe_harness.scaffold import ScaffoldError, ScaffoldOptions, plan, write
 
     opts = ScaffoldOptions(recipe_id=args.recipe_id, recipes_root=Path(args.recipes_root), from_recipe=args.from_recipe,
@@ -507,9 +459,7 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from recipe_harness.cli_clean import run
-
-    return run(args)
+    return cli_clean.run(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

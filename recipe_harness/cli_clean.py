@@ -119,6 +119,7 @@ def judge(ns: dict[str, Any], *, now: datetime, older_than: timedelta, everythin
           alive: Callable[[int], bool] = pid_alive,
           proc_started: Callable[[int], datetime | None] = process_started) -> Verdict:
     """Whether the run of harness namespace ``ns`` is over, and why."""
+    # lazy: the namespace module loads the kubernetes client (~0.4 s), not wanted at the CLI's start
     from recipe_harness.deploy.kubernetes.namespace import RECIPE_ANNOTATION, owner_of, started_at
 
     meta = ns.get("metadata") or {}
@@ -176,6 +177,7 @@ def clean(argv: list[str], kube: Kube | None = None) -> int:
 
 def run(args: argparse.Namespace, kube: Kube | None = None) -> int:
     """Delete the harness namespaces whose runs are over (all with ``--all``); exit status as documented above."""
+    # lazy: the kubernetes client (~0.4 s), not wanted at the CLI's start (its parser reads add_arguments)
     from recipe_harness.deploy.kubernetes.client import Kube, KubeError
     from recipe_harness.deploy.kubernetes.namespace import delete_namespace, list_harness_namespaces
 

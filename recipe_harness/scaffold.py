@@ -29,7 +29,8 @@ from pathlib import Path
 from recipe_harness.deploy.kubernetes.twin import DEFAULT_DYNAMO_VERSION
 from recipe_harness.load.discovery import MODEL_CACHE_DIRS, discover
 from recipe_harness.load.manifests import load_file
-from recipe_harness.static.rules.markers import marker
+from recipe_harness.model.bundle import LoadedRecipe
+from recipe_harness.static.rules.markers import marker, markers_in
 
 MODEL_MOUNT = "/opt/models"
 AIPERF_VERSION = "0.13.0"
@@ -86,8 +87,6 @@ class Scaffold:
 
     def markers(self) -> list[tuple[Path, int, str]]:
         """(file, line, what) of every marker written."""
-        from recipe_harness.static.rules.markers import markers_in
-
         return [(p, self.offsets.get(p, 0) + line, what) for p, text in {**self.files, **self.append}.items()
                 for line, _col, what in markers_in(text)]
 
@@ -205,8 +204,6 @@ def write(sc: Scaffold) -> list[Path]:
 
 def _copied_total(root: Path, from_recipe: str) -> int | None:
     """GPUs the copied recipe requests in all (sum over services of GPUs x nodes x replicas)."""
-    from recipe_harness.model.bundle import LoadedRecipe
-
     found = [r for r in discover(root).recipes if r.id == from_recipe.strip("/")]
     dep = LoadedRecipe.load(found[0]).deployment if found else None
     return sum(s.total_gpus for s in dep.services) if dep is not None else None

@@ -167,3 +167,35 @@ def test_test_collects_only_the_modules_of_the_chosen_suites(tmp_path):
     both = run_cli("test", *opts, "--suite", "static", "--suite", "smoke", "--", "--collect-only", "-q", cwd=tmp_path)
     assert [i for i in ids(both) if "test_static" in i] == ids(static)
     assert any("test_smoke" in i for i in ids(both)) and "deselected" not in both.stdout
+
+
+# what each command imports: the console script's start stays free of the heavy libraries only some
+# subcommands need (numpy: predict, qualify and the perf/GPU rules; kubernetes: clean, qualify, the
+# Kubernetes target; matplotlib: plots)
+_IMPORTED = """
+import contextlib, io, sys
+from recipe_harness.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        main(sys.argv[1:])
+    except SystemExit:
+        pass
+print(" ".join(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+@pytest.mark.parametrize(("args", "absent"), [
+    pytest.param(["--help"], {"numpy", "matplotlib", "kubernetes", "pytest"}, id="help"),
+    pytest.param(["list", "--recipes-root", "recipes"], {"numpy", "matplotlib", "kubernetes", "pytest"}, id="list"),
+    pytest.param(["new", "tiny/vllm/agg", "--recipes-root", "{tmp}/recipes"], {"numpy", "matplotlib", "kubernetes", "pytest"},
+                 id="new"),
+    pytest.param(["check", "recipes"], {"matplotlib", "kubernetes", "pytest"}, id="check"),
+])
+def test_console_script_start_imports_only_what_the_command_needs(args: list[str], absent: set[str], tmp_path: Path):
+    root = Path(__file__).resolve().parent.parent
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    proc = subprocess.run([sys.executable, "-c", _IMPORTED, *argv], cwd=root, capture_output=True, text=True,
+                          timeout=120, check=True)
+    imported = set(proc.stdout.split())
+    assert "recipe_harness" in imported
+    assert imported & absent == set(), f"recipe-harness {' '.join(args)} imports {sorted(imported & absent)}"

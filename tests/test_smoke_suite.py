@@ -170,16 +170,6 @@ def test_any_test_using_deployed_gets_recipe_check_ids(pytester):
     ]
 
 
-def test_kubernetes_target_missing_is_a_usage_error(pytester):
-    root = tree(pytester.path, ("ok", "tiny/mocker/agg"))
-    pytester.makeconftest("import sys\nsys.modules['recipe_harness.deploy.kubernetes'] = None\n")
-    pytester.makepyfile(test_k="def test_smoke_models(deployed, smoke_check): smoke_check('models')\n")
-    result = pytester.runpytest_subprocess("test_k.py", "--recipes-root", str(root), "--target", "kubernetes",
-                                "-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["*--target kubernetes needs recipe_harness.deploy.kubernetes*use --target local*"])
-    assert result.ret != 0
-
-
 # -- the pytest process itself: signals and side-by-side runs ------------------------------------------
 
 

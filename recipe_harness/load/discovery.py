@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recipe_harness.findings import Finding, Severity
-from recipe_harness.load.manifests import mentions_dgd
+from recipe_harness.load.manifests import load_file, mentions_dgd
+from recipe_harness.load.render import envsubst, kustomize
 
 RULE_SYMLINK = "RH010"
 RULE_NO_RECIPES = "RH011"
@@ -201,8 +202,6 @@ RENDER_INPUTS = (".envsubst-matrix.yaml", ".kustomize-matrix.yaml")  # inputs of
 
 def _kustomize_patches(kustomizations) -> set[Path]:
     """Files that kustomizations apply as patches: partial DGDs, not recipes of their own."""
-    from recipe_harness.load.manifests import load_file
-
     out: set[Path] = set()
     for k in kustomizations:
         for doc in load_file(k).documents:
@@ -239,8 +238,6 @@ def discover(root: str | os.PathLike[str], patterns: list[str] | tuple[str, ...]
         return result
     yaml_files = _walk(root_path, result.findings, None if within is None else [root_path / m for m in within])
     patches = _kustomize_patches(p for p in yaml_files if p.name in KUSTOMIZATION_NAMES)
-    from recipe_harness.load.render import envsubst, kustomize
-
     ktree = kustomize.Tree.scan(yaml_files)
     component_dirs = ktree.component_dirs()
     patches |= {p for p in yaml_files if p.parent in component_dirs}  # a Component's files are never recipes
@@ -314,8 +311,6 @@ def _match(recipe_id: str, pattern: str) -> bool:
 
 def _overlays(root: Path, ktree, yaml_files: list[Path], excluded: set[Path], result: Discovery) -> None:
     """Render every kustomize overlay: check committed output is current, add the others as recipe variants."""
-    from recipe_harness.load.render import kustomize
-
     for k in ktree.overlays():
         overlay = k.dir
         rendered = kustomize.render(overlay)

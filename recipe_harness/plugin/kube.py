@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from recipe_harness.deploy.kubernetes.client import Kube, KubeError
+from recipe_harness.deploy.kubernetes.namespace import REGISTRY
 from recipe_harness.deploy.kubernetes.target import KubeOptions
 from recipe_harness.plugin.cluster import cluster_kubeconfig
 from recipe_harness.plugin.options import harness_of, selected_recipes
@@ -119,7 +121,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    from recipe_harness.deploy.kubernetes.namespace import REGISTRY
     left = REGISTRY.drain()
     if left:
         print(f"recipe-harness: namespaces not deleted: {', '.join(left)}; run `recipe-harness clean`")
@@ -147,7 +148,6 @@ def preflight_case(request: pytest.FixtureRequest):
     config = request.config
     if config.getoption("--target", default=None) != "kubernetes":
         pytest.skip("preflight checks a cluster: run with --target kubernetes")
-    from recipe_harness.deploy.kubernetes.client import Kube, KubeError
     options = kube_options(config)
     try:
         kube = Kube.connect(options.kubeconfig, options.context)

@@ -19,8 +19,9 @@ import pytest
 from recipe_harness.exercise.predict import DEFAULT_TOLERANCE
 from recipe_harness.exercise.predict.aic import AicUnavailable, default_cache, find_python
 from recipe_harness.exercise.predict.baseline import BaselineError
-from recipe_harness.exercise.predict.check import PredictOutcome, PredictSettings, predict_all
-from recipe_harness.exercise.predict.plan import profile_ids
+from recipe_harness.exercise.predict.check import PredictSettings, predict_all
+from recipe_harness.exercise.predict.outcome import PredictOutcome
+from recipe_harness.exercise.predict.plan import PredictSkip, profile_ids, thresholds_of
 from recipe_harness.plugin.options import harness_of, selected_recipes
 
 OUTCOMES_KEY = pytest.StashKey[dict]()
@@ -131,8 +132,6 @@ def prediction(request: pytest.FixtureRequest, predict_case: PredictCase) -> Pre
     if predict_case.profile is None:
         harness = harness_of(request.config)
         recipe = next(r for r in harness.recipes if r.id == predict_case.recipe_id)
-        from recipe_harness.exercise.predict.plan import PredictSkip, thresholds_of
-
         try:
             thresholds_of(harness.loaded(recipe))
         except PredictSkip as exc:

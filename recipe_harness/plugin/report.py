@@ -19,9 +19,13 @@ from typing import Any
 
 import pytest
 
-from recipe_harness.findings import Finding
+from recipe_harness.findings import Finding, display_path
 from recipe_harness.plugin.options import harness_of
-from recipe_harness.report.summary import CheckEntry, Summary
+from recipe_harness.report import html as report_html
+from recipe_harness.report.html import Image, SuppressionRow
+from recipe_harness.report.output.sarif import write_sarif
+from recipe_harness.report.summary import CheckEntry, Summary, group_of
+from recipe_harness.static import suppressions as sup
 
 RECORD_KEY = pytest.StashKey["Record"]()
 SUMMARY_KEY = pytest.StashKey[Summary]()
@@ -172,8 +176,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     summary.exit_status = int(exitstatus)
     out = Path(report_dir)
     summary.write(out)
-    from recipe_harness.report.output.sarif import write_sarif  # findings.sarif: the static findings for code scanning
-
     write_sarif(out / "findings.sarif", [f for r in summary.recipes.values() for c in r.checks.values() for f in c.findings])
 
 
@@ -186,8 +188,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     if not summary.started or path.stat().st_mtime < summary.started:
         return      # pytest-html did not write it in this session (a usage error): an older run's file
-    from recipe_harness.report import html as report_html
-
     try:
         block = report_html.render(summary.to_dict(), html_dir=path.parent, images=_images(config),
                                    suppressions=_suppressions(config, summary))
@@ -198,17 +198,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _images(config: pytest.Config) -> dict[tuple[str, str], list[Any]]:
-    from recipe_harness.report.html import Image
-
     return {key: [Image(title, p) for title, p in imgs] for key, imgs in config.stash.get(IMAGES_KEY, {}).items()}
 
 
 def _suppressions(config: pytest.Config, summary: Summary) -> dict[str, list[Any]]:
     """The suppressions of the recipes whose static checks ran (``.recipe-harness.yaml``)."""
-    from recipe_harness.report.html import SuppressionRow
-    from recipe_harness.report.summary import group_of
-    from recipe_harness.static import suppressions as sup
-
     out: dict[str, list[Any]] = {}
     for recipe in harness_of(config).recipes:
         entry = summary.recipes.get(recipe.id)
@@ -222,8 +216,6 @@ def _suppressions(config: pytest.Config, summary: Summary) -> dict[str, list[Any
 
 
 def _display(file: str) -> str:
-    from recipe_harness.findings import display_path
-
     return display_path(file)
 
 

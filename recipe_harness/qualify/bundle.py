@@ -22,6 +22,8 @@ from typing import Any
 
 from recipe_harness.exercise.perf.stats import Estimate
 from recipe_harness.exercise.perf.thresholds import INSUFFICIENT, PASS, Limit, judge, load_thresholds
+from recipe_harness.exercise.predict.systems import UnmappedProfile, system_of
+from recipe_harness.qualify.markdown import render
 
 SCHEMA_VERSION = 1
 QUALIFIED, NOT_QUALIFIED = "qualified", "not qualified"
@@ -131,8 +133,6 @@ def profile_limits(thresholds: Path, profile: str) -> list[dict[str, Any]] | Non
 def prediction_of(checks: dict[str, Any], profile: str, limits: list[dict[str, Any]]) -> dict[str, Any]:
     """The model's estimate at the operating point next to the measurement, when the profile maps to a
     modelled GPU system and the ``predict`` suite ran."""
-    from recipe_harness.exercise.predict.systems import UnmappedProfile, system_of
-
     try:
         system_of(profile)
     except UnmappedProfile as exc:
@@ -221,8 +221,6 @@ def build(run: Run, facts: dict[str, Any], hardware: dict[str, Any], out: Path) 
     }
     data["system"] = {k: v for k, v in facts.items() if k != "provenance"}
     (out / JSON_NAME).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    from recipe_harness.qualify.markdown import render
-
     (out / MD_NAME).write_text(render(data), encoding="utf-8")
     write_sums(out)
     return data

@@ -10,13 +10,13 @@ Exit status: 0 every recipe qualified (verify: the bundle holds together), 1 som
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from recipe_harness.qualify.bundle import MD_NAME, NOT_QUALIFIED, REPORT_DIR, BundleError, Run, build
-from recipe_harness.qualify.facts import git_provenance, hardware_match, kubernetes_facts, local_facts
+from recipe_harness.testrun import pytest_args
 
 DEFAULT_TRIALS = 3
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(out: Path) -> int:
+    # lazy, as in cmd_qualify: verify reads the bundle module (numpy)
     from recipe_harness.qualify.verify import verify
 
     if not out.is_dir():
@@ -75,9 +76,13 @@ def cmd_verify(out: Path) -> int:
 
 
 def cmd_qualify(args: argparse.Namespace, extra: list[str]) -> int:
+    # lazy: the bundle imports numpy (perf.stats), the facts the kubernetes client: ~0.5 s that every other
+    # command would pay at start, since the console script's parser reads add_arguments from this module
     import pytest
 
-    from recipe_harness.cli import pytest_args
+    from recipe_harness.deploy.kubernetes.client import Kube
+    from recipe_harness.qualify.bundle import MD_NAME, NOT_QUALIFIED, REPORT_DIR, BundleError, Run, build
+    from recipe_harness.qualify.facts import git_provenance, hardware_match, kubernetes_facts, local_facts
 
     if not args.hardware_profile:
         raise QualifyUsageError("--hardware-profile PROFILE is required (cpu-mocker on the local target)")
@@ -105,8 +110,6 @@ def cmd_qualify(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"recipe-harness: qualify: pytest stopped with exit status {code} (usage or internal error)",
               file=sys.stderr)
         return EXIT_USAGE
-    import json
-
     summary_path = report_dir / "summary.json"
     if not summary_path.is_file():
         print(f"recipe-harness: qualify: {summary_path} was not written; no bundle", file=sys.stderr)
@@ -115,8 +118,6 @@ def cmd_qualify(args: argparse.Namespace, extra: list[str]) -> int:
     aiperf = os.environ.get("RECIPE_HARNESS_AIPERF") or ".venv-aiperf/bin/aiperf"
     dynamo = os.environ.get("RECIPE_HARNESS_DYNAMO_PYTHON") or ".venv-dynamo/bin/python"
     if args.target == "kubernetes":
-        from recipe_harness.deploy.kubernetes.client import Kube
-
         facts: dict[str, Any]
         try:
             kube = Kube.connect(args.kubeconfig, args.context)

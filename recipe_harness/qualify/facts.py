@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from recipe_harness import __version__
+from recipe_harness.deploy.kubernetes.resources import DEPLOYMENT, NODE, STORAGE_CLASS
+from recipe_harness.exercise.predict.systems import UnmappedProfile, system_of
 
 UNKNOWN = "unknown"
 GIT_TIMEOUT = 10.0
@@ -131,8 +133,6 @@ def pulled_images(report_dir: Path, recipe_ids: list[str]) -> dict[str, list[dic
 def kubernetes_facts(kube: Any, summary: dict[str, Any], report_dir: Path, aiperf_python: Path) -> dict[str, Any]:
     """Facts of the cluster ``kube`` (a :class:`recipe_harness.deploy.kubernetes.client.Kube`); a read the
     credentials do not allow is recorded as "unknown" with the error."""
-    from recipe_harness.deploy.kubernetes.resources import DEPLOYMENT, NODE, STORAGE_CLASS
-
     facts: dict[str, Any] = {"target": "kubernetes", "errors": []}
 
     def read(what: str, fn):
@@ -175,8 +175,6 @@ def product_of(text: str) -> str | None:
 def hardware_match(profile: str, facts: dict[str, Any]) -> dict[str, Any]:
     """Does the hardware found fit ``profile``? A profile naming a GPU (``h200-sxm``) needs nodes of that
     product (``nvidia.com/gpu.product``); a profile naming none (``cpu-mocker``) runs on the local target."""
-    from recipe_harness.exercise.predict.systems import UnmappedProfile, system_of
-
     try:
         expected = product_of(system_of(profile).label)
     except UnmappedProfile:

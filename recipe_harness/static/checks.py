@@ -10,13 +10,11 @@ from typing import TYPE_CHECKING
 from recipe_harness.findings import Finding, Severity
 from recipe_harness.load.discovery import Discovery
 from recipe_harness.model.bundle import LoadedRecipe
-from recipe_harness.static.rules import rule_checks, rules_for
+from recipe_harness.static import suppressions
+from recipe_harness.static.rules import CHECK_SCHEMA, CHECK_YAML, rules_for, static_checks, suppressible
 
 if TYPE_CHECKING:
     from recipe_harness.static.schema import Validator
-
-CHECK_YAML = "yaml"
-CHECK_SCHEMA = "schema"
 
 
 @dataclass
@@ -25,11 +23,6 @@ class CheckOptions:
     crd_files: tuple[Path, ...] = ()
     strict_kinds: bool = False
     strict: bool = False  # warnings fail too
-
-
-def static_checks() -> list[str]:
-    """Names of the static checks, in the order they run."""
-    return [CHECK_YAML, CHECK_SCHEMA, *rule_checks()]
 
 
 @dataclass
@@ -41,6 +34,8 @@ class StaticChecker:
     @property
     def validator(self) -> Validator:
         if self._validator is None:
+            # lazy: the schema package (jsonschema's referencing, CEL) takes ~0.2 s to import; the console
+            # script imports this module at start, and `list`, `rules`, `new` never validate
             from recipe_harness.static.schema import SchemaOptions, Validator  # built once: compiles schemas lazily
 
             opts = SchemaOptions(crd_files=tuple(self.options.crd_files), strict_kinds=self.options.strict_kinds)
@@ -90,6 +85,4 @@ def _with_recipe(f: Finding, recipe_id: str) -> Finding:
 
 def apply_suppressions(recipe: LoadedRecipe, check: str, findings: list[Finding]) -> list[Finding]:
     """Per-recipe suppressions (``.recipe-harness.yaml``); see :mod:`.suppressions`."""
-    from recipe_harness.static.suppressions import apply
-
-    return apply(recipe, check, findings)
+    return suppressions.apply(recipe, check, findings, suppressible)

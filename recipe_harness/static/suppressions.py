@@ -13,6 +13,7 @@ suppressions are findings of the ``suppressions`` check (RH390-RH392).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,26 +92,21 @@ def for_recipe(recipe: LoadedRecipe) -> SuppressionFile | None:
     return load(path) if path is not None else None
 
 
-def suppressible(rule_id: str) -> bool:
-    from recipe_harness.static.rules import all_rules
-
-    r = all_rules().get(rule_id)
-    return r is not None and r.fn is not None and r.check != CHECK
-
-
-def active(recipe: LoadedRecipe) -> dict[str, Suppression]:
-    """Rule id -> the suppression that skips it (entries with a reason for suppressible rules)."""
+def active(recipe: LoadedRecipe, suppressible: Callable[[str], bool]) -> dict[str, Suppression]:
+    """Rule id -> the suppression that skips it (entries with a reason for rules ``suppressible`` accepts:
+    the rule registry's :func:`~recipe_harness.static.rules.suppressible`)."""
     sf = for_recipe(recipe)
     if sf is None:
         return {}
     return {s.rule: s for s in sf.entries if s.valid and _RULE_ID.match(s.rule) and suppressible(s.rule)}
 
 
-def apply(recipe: LoadedRecipe, check: str, findings: list[Finding]) -> list[Finding]:
+def apply(recipe: LoadedRecipe, check: str, findings: list[Finding],
+          suppressible: Callable[[str], bool]) -> list[Finding]:
     """Drop the findings of suppressed rules (the suppressions check itself is never suppressed)."""
     if check == CHECK or not findings:
         return findings
-    skip = active(recipe)
+    skip = active(recipe, suppressible)
     if not skip:
         return findings
     return [f for f in findings if f.rule not in skip]

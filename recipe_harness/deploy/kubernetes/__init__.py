@@ -10,10 +10,8 @@
 - :mod:`.namespace`     one labelled namespace per run; cleanup, also after interrupted runs
 - :mod:`.preflight`     API, CRD, operator, GPUs, RDMA, storage classes
 - :mod:`.perf_artifacts` aiperf artifacts of the perf Job, from its logs or its PVC
-- :mod:`.target`        :class:`KubernetesTarget`
+- :mod:`.target`        :class:`.target.KubernetesTarget`
+
+Import from the modules: the package imports none of them, so :mod:`.twin` and :mod:`.platform` load
+without the kubernetes client.
 """
-
-from recipe_harness.deploy.kubernetes.client import ApiError, Kube
-from recipe_harness.deploy.kubernetes.target import KubeOptions, KubernetesTarget
-
-__all__ = ["ApiError", "Kube", "KubeOptions", "KubernetesTarget"]

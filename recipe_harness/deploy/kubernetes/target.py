@@ -43,6 +43,7 @@ from recipe_harness.deploy.kubernetes.resources import (
     pod_claims,
     walk_maps,
 )
+from recipe_harness.deploy.kubernetes.twin import TwinOptions, mocker_twin
 from recipe_harness.deploy.kubernetes.watch import WatchSet
 from recipe_harness.model.bundle import LoadedRecipe
 
@@ -151,7 +152,6 @@ class KubernetesTarget:
         if dep is None:
             raise DeployError(f"{recipe.id}: no DynamoGraphDeployment in {recipe.recipe.deploy_file}")
         if self.options.twin == "mocker":
-            from recipe_harness.deploy.kubernetes.twin import TwinOptions, mocker_twin
             twin = mocker_twin(recipe, TwinOptions(image=self.options.twin_image))
             return Manifests(twin.dgd, twin.model_cache, twin.perf, twin.notes)
         return Manifests(copy.deepcopy(dep.document.body),

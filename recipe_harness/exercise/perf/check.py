@@ -48,6 +48,7 @@ from recipe_harness.exercise.perf.results import (
 from recipe_harness.exercise.perf.runner import AiperfRun, RunTarget, build_argv, run_aiperf
 from recipe_harness.exercise.perf.stats import Estimate
 from recipe_harness.exercise.perf.thresholds import (
+    ADVICE,
     INCONCLUSIVE,
     INSUFFICIENT,
     HardwareProfile,
@@ -446,8 +447,6 @@ def _summarise(plan_: PerfPlan, endpoint: Endpoint, settings: PerfSettings, poin
 
 
 def _advice() -> str:
-    from recipe_harness.exercise.perf.thresholds import ADVICE
-
     return ADVICE
 
 

@@ -24,10 +24,8 @@ import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from recipe_harness.exercise.predict.check import PredictOutcome
+from recipe_harness.exercise.predict.outcome import PredictOutcome
 
 SCHEMA = 1
 GIT_TIMEOUT_S = 60.0

@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from recipe_harness.exercise.predict import baseline as bl
-from recipe_harness.exercise.predict.aic import EstimateResult, estimate
-from recipe_harness.exercise.predict.gate import FAIL, NOT_MODELLED, WARN, PredictVerdict, gate
+from recipe_harness.exercise.predict.aic import AIC_VERSION, EstimateResult, estimate
+from recipe_harness.exercise.predict.gate import FAIL, NOT_MODELLED, WARN, gate
+from recipe_harness.exercise.predict.outcome import PredictOutcome
 from recipe_harness.exercise.predict.plan import PredictPlan, PredictSkip, plan
+from recipe_harness.exercise.predict.plot import sweep_plot
+from recipe_harness.load.discovery import discover
 from recipe_harness.model.bundle import LoadedRecipe
 
 
@@ -35,18 +38,6 @@ class PredictSettings:
     baseline_dir: Path | None = None     # predicted baselines to compare with (:mod:`.baseline`)
     update_baseline: bool = False        # store this run's predictions into baseline_dir
     baseline_ref: str | None = None      # the "before" is the recipe predicted as it was at this git REF
-
-
-@dataclass
-class PredictOutcome:
-    plan: PredictPlan
-    results: list[EstimateResult]
-    verdicts: list[PredictVerdict] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    metrics: dict = field(default_factory=dict)
-    images: list[tuple[str, Path]] = field(default_factory=list)
 
 
 def _fmt(v: float | None, nd: int = 1) -> str:
@@ -124,8 +115,6 @@ def judge(p: PredictPlan, results: list[EstimateResult], tolerance: float) -> Pr
 
 
 def _model_version() -> str:
-    from recipe_harness.exercise.predict.aic import AIC_VERSION
-
     return AIC_VERSION
 
 
@@ -170,8 +159,6 @@ def predict_all(cases: Iterable[Case], settings: PredictSettings) -> dict[tuple[
 
 def _plan_at_ref(tree: bl.RefTree, loaded: LoadedRecipe, profile_id: str, settings: PredictSettings) -> PredictPlan | str:
     """The plan of the recipe as it was at the REF (its estimate keys prefixed ``ref|``), or why there is none."""
-    from recipe_harness.load.discovery import discover
-
     root = tree.root_for(loaded.recipe.root)
     found = discover(root) if root is not None and root.is_dir() else None
     recipe = next((r for r in found.recipes if r.id == loaded.id), None) if found else None
@@ -212,8 +199,6 @@ def _compare(outcome: PredictOutcome, before: PredictPlan | str | None, results:
 
 
 def _plot(outcome: PredictOutcome, out_dir: Path) -> None:
-    from recipe_harness.exercise.predict.plot import sweep_plot
-
     p = outcome.plan
     pts = [(f"c{pt.concurrency}", r.ttft_ms, r.tpot_ms, r.tokens_per_s_per_gpu)
            for pt, r in zip(p.points, outcome.results, strict=True)

@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from recipe_harness.exercise.predict import DEFAULT_TOLERANCE
+from recipe_harness.exercise.predict.aic import AicUnavailable, default_cache, find_python
+from recipe_harness.load.changed import ChangedSinceError, select
+from recipe_harness.model.bundle import LoadedRecipe
 
-if TYPE_CHECKING:
-    from recipe_harness.exercise.predict.check import PredictOutcome
+if TYPE_CHECKING:  # imported in run(), see there
+    from recipe_harness.exercise.predict.outcome import PredictOutcome
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -56,12 +59,12 @@ def _aliases(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace, discoveries) -> int:
-    # imported here: the model's modules (numpy among them) stay out of every other command's start
-    from recipe_harness.exercise.predict.aic import AicUnavailable, default_cache, find_python
+    # lazy: the plan imports numpy (perf.stats), ~0.2 s that every other command would pay at start, since
+    # the console script's parser reads add_arguments from this module
     from recipe_harness.exercise.predict.baseline import BaselineError
-    from recipe_harness.exercise.predict.check import PredictOutcome, PredictSettings, predict_all
+    from recipe_harness.exercise.predict.check import PredictSettings, predict_all
+    from recipe_harness.exercise.predict.outcome import PredictOutcome
     from recipe_harness.exercise.predict.plan import profile_ids
-    from recipe_harness.model.bundle import LoadedRecipe
 
     if not 0 <= args.tolerance < 1:
         print("recipe-harness: --tolerance must be a fraction in [0, 1)", file=sys.stderr)
@@ -80,8 +83,6 @@ def run(args: argparse.Namespace, discoveries) -> int:
     cache: dict = {}
     for d in discoveries:
         if getattr(args, "changed_since", None):
-            from recipe_harness.load.changed import ChangedSinceError, select
-
             try:
                 sel = select(d.root, d.recipes, args.changed_since)
             except ChangedSinceError as exc:
@@ -152,7 +153,7 @@ def _text(key: tuple[str, str], value: PredictOutcome | str) -> str:
         lines.append(f"  {thresholds}:{v.limit.line}: {v.describe()} {v.verdict}")
     base = m.get("baseline") or {}
     if base.get("points") is not None:
-        from recipe_harness.exercise.predict.baseline import METRICS
+        from recipe_harness.exercise.predict.baseline import METRICS  # lazy, as in run()
 
         units = {label: unit for _, label, unit, _ in METRICS}
         lines.append(f"  before ({base['source']}) -> after; plan: {', '.join(base['planChanges']) or 'unchanged'}")

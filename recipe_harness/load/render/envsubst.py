@@ -20,6 +20,7 @@ field it fills.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from recipe_harness.load.render.kustomize import cache_dir
 
 VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
 MATRIX_NAME = ".envsubst-matrix.yaml"
@@ -199,10 +202,6 @@ def variant_slug(assignment: dict[str, str], matrix_names: list[str]) -> str:
 
 def write_rendered(root: Path, template: Path, text: str, slug: str | None) -> Path:
     """A rendering of ``template`` under the harness cache, at a path that mirrors the template's."""
-    import hashlib
-
-    from recipe_harness.load.render.kustomize import cache_dir
-
     tag = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
     try:
         rel = template.relative_to(root)

@@ -17,6 +17,7 @@ from typing import Any
 
 from recipe_harness import __version__
 from recipe_harness.findings import Finding, Severity, display_path
+from recipe_harness.static.rules.docs import rows
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 RULES_DOC = "docs/rules.md"
@@ -26,8 +27,6 @@ _LEVEL_OF = {"error": "error", "warning": "warning", "info": "note"}
 
 def rule_descriptors() -> list[dict[str, Any]]:
     """Every rule of the registry (and the loading and schema stages) as a SARIF reportingDescriptor."""
-    from recipe_harness.static.rules.docs import rows
-
     out = []
     for row in rows():
         desc: dict[str, Any] = {

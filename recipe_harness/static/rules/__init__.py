@@ -12,8 +12,12 @@ from dataclasses import dataclass
 
 from recipe_harness.findings import Finding, Severity
 from recipe_harness.model.bundle import LoadedRecipe
+from recipe_harness.static.suppressions import CHECK as SUPPRESSIONS_CHECK
 
 CheckFn = Callable[[LoadedRecipe], Iterable[Finding]]
+
+CHECK_YAML = "yaml"
+CHECK_SCHEMA = "schema"
 
 RULE_MODULES = ("structure", "markers", "gpu", "gpu_memory", "storage", "model_identity", "wiring", "images", "bench_fit", "perf_config", "hygiene",
                 "suppressed")
@@ -70,6 +74,13 @@ def all_rules() -> dict[str, Rule]:
     return dict(sorted(_REGISTRY.items()))
 
 
+def suppressible(rule_id: str) -> bool:
+    """Whether a suppression may name ``rule_id``: a rule with a check function (loading and schema findings
+    are not), other than the suppression checks themselves."""
+    r = all_rules().get(rule_id)
+    return r is not None and r.fn is not None and r.check != SUPPRESSIONS_CHECK
+
+
 def rules_for(check: str) -> list[Rule]:
     return [r for r in all_rules().values() if r.check == check and r.fn is not None]
 
@@ -81,6 +92,11 @@ def rule_checks() -> list[str]:
         if r.fn is not None:
             seen.setdefault(r.check, None)
     return list(seen)
+
+
+def static_checks() -> list[str]:
+    """Names of the static checks, in the order they run: reading the files, the schemas, then the rule groups."""
+    return [CHECK_YAML, CHECK_SCHEMA, *rule_checks()]
 
 
 def make(rule_id: str, file: str, line: int, col: int, message: str, *, recipe: str = "") -> Finding:

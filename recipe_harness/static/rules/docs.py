@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from recipe_harness.static.checks import static_checks
-from recipe_harness.static.rules import all_rules
+from recipe_harness.static.rules import all_rules, static_checks
 
 HEADER = """\
 # Rules
@@ -45,6 +44,7 @@ class Row:
 def rows() -> list[Row]:
     out = [Row(r.id, r.check, r.severity.value, r.doc, r.hint) for r in all_rules().values()]
     known = {r.id for r in out}
+    # lazy: the schema package takes ~0.2 s to import, and the console script imports this module at start
     from recipe_harness.static.schema import RULES as SCHEMA_RULES  # documented by the schema stage
 
     notes = {"RH204", "RH207"}  # kinds without a schema, CEL rules: notes unless --strict-kinds

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 from recipe_harness.findings import Finding, Severity
 from recipe_harness.model.bundle import LoadedRecipe
-from recipe_harness.static.rules import all_rules, make, rule
-from recipe_harness.static.suppressions import _RULE_ID, CHECK, active, for_recipe, suppressible
+from recipe_harness.static.rules import all_rules, make, rule, suppressible
+from recipe_harness.static.suppressions import _RULE_ID, CHECK, active, for_recipe
 
 
 @rule("RH390", CHECK, "Every suppression is used: the rule it names still fires on the recipe.",
@@ -17,7 +17,7 @@ def unused(recipe: LoadedRecipe) -> Iterator[Finding]:
     if recipe.load_findings:
         return
     rules = all_rules()
-    for rule_id, s in active(recipe).items():
+    for rule_id, s in active(recipe, suppressible).items():
         if not rules[rule_id].run(recipe):
             yield make("RH390", s.file, s.line, s.col,
                        f"suppression of {rule_id} is unused: {rule_id} reports nothing for {recipe.id}",
