@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recipe_harness.qualify.bundle import MD_NAME, NOT_QUALIFIED, REPORT_DIR, BundleError, Run, build
-from recipe_harness.qualify.facts import git_provenance, hardware_match, kubernetes_facts, local_facts
+# the bundle's modules (numpy ...) load in cmd_qualify: building every command's parser must not import them
 
 DEFAULT_TRIALS = 3
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -78,6 +77,8 @@ def cmd_qualify(args: argparse.Namespace, extra: list[str]) -> int:
     import pytest
 
     from recipe_harness.cli import pytest_args
+    from recipe_harness.qualify.bundle import MD_NAME, NOT_QUALIFIED, REPORT_DIR, BundleError, Run, build
+    from recipe_harness.qualify.facts import git_provenance, hardware_match, kubernetes_facts, local_facts
 
     if not args.hardware_profile:
         raise QualifyUsageError("--hardware-profile PROFILE is required (cpu-mocker on the local target)")

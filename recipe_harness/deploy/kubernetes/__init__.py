@@ -13,7 +13,23 @@
 - :mod:`.target`        :class:`KubernetesTarget`
 """
 
-from recipe_harness.deploy.kubernetes.client import ApiError, Kube
-from recipe_harness.deploy.kubernetes.target import KubeOptions, KubernetesTarget
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from recipe_harness.deploy.kubernetes.client import ApiError, Kube
+    from recipe_harness.deploy.kubernetes.target import KubeOptions, KubernetesTarget
+
+# The names below load their module (and the ``kubernetes`` client library) on first use: the modules of
+# this package that need no cluster (platform, twin ...) import without it, e.g. for a static run.
+_LAZY = {"ApiError": "client", "Kube": "client", "KubeOptions": "target", "KubernetesTarget": "target"}
 
 __all__ = ["ApiError", "Kube", "KubeOptions", "KubernetesTarget"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
