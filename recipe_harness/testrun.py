@@ -19,8 +19,12 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
     ignore = [f"--ignore={folder / f'test_{s}.py'}" for s in SUITES if s not in suites]
     out = ["--pyargs", "recipe_harness.suites", *ignore, "-m", " or ".join(suites), "--report-dir", args.report_dir,
            "-p", "no:cacheprovider", "--target", args.target,
-           # test-only plugins of the harness's own tests; the suites need neither
-           "-p", "no:kmock", "-p", "no:asyncio"]
+           # test-only plugins of the harness's own tests; the suites need none of them (no async tests)
+           "-p", "no:kmock", "-p", "no:asyncio", "-p", "no:anyio",
+           # the suites fail with messages (pytest.fail), never a bare assert (tests/test_suites_collect.py checks):
+           # rewriting would only recompile every harness module at each start (a pytest11 plugin's whole
+           # distribution is marked for rewriting)
+           "--assert=plain"]
     if args.recipes_root:
         out += ["--recipes-root", args.recipes_root]
     for pat in args.recipe:

@@ -150,3 +150,40 @@ def test_rules_see_one_run_per_command_with_every_value(tmp_path: Path):
 
     assert [(d.container.spec["name"], d.repo, d.src[1:]) for d in downloads(loaded)] == [
         ("warm", "org/warm", where(job, "org/warm")), ("direct", "org/direct", where(job, "org/direct"))]
+
+
+def test_a_script_read_again_gives_the_same_calls_as_copies_of_their_own():
+    """Calls are read once per (text, env, programs) and handed out as copies: what one caller changes
+    is not what the next one reads, and another environment is another reading."""
+    script = 'for c in 1 4; do aiperf profile --model "$MODEL" --concurrency $c; done\n'
+    first = shell.find_invocations(script, {"MODEL": "org/a"})
+    assert [inv.args for inv in first] == [["--model", "org/a", "--concurrency", c] for c in ("1", "4")]
+    first[0].args.append("--changed")
+    first[0].bindings["c"] = "99"
+    first[0].positions.clear()
+    again = shell.find_invocations(script, {"MODEL": "org/a"})
+    assert again[0].args == ["--model", "org/a", "--concurrency", "1"]
+    assert again[0].bindings == {"c": "1"} and again[0].positions
+    assert [inv.args[1] for inv in shell.find_invocations(script, {"MODEL": "org/b"})] == ["org/b", "org/b"]
+    assert shell.find_invocations(script, {"MODEL": "org/a"}, HF) == []
+
+
+def test_positions_of_script_lines_match_a_scan_from_the_start():
+    """ScalarMap.at_line_col finds a line's offset from the script's line starts: the same (line, col) as
+    scanning the text for newlines, a line past the end included (its last line's start)."""
+    from recipe_harness.load.scalars import ScalarMap
+
+    text = "set -e\n\naiperf profile \\\n  --model m\n"
+    where_of = ScalarMap((5, 7), tuple((5 + k, 7 + k) for k in range(len(text) + 1)), exact=True)
+
+    def scanned(line: int, col: int) -> tuple[int, int]:
+        offset = 0
+        for _ in range(line - 1):
+            nl = text.find("\n", offset)
+            if nl < 0:
+                break
+            offset = nl + 1
+        return where_of.at(offset + col - 1)
+
+    cases = [(line, col) for line in range(0, 8) for col in (1, 2, 5, 40)]
+    assert [where_of.at_line_col(text, line, col) for line, col in cases] == [scanned(line, col) for line, col in cases]

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +46,38 @@ def test_no_copies_of_the_suites_outside_the_package():
               and p.relative_to(ROOT).parts[0] not in ("recipe_harness", "tests", "build")
               and SUITES_IMPORT.search(p.read_text(errors="replace"))]
     assert copies == [], f"{copies}: collect the suites with `pytest --pyargs recipe_harness.suites` instead"
+
+
+def test_suites_and_plugin_need_no_assertion_rewriting():
+    """`recipe-harness test` runs pytest with --assert=plain (no module recompiled for rewriting at each start):
+    a suite or plugin module that used a bare ``assert`` for a test outcome would lose its message."""
+    from recipe_harness.cli import _parser, pytest_args
+
+    found = []
+    for folder in ("suites", "plugin"):
+        for path in sorted((ROOT / "recipe_harness" / folder).glob("*.py")):
+            tree = ast.parse(path.read_text(), filename=str(path))
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}" for node in ast.walk(tree) if isinstance(node, ast.Assert)]
+    assert found == [], f"{found}: fail with pytest.fail(message, pytrace=False), or drop --assert=plain in cli.pytest_args"
+    assert "--assert=plain" in pytest_args(_parser().parse_args(["test", "--suite", "static"]))
+
+
+STATIC_SESSION_MODULES = """
+import sys
+from recipe_harness.cli import main
+code = main(["test", "--suite", "static", "--recipes-root", sys.argv[1], "--report-dir", sys.argv[2], "--", "-q"])
+heavy = [m for m in ("kubernetes", "httpx", "anyio", "recipe_harness.deploy.kubernetes.client",
+                     "recipe_harness.exercise.perf.check", "recipe_harness.exercise.predict.check",
+                     "recipe_harness.qualify.bundle") if m in sys.modules]
+print("HEAVY", heavy, "EXIT", code)
+"""
+
+
+def test_a_static_session_imports_no_deploy_perf_or_predict_module(tmp_path: Path):
+    """The plugin loads the Kubernetes client, the perf and predict modules when a test needs them: a static run
+    starts without them (each costs a noticeable share of a short run's start)."""
+    recipes = tmp_path / "recipes"
+    shutil.copytree(ROOT / "recipes" / "mocker-tiny", recipes / "mocker-tiny")
+    proc = subprocess.run([sys.executable, "-c", STATIC_SESSION_MODULES, str(recipes), str(tmp_path / "reports")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+    assert "HEAVY [] EXIT 0" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]

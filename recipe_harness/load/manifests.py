@@ -23,6 +23,14 @@ try:  # the C composer is ~10x faster; fall back to pure Python where libyaml is
 except ImportError:  # pragma: no cover
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]  # the pure-Python loader, another class
 
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load`` with libyaml's parser where it is installed (the same data, parsed ~10x faster);
+    for YAML held in a manifest's strings (engine configs in ConfigMaps, JSON arguments). Raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+
+
 MAX_FILE_BYTES = 2 * 1024 * 1024
 """Largest manifest read (2 MiB; the largest real recipe is ~20 KB)."""
 

@@ -42,14 +42,16 @@ class ScalarMap:
         return self.chars[max(0, min(offset, len(self.chars) - 1))]
 
     def at_line_col(self, text: str, line: int, col: int = 1) -> Pos:
-        """File position of (line, col) of ``text`` (the value), both 1-based."""
-        offset = 0
-        for _ in range(line - 1):
-            nl = text.find("\n", offset)
-            if nl < 0:
-                break
-            offset = nl + 1
-        return self.at(offset + col - 1)
+        """File position of (line, col) of ``text`` (the value), both 1-based (a line past the end: the last)."""
+        starts = _text_line_starts(text)
+        return self.at(starts[min(max(line - 1, 0), len(starts) - 1)] + col - 1)
+
+
+@lru_cache(maxsize=64)
+def _text_line_starts(text: str) -> tuple[int, ...]:
+    """:func:`line_starts` of a script, kept for the positions of its next words (each word's line was
+    found by scanning the text from its start: quadratic in a script's length)."""
+    return tuple(line_starts(text))
 
 
 _ESCAPES = {"0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n", "v": "\v", "f": "\f", "r": "\r",
@@ -59,8 +61,10 @@ _HEX = {"x": 2, "u": 4, "U": 8}
 _BLOCK_HEADER = re.compile(r"([|>])([1-9]?)([-+]?)([1-9]?)\s*(#.*)?$")
 
 
+@lru_cache(maxsize=1024)
 def scalar_map(file: str, line: int, col: int, value: str) -> ScalarMap:
-    """The positions of ``value``, a string scalar that starts at ``line``, ``col`` of ``file``."""
+    """The positions of ``value``, a string scalar that starts at ``line``, ``col`` of ``file`` (read once a
+    process, like the file's lines: the perf profile and the rules map the same scripts)."""
     start = (line, col)
     lines = file_lines(file)
     if not 0 < line <= len(lines):

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from recipe_harness.load.manifests import Document, PathT, load_file
+from recipe_harness.load.manifests import Document, PathT, load_file, safe_load
 from recipe_harness.load.scalars import file_lines
 from recipe_harness.model import Service
 from recipe_harness.model.bundle import LoadedRecipe
@@ -388,7 +388,7 @@ def _mounted_file(recipe: LoadedRecipe, service: Service, file_path: str) -> tup
     if not isinstance(data, dict) or key not in data:
         return None, f"ConfigMap {cm_name!r} has no key {key!r} (mounted as {file_path!r})"
     try:
-        parsed = yaml.safe_load(str(data[key])) if len(str(data[key])) < 1_000_000 else None
+        parsed = safe_load(str(data[key])) if len(str(data[key])) < 1_000_000 else None
     except yaml.YAMLError:
         return None, f"ConfigMap {cm_name!r} key {key!r} is not valid YAML/JSON"
     if not isinstance(parsed, dict):
@@ -401,7 +401,7 @@ def _json_arg(text: str) -> dict | None:
         data = json.loads(text)
     except (ValueError, TypeError):
         try:
-            data = yaml.safe_load(text)
+            data = safe_load(text)
         except yaml.YAMLError:
             return None
     return data if isinstance(data, dict) else None

@@ -18,6 +18,7 @@ limit. The script is parsed by :mod:`recipe_harness.model.cmdline` (tree-sitter-
 from __future__ import annotations
 
 import fnmatch
+import functools
 import operator
 import re
 from collections.abc import Iterator, Mapping
@@ -45,6 +46,7 @@ from recipe_harness.model.cmdline import (  # noqa: F401 -- the parse the walker
 MAX_STEPS = 20_000
 MAX_DEPTH = 32
 MAX_LOOP_ITEMS = 256
+INVOCATIONS_CACHE_SIZE = 1024     # distinct (script, env, programs) read once a process (find_invocations)
 
 UNRESOLVED_OPEN, UNRESOLVED_CLOSE = "\u27e8", "\u27e9"   # ⟨ ⟩ mark text that could not be resolved
 
@@ -640,10 +642,20 @@ class Walker:
 
 def find_invocations(script: str, env: dict[str, str] | None = None,
                      programs: Programs = AIPERF_PROFILE) -> list[Invocation]:
-    """Every call of ``programs`` in ``script`` (raises :class:`ShellSyntaxError`)."""
-    walker = Walker(env or {}, programs=programs)
+    """Every call of ``programs`` in ``script`` (raises :class:`ShellSyntaxError`). Read once per (text, env,
+    programs): the perf profile and the rules read the same scripts, and recipes share their perf and
+    download scripts; each call gets its own copies."""
+    found = _find_invocations(script, tuple((env or {}).items()), tuple(programs.items()))
+    return [replace(inv, args=list(inv.args), bindings=dict(inv.bindings), positions=list(inv.positions))
+            for inv in found]
+
+
+@functools.lru_cache(maxsize=INVOCATIONS_CACHE_SIZE)
+def _find_invocations(script: str, env: tuple[tuple[str, str], ...],
+                      programs: tuple[tuple[str, str | None], ...]) -> tuple[Invocation, ...]:
+    walker = Walker(dict(env), programs=dict(programs))
     walker.walk(parse(script))
-    return walker.found
+    return tuple(walker.found)
 
 
 def kubernetes_expand(text: str, env: dict[str, str]) -> str:

@@ -24,11 +24,7 @@ from typing import Any
 import pytest
 
 from recipe_harness.deploy import DeployError, DeploySkip, Endpoint, Target
-from recipe_harness.deploy.kubernetes.target import KubernetesTarget
-from recipe_harness.deploy.local import LocalTarget, default_roots
-from recipe_harness.exercise import smoke
 from recipe_harness.model.bundle import LoadedRecipe
-from recipe_harness.plugin.kube import kube_options
 from recipe_harness.plugin.options import harness_of, selected_recipes
 
 TARGETS = ("local", "kubernetes")
@@ -65,7 +61,11 @@ def target_of(config: pytest.Config) -> Target:
     if TARGET_KEY in config.stash:
         return config.stash[TARGET_KEY]
     name = target_name(config)
+    # the targets and smoke load when a deploying test needs them (a static session imports neither
+    # httpx nor the kubernetes client: tests/test_suites_collect.py)
     if name == "local":
+        from recipe_harness.deploy.local import LocalTarget, default_roots
+
         report_dir = config.getoption("--report-dir", default=None)
         target: Target = LocalTarget(
             python_option=config.getoption("--dynamo-python", default=None),
@@ -75,6 +75,9 @@ def target_of(config: pytest.Config) -> Target:
             logs_dest=Path(report_dir) / "logs" if report_dir else None,
         )
     elif name == "kubernetes":
+        from recipe_harness.deploy.kubernetes.target import KubernetesTarget
+        from recipe_harness.plugin.kube import kube_options
+
         target = KubernetesTarget(kube_options(config))  # built from the plugin's options; it never sees Config
     else:  # pragma: no cover - argparse restricts the choices
         raise pytest.UsageError(f"unknown --target {name!r} (choose from {', '.join(TARGETS)})")
@@ -156,6 +159,8 @@ def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 @pytest.fixture
 def smoke_check(deployed: Deployed, record: Callable[..., Any]) -> Callable[[str], Any]:
     """``smoke_check(name)``: run the smoke check ``name`` against the deployment and record it."""
+    from recipe_harness.exercise import smoke
+
     def run(name: str) -> smoke.Result:
         if name == "models":  # the first check of a recipe carries how its deployment went
             record(metrics={"ready_s": deployed.ready_s, "components": len(deployed.endpoint.components)})

@@ -9,17 +9,19 @@ runs on Ctrl-C and on SIGTERM alike; namespaces still registered at exit are del
 from __future__ import annotations
 
 import signal
+import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 
-from recipe_harness.deploy.kubernetes.client import Kube, KubeError
-from recipe_harness.deploy.kubernetes.namespace import REGISTRY
-from recipe_harness.deploy.kubernetes.target import KubeOptions
 from recipe_harness.plugin.cluster import cluster_kubeconfig
 from recipe_harness.plugin.options import harness_of, selected_recipes
 
-KUBE_OPTIONS_KEY = pytest.StashKey[KubeOptions]()
+if TYPE_CHECKING:  # the target's module (and the kubernetes client) load when a Kubernetes run needs them
+    from recipe_harness.deploy.kubernetes.target import KubeOptions
+
+KUBE_OPTIONS_KEY = pytest.StashKey["KubeOptions"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -80,6 +82,8 @@ KUBE_DEPLOY_TIMEOUT = 1800.0
 def kube_options(config: pytest.Config) -> KubeOptions:
     """The Kubernetes target's options of this session (a throw-away cluster's kubeconfig if any)."""
     if KUBE_OPTIONS_KEY not in config.stash:
+        from recipe_harness.deploy.kubernetes.target import KubeOptions
+
         kubeconfig = cluster_kubeconfig(config) or config.getoption("--kubeconfig", default=None)
         config.stash[KUBE_OPTIONS_KEY] = KubeOptions(
             kubeconfig=kubeconfig,
@@ -121,7 +125,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    left = REGISTRY.drain()
+    namespace = sys.modules.get("recipe_harness.deploy.kubernetes.namespace")
+    if namespace is None:  # not loaded: this session created no namespace
+        return
+    left = namespace.REGISTRY.drain()
     if left:
         print(f"recipe-harness: namespaces not deleted: {', '.join(left)}; run `recipe-harness clean`")
 
@@ -148,6 +155,8 @@ def preflight_case(request: pytest.FixtureRequest):
     config = request.config
     if config.getoption("--target", default=None) != "kubernetes":
         pytest.skip("preflight checks a cluster: run with --target kubernetes")
+    from recipe_harness.deploy.kubernetes.client import Kube, KubeError
+
     options = kube_options(config)
     try:
         kube = Kube.connect(options.kubeconfig, options.context)

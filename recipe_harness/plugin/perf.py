@@ -11,14 +11,16 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from recipe_harness.exercise.perf.check import PerfPlan, PerfPlanError, PerfSettings, PerfSkip, plan
-from recipe_harness.exercise.perf.runner import AiperfNotFound, find_aiperf
 from recipe_harness.plugin.options import harness_of
 
-PLAN_KEY = pytest.StashKey[PerfPlan]()
+if TYPE_CHECKING:  # the perf modules load when a perf test runs, not for every session
+    from recipe_harness.exercise.perf.check import PerfPlan, PerfSettings
+
+PLAN_KEY = pytest.StashKey["PerfPlan"]()
 LOCAL_HARDWARE_PROFILE = "cpu-mocker"
 
 
@@ -108,6 +110,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if hw is None:
         pytest.skip(f"no hardware profile for target {target_name(item.config)!r}: pass --hardware-profile "
                     "(an id of the recipe's thresholds.yaml, e.g. h200-sxm)")
+    from recipe_harness.exercise.perf.check import PerfPlanError, PerfSkip, plan
+
     try:
         item.stash[PLAN_KEY] = plan(harness.loaded(recipe), hw)
     except PerfSkip as exc:
@@ -129,6 +133,9 @@ def perf_plan(request: pytest.FixtureRequest) -> PerfPlan:
 @pytest.fixture
 def perf_settings(request: pytest.FixtureRequest, perf_plan: PerfPlan,
                   tmp_path_factory: pytest.TempPathFactory) -> PerfSettings:
+    from recipe_harness.exercise.perf.check import PerfSettings
+    from recipe_harness.exercise.perf.runner import AiperfNotFound, find_aiperf
+
     config = request.config
     roots = [config.rootpath, Path.cwd()]
     try:

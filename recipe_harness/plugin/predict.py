@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from recipe_harness.exercise.predict import DEFAULT_TOLERANCE
-from recipe_harness.exercise.predict.aic import AicUnavailable, default_cache, find_python
-from recipe_harness.exercise.predict.baseline import BaselineError
-from recipe_harness.exercise.predict.check import PredictSettings, predict_all
-from recipe_harness.exercise.predict.outcome import PredictOutcome
-from recipe_harness.exercise.predict.plan import PredictSkip, profile_ids, thresholds_of
 from recipe_harness.plugin.options import harness_of, selected_recipes
+
+if TYPE_CHECKING:  # the predict modules load when predict tests are collected, not for every session
+    from recipe_harness.exercise.predict.check import PredictSettings
+    from recipe_harness.exercise.predict.outcome import PredictOutcome
 
 OUTCOMES_KEY = pytest.StashKey[dict]()
 
@@ -77,6 +77,8 @@ class PredictCase:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "predict_case" not in metafunc.fixturenames:
         return
+    from recipe_harness.exercise.predict.plan import profile_ids
+
     harness = harness_of(metafunc.config)
     params = []
     for recipe in selected_recipes(metafunc.config):
@@ -89,6 +91,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _settings(config: pytest.Config) -> PredictSettings:
+    from recipe_harness.exercise.predict.aic import default_cache, find_python
+    from recipe_harness.exercise.predict.check import PredictSettings
+
     python = find_python(config.getoption("--aic-python", default=None), [config.rootpath, Path.cwd()])
     report_dir = config.getoption("--report-dir", default=None)
     return PredictSettings(
@@ -110,6 +115,10 @@ def outcomes(config: pytest.Config, session: pytest.Session | None) -> dict:
     """Every predict case of the session, computed together on first use."""
     if OUTCOMES_KEY in config.stash:
         return config.stash[OUTCOMES_KEY]
+    from recipe_harness.exercise.predict.aic import AicUnavailable
+    from recipe_harness.exercise.predict.baseline import BaselineError
+    from recipe_harness.exercise.predict.check import predict_all
+
     harness = harness_of(config)
     by_id = {r.id: r for r in harness.recipes}
     cases = []
@@ -130,6 +139,8 @@ def outcomes(config: pytest.Config, session: pytest.Session | None) -> dict:
 def prediction(request: pytest.FixtureRequest, predict_case: PredictCase) -> PredictOutcome:
     """The predict outcome of this test's (recipe, hardware profile); skips with the reason when there is none."""
     if predict_case.profile is None:
+        from recipe_harness.exercise.predict.plan import PredictSkip, thresholds_of
+
         harness = harness_of(request.config)
         recipe = next(r for r in harness.recipes if r.id == predict_case.recipe_id)
         try:
@@ -145,6 +156,8 @@ def prediction(request: pytest.FixtureRequest, predict_case: PredictCase) -> Pre
         # a case run on its own (not collected with the session's items): predict it now
         if OUTCOMES_KEY in request.config.stash:
             del request.config.stash[OUTCOMES_KEY]
+        from recipe_harness.exercise.predict.check import predict_all
+
         harness = harness_of(request.config)
         recipe = next(r for r in harness.recipes if r.id == predict_case.recipe_id)
         outcome = predict_all([(harness.loaded(recipe), predict_case.profile)], _settings(request.config)).get(

@@ -18,6 +18,8 @@ from typing import Any
 
 from recipe_harness.testrun import pytest_args
 
+# the bundle's modules (numpy ...) load in cmd_qualify: building every command's parser must not import them
+
 DEFAULT_TRIALS = 3
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
