@@ -419,7 +419,8 @@ class Walker:
                 has_field = True
                 i = j + 1
             else:
-                j = _PLAIN.match(s, i).end()    # type: ignore[union-attr]
+                plain = _PLAIN.match(s, i)      # the branches above took every special character
+                j = plain.end() if plain else i + 1
                 current.append(s[i:j])
                 has_field = True
                 i = j
@@ -449,7 +450,8 @@ class Walker:
                 out.append(unresolved(s[i:j + 1]))
                 i = j + 1
             else:
-                j = _PLAIN_DQUOTED.match(s, i + 1).end()    # type: ignore[union-attr]
+                plain = _PLAIN_DQUOTED.match(s, i + 1)   # `*`: it always matches
+                j = plain.end() if plain else i + 1
                 out.append(s[i:j])
                 i = j
         return "".join(out)
@@ -527,7 +529,7 @@ class Walker:
                 if kind in (":=", "=") and not name.isdigit():
                     self.assign(name, word)
                 return word, False
-            return value, False  # type: ignore[return-value]
+            return value or "", False  # not empty: a set value
         if kind in (":?", "?"):
             return (unresolved(text) if value is None else value), False
         if kind in (":+", "+"):
