@@ -106,6 +106,23 @@ def _fold(out: list[str], pos: list[Pos], breaks: list[Pos]) -> None:
             pos.append(at)
 
 
+def _line_break(lines: tuple[str, ...], ln: int, end_col: int, out: list[str], pos: list[Pos]
+                ) -> tuple[int, str, int] | None:
+    """A flow scalar continued after line ``ln`` (its break at ``end_col``): fold the break and the empty
+    lines after it into ``out``; the next line's number, text and first non-blank index, or ``None`` at
+    the end of the file."""
+    breaks = [(ln, end_col)]
+    ln += 1
+    while ln <= len(lines) and not lines[ln - 1].strip():
+        breaks.append((ln, 1))
+        ln += 1
+    if ln > len(lines):
+        return None
+    text = lines[ln - 1]
+    _fold(out, pos, breaks)
+    return ln, text, len(text) - len(text.lstrip(" \t"))
+
+
 def _quoted(lines: tuple[str, ...], line: int, col: int, double: bool) -> tuple[str, list[Pos]] | None:
     out: list[str] = []
     pos: list[Pos] = []
@@ -116,16 +133,10 @@ def _quoted(lines: tuple[str, ...], line: int, col: int, double: bool) -> tuple[
             while out and out[-1] in " \t" and pos[-1][0] == ln:
                 out.pop()
                 pos.pop()
-            breaks = [(ln, len(text) + 1)]
-            ln += 1
-            while ln <= len(lines) and not lines[ln - 1].strip():
-                breaks.append((ln, 1))
-                ln += 1
-            if ln > len(lines):
+            nxt = _line_break(lines, ln, len(text) + 1, out, pos)
+            if nxt is None:
                 return None
-            text = lines[ln - 1]
-            i = len(text) - len(text.lstrip(" \t"))
-            _fold(out, pos, breaks)
+            ln, text, i = nxt
             continue
         c = text[i]
         if double and c == "\\":
@@ -189,16 +200,10 @@ def _plain(lines: tuple[str, ...], line: int, col: int, value: str) -> tuple[str
             continue
         if text[i:].strip() and not text[i:].lstrip().startswith("#"):
             return None
-        breaks = [(ln, len(text.rstrip()) + 1)]        # continued on the next line(s)
-        ln += 1
-        while ln <= len(lines) and not lines[ln - 1].strip():
-            breaks.append((ln, 1))
-            ln += 1
-        if ln > len(lines):
+        nxt = _line_break(lines, ln, len(text.rstrip()) + 1, out, pos)   # continued on the next line(s)
+        if nxt is None:
             return None
-        text = lines[ln - 1]
-        i = len(text) - len(text.lstrip(" \t"))
-        _fold(out, pos, breaks)
+        ln, text, i = nxt
         k = len(out)
         if "".join(out) != value[:k]:
             return None
