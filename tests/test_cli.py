@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from recipe_harness.cli import _find_root, main
+from tests import procs
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 CORPUS = FIXTURES / "bad-input"
@@ -103,8 +104,8 @@ def test_test_command_runs_from_outside_the_repository(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     exe = Path(sys.executable).with_name("recipe-harness")
-    result = subprocess.run([str(exe), "test", "--recipes-root", "../other/recipes", "--recipe", "mocker-tiny/mocker/agg"],
-                            cwd=work, capture_output=True, text=True, timeout=300)
+    result = procs.run([str(exe), "test", "--recipes-root", "../other/recipes", "--recipe", "mocker-tiny/mocker/agg"],
+                       cwd=work, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     summary = json.loads((work / "reports" / "summary.json").read_text())
     checks = summary["recipes"]["mocker-tiny/mocker/agg"]["checks"]

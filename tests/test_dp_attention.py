@@ -4,7 +4,6 @@ decode, and readiness waits for what the mocker 1.6.1 registers: one instance a 
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from recipe_harness.deploy.procs import NotReady
 from recipe_harness.deploy.twin import Caps, plan
 from recipe_harness.load.discovery import discover
 from recipe_harness.model.bundle import LoadedRecipe
+from tests import procs
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = ROOT / "fixtures" / "dp-attention" / "recipes"
@@ -98,7 +98,7 @@ def test_the_real_mocker_registers_as_modelled() -> None:
 
 @needs_dynamo
 def test_every_dp_recipe_deploys_and_serves_through_the_cli(tmp_path: Path) -> None:
-    proc = subprocess.run(
+    proc = procs.run(
         [str(CLI), "test", "--recipes-root", str(RECIPES), "--suite", "smoke", "--report-dir", str(tmp_path),
          "--dynamo-python", str(DYNAMO_PY), "--", "-q", "-p", "no:cacheprovider", "-k", "smoke-chat or smoke-disagg"],
         capture_output=True, text=True, timeout=300, cwd=ROOT)

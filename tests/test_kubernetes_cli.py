@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from kube_emulator import NAMESPACES, EmulatedCluster, FakeCluster  # noqa: E402
 from test_kubernetes_target import cluster, write_tiny_recipes  # noqa: E402,F401 -- cluster: a fixture
 
 from recipe_harness.deploy.kubernetes.namespace import MANAGED_BY, MANAGED_BY_KEY  # noqa: E402
+from tests import procs
 
 CLI = Path(sys.executable).with_name("recipe-harness")
 
@@ -30,10 +30,10 @@ def run(cluster: EmulatedCluster, recipes: Path, tmp_path: Path, *pytest_args: s
     report = tmp_path / "report"
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG",)}
     env["HF_TOKEN"] = "hf_cli_test"
-    proc = subprocess.run([str(CLI), "test", "--target", "kubernetes", "--suite", "smoke", "--recipes-root",
-                           str(recipes), "--report-dir", str(report), "--", "--kubeconfig", str(kubeconfig),
-                           "-k", "smoke-models", "-p", "no:cacheprovider", *pytest_args],
-                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    proc = procs.run([str(CLI), "test", "--target", "kubernetes", "--suite", "smoke", "--recipes-root",
+                      str(recipes), "--report-dir", str(report), "--", "--kubeconfig", str(kubeconfig),
+                      "-k", "smoke-models", "-p", "no:cacheprovider", *pytest_args],
+                     capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     summary = json.loads((report / "summary.json").read_text()) if (report / "summary.json").is_file() else {}
     return proc.returncode, proc.stdout + proc.stderr, summary
 
@@ -87,11 +87,11 @@ def test_the_whole_user_path_on_a_cluster_preflight_and_smoke_of_a_twin(tmp_path
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
         report = tmp_path / "report"
         env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "HF_TOKEN")}
-        proc = subprocess.run([str(CLI), "test", "--target", "kubernetes", "--suite", "preflight", "--suite", "smoke",
-                               "--recipes-root", str(RECIPES), "--recipe", "mocker-tiny/mocker/agg",
-                               "--report-dir", str(report), "--", "--twin", "mocker", "--kubeconfig", str(kubeconfig),
-                               "--deploy-timeout", "180", "-p", "no:cacheprovider"],
-                              capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path)
+        proc = procs.run([str(CLI), "test", "--target", "kubernetes", "--suite", "preflight", "--suite", "smoke",
+                          "--recipes-root", str(RECIPES), "--recipe", "mocker-tiny/mocker/agg",
+                          "--report-dir", str(report), "--", "--twin", "mocker", "--kubeconfig", str(kubeconfig),
+                          "--deploy-timeout", "180", "-p", "no:cacheprovider"],
+                         capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path)
         out = proc.stdout + proc.stderr
         assert proc.returncode == 0, out[-4000:]
         checks = json.loads((report / "summary.json").read_text())["recipes"]["mocker-tiny/mocker/agg"]["checks"]

@@ -14,6 +14,7 @@ from recipe_harness.exercise.perf.profile import PerfPoint, PerfProfile, scale_p
 from recipe_harness.exercise.perf.results import PointResult, Records, parse_export
 from recipe_harness.exercise.perf.stats import Estimate
 from recipe_harness.exercise.perf.thresholds import Limit, gate, judge, load_thresholds
+from tests import procs
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPORTS = ROOT / "fixtures" / "perf" / "exports"
@@ -291,15 +292,13 @@ def test_rh407_percentile_needs_and_duration(tmp_path):
 
 
 def test_perf_inconclusive_option_through_the_console_script(tmp_path):
-    import subprocess
-
     exe = ROOT / ".venv" / "bin" / "recipe-harness"
     if not exe.exists():
         pytest.skip(f"{exe} missing (run python3 bootstrap.py)")
     (tmp_path / "recipes").mkdir()
-    proc = subprocess.run([str(exe), "test", "--suite", "perf", "--recipes-root", str(tmp_path / "recipes"),
-                           "--report-dir", str(tmp_path / "out"), "--", "--perf-inconclusive", "maybe"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    proc = procs.run([str(exe), "test", "--suite", "perf", "--recipes-root", str(tmp_path / "recipes"),
+                      "--report-dir", str(tmp_path / "out"), "--", "--perf-inconclusive", "maybe"],
+                     capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2
     assert "--perf-inconclusive: invalid choice: 'maybe' (choose from 'fail', 'skip')" in proc.stdout + proc.stderr
 

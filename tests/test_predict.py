@@ -20,6 +20,7 @@ from recipe_harness.exercise.predict.plan import PredictSkip, dynamo_version, pl
 from recipe_harness.exercise.predict.systems import UnmappedProfile, system_of
 from recipe_harness.load.discovery import discover
 from recipe_harness.model.bundle import LoadedRecipe
+from tests import procs
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = REPO / ".venv" / "bin" / "recipe-harness"
@@ -152,13 +153,13 @@ def test_cli_half_tp_and_double_concurrency_show_the_change_and_fail_where_limit
     plots = tmp_path / "plots"
     env = dict(os.environ, RECIPE_HARNESS_PREDICT_CACHE=str(tmp_path / "cache"))
     argv = [str(CLI), "predict", str(root), "--hardware-profile", "h200-sxm", "--format", "json", "--plots", str(plots)]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    proc = procs.run(argv, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
     assert proc.returncode == 1, proc.stderr[-2000:]
     cases = {c["recipe"]: c for c in json.loads(proc.stdout)["cases"]}
     # a second run answers from the cache (one file per distinct estimate: the base recipe and the doubled
     # one share c32 and c64, so 9 points are 7 estimates): the same predictions
     assert len(list((tmp_path / "cache").rglob("*.json"))) == 7
-    again = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    again = procs.run(argv, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
     assert [c["sweep"] for c in json.loads(again.stdout)["cases"]] == [c["sweep"] for c in cases.values()]
     base, half, double = (cases[f"{n}/vllm/agg"] for n in ("llama-3-70b", "llama-half-tp", "llama-double-c"))
     op = {n: c["sweep"][-1] for n, c in (("base", base), ("half", half), ("double", double))}

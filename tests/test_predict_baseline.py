@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from recipe_harness.exercise.predict.baseline import compare, plan_changes
+from tests import procs
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = REPO / ".venv" / "bin" / "recipe-harness"
@@ -33,7 +34,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _run(argv: list[str], cache: Path, tmp: Path, cwd: Path = REPO) -> subprocess.CompletedProcess:
     (tmp / "tmpdir").mkdir(exist_ok=True)
     env = dict(os.environ, RECIPE_HARNESS_PREDICT_CACHE=str(cache), TMPDIR=str(tmp / "tmpdir"))
-    return subprocess.run([str(CLI), *argv], capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
+    return procs.run([str(CLI), *argv], capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
 
 
 def _half_tp(recipe_dir: Path) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import procs
+
 REPO = Path(__file__).resolve().parents[1]
 CLI = REPO / ".venv" / "bin" / "recipe-harness"
 AIC_PYTHON = REPO / ".venv-aic" / "bin" / "python"
@@ -69,11 +71,11 @@ needs_aic = pytest.mark.skipif(not AIC_PYTHON.is_file(), reason="no .venv-aic: r
 @needs_aic
 def test_predict_suite_through_the_console_script_writes_predictions_to_the_summary(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
-    proc = subprocess.run([str(CLI), "test", "--suite", "predict", "--recipes-root", str(REPO / "recipes"),
-                           "--recipe", "llama-3-70b/*", "--recipe", "mocker-tiny/mocker/agg", "--report-dir",
-                           str(reports), "--", "--hardware-profile", "h200-sxm"],
-                          capture_output=True, text=True, timeout=300, cwd=REPO,
-                          env=dict(os.environ, RECIPE_HARNESS_PREDICT_CACHE="off"))
+    proc = procs.run([str(CLI), "test", "--suite", "predict", "--recipes-root", str(REPO / "recipes"),
+                      "--recipe", "llama-3-70b/*", "--recipe", "mocker-tiny/mocker/agg", "--report-dir",
+                      str(reports), "--", "--hardware-profile", "h200-sxm"],
+                     capture_output=True, text=True, timeout=300, cwd=REPO,
+                     env=dict(os.environ, RECIPE_HARNESS_PREDICT_CACHE="off"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     summary = json.loads((reports / "summary.json").read_text())
     checks = summary["recipes"]["llama-3-70b/vllm/agg"]["checks"]

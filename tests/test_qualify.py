@@ -19,11 +19,14 @@ import pytest
 from recipe_harness.qualify import bundle as qb
 from recipe_harness.qualify.facts import hardware_match
 from recipe_harness.qualify.verify import schema as qualification_schema
+from tests import procs
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = ROOT / ".venv" / "bin" / "recipe-harness"
 AGG = "mocker-tiny/mocker/agg"
-RUN_TIMEOUT = 300
+# A hang guard, not a speed check: the run takes about 70 s alone on 2 cores, 140 s beside the other
+# tests on 4 workers, and more than 300 s on a slower CI machine under the same load.
+RUN_TIMEOUT = 900
 _SHARED: dict[str, tuple[subprocess.CompletedProcess, Path]] = {}
 
 
@@ -34,7 +37,7 @@ def _env() -> dict[str, str]:
 
 
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CLI), *args], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
+    return procs.run([str(CLI), *args], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

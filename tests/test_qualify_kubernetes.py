@@ -17,6 +17,7 @@ from kube_emulator import EmulatedCluster, FakeCluster  # noqa: E402
 from test_kubernetes_target import CACHE, DEPLOY  # noqa: E402
 
 from recipe_harness.qualify.facts import hardware_match, node_facts  # noqa: E402
+from tests import procs
 
 CLI = Path(sys.executable).with_name("recipe-harness")
 H100 = {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.count": "8",
@@ -51,10 +52,10 @@ def qualify(cluster: EmulatedCluster, tmp_path: Path, profile: str) -> tuple[sub
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "PYTEST_ADDOPTS")}
     env["HF_TOKEN"] = "hf_qualify_test"
     # only preflight runs here (no engine to deploy): enough for the facts and the hardware verdict
-    proc = subprocess.run([str(CLI), "qualify", "--target", "kubernetes", "--hardware-profile", profile,
-                           "--recipes-root", str(root), "--kubeconfig", str(kubeconfig), "--perf-trials", "1",
-                           "--out", str(out), "--", "-k", "preflight", "-p", "no:cacheprovider"],
-                          capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
+    proc = procs.run([str(CLI), "qualify", "--target", "kubernetes", "--hardware-profile", profile,
+                      "--recipes-root", str(root), "--kubeconfig", str(kubeconfig), "--perf-trials", "1",
+                      "--out", str(out), "--", "-k", "preflight", "-p", "no:cacheprovider"],
+                     capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
     data = json.loads((out / "qualification.json").read_text()) if (out / "qualification.json").is_file() else {}
     return proc, data
 

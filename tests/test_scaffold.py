@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import procs
+
 REPO = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).parent / "recipe-harness")
 MARKER = re.compile(r"FILL-IN\(([^()\n]*)\)")
@@ -40,7 +42,7 @@ VALUES = {
 
 
 def cli(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return procs.run([CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 def fill(folder: Path, values: dict[str, str] = VALUES) -> int:

@@ -18,6 +18,7 @@ import pytest
 
 from recipe_harness.deploy.local import sweep_stale_runs
 from recipe_harness.deploy.procs import processes_with_env
+from tests import procs
 
 # Every inner run is a subprocess: in-process runs drop and re-import modules (httpx's among them)
 # between runs, which leaves two copies of its exception classes in one interpreter.
@@ -261,14 +262,13 @@ def test_the_quick_start_command_deploys_every_recipe_of_the_collection(tmp_path
     """The README's first command, `recipe-harness test`, on recipes/: every recipe's local twin
     becomes ready and serves (GPU recipes included: their parallelism and prefix-caching flags
     shape what the twin's workers register)."""
-    import subprocess
     import sys
     from pathlib import Path
 
     cli = Path(sys.executable).with_name("recipe-harness")
     root = Path(__file__).resolve().parent.parent / "recipes"
-    proc = subprocess.run([str(cli), "test", "--recipes-root", str(root), "--suite", "smoke", "--report-dir",
-                           str(tmp_path / "r"), "--", "-k", "smoke-models", "-p", "no:cacheprovider"],
-                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    proc = procs.run([str(cli), "test", "--recipes-root", str(root), "--suite", "smoke", "--report-dir",
+                      str(tmp_path / "r"), "--", "-k", "smoke-models", "-p", "no:cacheprovider"],
+                     capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert " passed" in proc.stdout and " error" not in proc.stdout.splitlines()[-1], proc.stdout[-2000:]
