@@ -10,7 +10,9 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import jsonschema
@@ -187,6 +189,61 @@ def _tighten(text: str, metric: str, value: float) -> str:
     doc = yaml.safe_load(text)
     doc["profiles"]["cpu-mocker"]["limits"][metric] = {"max": value, "unit": "ms"}
     return yaml.safe_dump(doc, sort_keys=False)
+
+
+def test_a_run_interrupted_mid_perf_keeps_its_results_but_qualifies_nothing(tmp_path):
+    """Ctrl-C during the first aiperf run: exit 1, the bundle holds what the run got to and says it is
+    incomplete, and verify rejects it (it would otherwise verify as "0 of 0 recipes qualified")."""
+    out = tmp_path / "bundle"
+    proc = subprocess.Popen([str(CLI), "qualify", "--hardware-profile", "cpu-mocker", "--recipe", AGG,
+                             "--perf-trials", "1", "--out", str(out)], cwd=ROOT, env=_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        first_aiperf = None
+        for _ in range(RUN_TIMEOUT * 5):
+            first_aiperf = next((out / "report" / "perf").rglob("aiperf.out"), None) \
+                if (out / "report" / "perf").is_dir() else None
+            if first_aiperf is not None or proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        assert first_aiperf is not None, "the run never reached its first aiperf run"
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 1, stdout[-2000:] + stderr[-2000:]
+    assert "incomplete, qualifies nothing: the run was interrupted (exit status 2)" in stderr
+    data = json.loads((out / "qualification.json").read_text())
+    assert data["run"]["exitStatus"] == 2
+    assert "**Incomplete, qualifies nothing:** the run was interrupted" in (out / "qualification.md").read_text()
+    assert first_aiperf.is_file(), "what the run measured before the interrupt is kept"
+    v = cli("qualify", "verify", str(out))
+    assert v.returncode == 1 and "qualification.json: the run was interrupted (exit status 2)" in v.stdout, v.stdout
+
+
+def test_an_interrupted_status_cannot_be_edited_away(qualified, tmp_path):
+    out = copy_of(qualified[1], tmp_path)
+    summary = out / "report" / "summary.json"
+    data = json.loads(summary.read_text())
+    summary.write_text(json.dumps({**data, "exitStatus": 2}))
+    resum(out)  # the run's summary says interrupted; qualification.json still says 0
+    v = cli("qualify", "verify", str(out))
+    assert v.returncode == 1 and "run/exitStatus is 0 but report/summary.json has 2" in v.stdout, v.stdout
+    edit_json(out, lambda d: d["run"].update(exitStatus=2))
+    resum(out)
+    v = cli("qualify", "verify", str(out))
+    assert v.returncode == 1 and "the run was interrupted" in v.stdout and "run/exitStatus" not in v.stdout, v.stdout
+
+
+def test_a_selection_of_no_recipe_is_a_usage_error_that_leaves_out_empty(tmp_path):
+    out = tmp_path / "bundle"
+    for _ in range(2):  # the same command again: --out is still usable
+        proc = cli("qualify", "--hardware-profile", "cpu-mocker", "--recipe", "no-such/*", "--out", str(out),
+                   timeout=120)
+        assert proc.returncode == 2 and "no recipes selected" in proc.stdout + proc.stderr, proc.stderr
+        assert "no bundle written" in proc.stderr and list(out.iterdir()) == []
 
 
 def test_verify_usage_errors():

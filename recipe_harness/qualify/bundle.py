@@ -30,6 +30,7 @@ QUALIFIED, NOT_QUALIFIED = "qualified", "not qualified"
 SUMS = "SHA256SUMS"
 JSON_NAME, MD_NAME, REPORT_DIR, RECIPES_DIR = "qualification.json", "qualification.md", "report", "recipes"
 RECIPE_FILES = ("thresholds.yaml", "deploy.yaml", "perf.yaml")
+INTERRUPTED = 2  # pytest's ExitCode.INTERRUPTED, as summary.json's exitStatus records it
 
 
 class BundleError(Exception):
@@ -107,6 +108,19 @@ def derive(rec: dict[str, Any]) -> tuple[str, list[str]]:
         if row["status"] != PASS:
             reasons.append(limit_reason(row))
     return (QUALIFIED if not reasons else NOT_QUALIFIED), reasons
+
+
+def incomplete(data: dict[str, Any]) -> list[str]:
+    """Why the bundle as a whole qualifies nothing, whatever its recipes' verdicts: a run that was
+    interrupted holds only what it got to, and a run with no recipe has nothing to sign off."""
+    reasons = []
+    if (data.get("run") or {}).get("exitStatus") == INTERRUPTED:
+        reasons.append(f"the run was interrupted (exit status {INTERRUPTED}) before it finished: the bundle holds "
+                       "only the results it got to; run `recipe-harness qualify` again to completion")
+    if not data.get("recipes"):
+        reasons.append("no recipe has a result: the selection (--recipe, --recipes-root) matched no recipe or "
+                       "the run stopped before the first result")
+    return reasons
 
 
 # --- building ------------------------------------------------------------------------------------
@@ -221,6 +235,6 @@ def build(run: Run, facts: dict[str, Any], hardware: dict[str, Any], out: Path) 
     }
     data["system"] = {k: v for k, v in facts.items() if k != "provenance"}
     (out / JSON_NAME).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    (out / MD_NAME).write_text(render(data), encoding="utf-8")
+    (out / MD_NAME).write_text(render(data, incomplete(data)), encoding="utf-8")
     write_sums(out)
     return data

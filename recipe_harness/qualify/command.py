@@ -3,8 +3,9 @@
 ``recipe-harness test``, then write the bundle (:mod:`.bundle`). ``recipe-harness qualify verify DIR``
 checks a bundle (:mod:`.verify`).
 
-Exit status: 0 every recipe qualified (verify: the bundle holds together), 1 some recipe not qualified
-(verify: a problem, each named), 2 usage error.
+Exit status: 0 every recipe qualified (verify: the bundle holds together), 1 some recipe not qualified,
+or the run was interrupted or judged no recipe (the bundle is written, and verify rejects it; verify: a
+problem, each named), 2 usage error.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -77,13 +79,21 @@ def cmd_verify(out: Path) -> int:
     return EXIT_OK
 
 
+def _empty(folder: Path) -> None:
+    for child in folder.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
 def cmd_qualify(args: argparse.Namespace, extra: list[str]) -> int:
     # lazy: the bundle imports numpy (perf.stats), the facts the kubernetes client: ~0.5 s that every other
     # command would pay at start, since the console script's parser reads add_arguments from this module
     import pytest
 
     from recipe_harness.deploy.kubernetes.client import Kube
-    from recipe_harness.qualify.bundle import MD_NAME, NOT_QUALIFIED, REPORT_DIR, BundleError, Run, build
+    from recipe_harness.qualify.bundle import MD_NAME, NOT_QUALIFIED, REPORT_DIR, BundleError, Run, build, incomplete
     from recipe_harness.qualify.facts import git_provenance, hardware_match, kubernetes_facts, local_facts
 
     if not args.hardware_profile:
@@ -106,11 +116,12 @@ def cmd_qualify(args: argparse.Namespace, extra: list[str]) -> int:
                               "--perf-inconclusive", "fail"] + kube_args
     if args.target == "kubernetes":
         argv.append("--require-hardware")
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)  # empty or new: whatever is in it after the run is the run's
     code = int(pytest.main(argv))
     if code in (3, 4):
-        print(f"recipe-harness: qualify: pytest stopped with exit status {code} (usage or internal error)",
-              file=sys.stderr)
+        _empty(out)  # so the same command, corrected, can be run again with the same --out
+        print(f"recipe-harness: qualify: pytest stopped with exit status {code} (usage or internal error); "
+              f"no bundle written, {out} left empty", file=sys.stderr)
         return EXIT_USAGE
     summary_path = report_dir / "summary.json"
     if not summary_path.is_file():
@@ -145,6 +156,9 @@ def cmd_qualify(args: argparse.Namespace, extra: list[str]) -> int:
     t = data["totals"]
     print(f"{t['qualified']} of {t['recipes']} recipes qualified; bundle in {out} ({MD_NAME}, qualification.json, "
           "SHA256SUMS)")
-    if not data["recipes"]:
+    unfinished = incomplete(data)
+    for why in unfinished:
+        print(f"recipe-harness: qualify: incomplete, qualifies nothing: {why}", file=sys.stderr)
+    if unfinished:
         return EXIT_FAIL
     return EXIT_FAIL if any(r["verdict"] == NOT_QUALIFIED for r in data["recipes"].values()) else EXIT_OK

@@ -20,12 +20,16 @@ def _metric(row: dict[str, Any]) -> str:
     return f"{mark} {row['metric']} {value} {op} {row['limit']:g} {row['unit']}"
 
 
-def render(data: dict[str, Any]) -> str:
+def render(data: dict[str, Any], incomplete: list[str] | None = None) -> str:
+    """The markdown of ``qualification.json``'s ``data``; ``incomplete``: why the bundle as a whole
+    qualifies nothing (:func:`.bundle.incomplete`), said above the table."""
     t = data["totals"]
     lines = [f"# Release qualification: {data['hardwareProfile']} on the {data['target']} target", "",
              f"{t['qualified']} of {t['recipes']} recipes qualified ({data['created']}, {data['perfTrials']} perf "
              f"trials per point). Verify with `recipe-harness qualify verify <this folder>`.", "",
              "| recipe | profile | verdict | metrics vs limits | reasons |", "|---|---|---|---|---|"]
+    lines[4:4] = [f"**Incomplete, qualifies nothing:** {why}." for why in incomplete or []] + \
+        ([""] if incomplete else [])
     for rid, rec in data["recipes"].items():
         rows = sorted(rec.get("limits") or [], key=lambda r: KEY.index(r["metric"]) if r["metric"] in KEY else 99)
         metrics = "<br>".join(_cell(_metric(r)) for r in rows) or "none"

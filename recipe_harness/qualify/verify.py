@@ -4,7 +4,10 @@
 2. ``qualification.json`` is valid against ``schemas/qualification.schema.json``;
 3. each recipe's limits are those of its ``thresholds.yaml`` in the bundle for the profile, the
    recorded estimates are those of ``report/summary.json``, each limit's status and the recipe's
-   verdict and reasons are re-derived (:func:`.bundle.derive`) and must equal what is recorded.
+   verdict and reasons are re-derived (:func:`.bundle.derive`) and must equal what is recorded;
+4. the run finished (not interrupted, its exit status that of ``report/summary.json``) and judged at
+   least one recipe (:func:`.bundle.incomplete`): a bundle that holds together but qualifies nothing
+   is not a qualification.
 
 Every problem is named (file, recipe, metric, what differs); any problem fails the bundle.
 """
@@ -15,7 +18,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from recipe_harness.qualify.bundle import JSON_NAME, SUMS, bundle_files, derive, limit_row, profile_limits, sha256
+from recipe_harness.qualify.bundle import (
+    JSON_NAME,
+    SUMS,
+    bundle_files,
+    derive,
+    incomplete,
+    limit_row,
+    profile_limits,
+    sha256,
+)
 
 
 def schema() -> dict[str, Any]:
@@ -120,6 +132,10 @@ def verify(out: Path) -> list[str]:
         summary = json.loads((out / data["run"]["summary"]).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         problems.append(f"{data['run']['summary']}: cannot be read: {exc}")
+    if summary is not None and summary.get("exitStatus") != data["run"]["exitStatus"]:
+        problems.append(f"{JSON_NAME}: run/exitStatus is {data['run']['exitStatus']} but "
+                        f"{data['run']['summary']} has {summary.get('exitStatus')}")
+    problems += [f"{JSON_NAME}: {why}" for why in incomplete(data)]
     for rid, rec in data["recipes"].items():
         problems += check_recipe(out, rid, rec, summary)
     counts = {"recipes": len(data["recipes"]),
