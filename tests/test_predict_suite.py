@@ -92,3 +92,19 @@ def test_predict_suite_through_the_console_script_writes_predictions_to_the_summ
     mocker = summary["recipes"]["mocker-tiny/mocker/agg"]["checks"]["predict-cpu-mocker"]
     assert mocker["outcome"] == "skipped"
     assert "predict" in (reports / "summary.md").read_text()
+
+
+@needs_aic
+def test_predict_profile_keeps_that_profile_and_says_why_a_recipe_has_none(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    proc = procs.run([str(CLI), "test", "--suite", "predict", "--recipes-root", str(REPO / "recipes"),
+                      "--recipe", "llama-3-70b/vllm/agg", "--recipe", "mocker-tiny/mocker/agg", "--report-dir",
+                      str(reports), "--", "--predict-profile", "h200-sxm", "-p", "no:cacheprovider"],
+                     capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    recipes = json.loads((reports / "summary.json").read_text())["recipes"]
+    assert list(recipes["llama-3-70b/vllm/agg"]["checks"]) == ["predict-h200-sxm"]
+    assert recipes["llama-3-70b/vllm/agg"]["checks"]["predict-h200-sxm"]["outcome"] == "passed"
+    mocker = recipes["mocker-tiny/mocker/agg"]["checks"]
+    assert list(mocker) == ["predict"] and mocker["predict"]["outcome"] == "skipped"
+    assert "no hardware profile h200-sxm (--predict-profile)" in mocker["predict"]["message"]

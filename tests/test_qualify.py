@@ -246,6 +246,41 @@ def test_a_selection_of_no_recipe_is_a_usage_error_that_leaves_out_empty(tmp_pat
         assert "no bundle written" in proc.stderr and list(out.iterdir()) == []
 
 
+AIC_PYTHON = ROOT / ".venv-aic" / "bin" / "python"
+
+
+@pytest.mark.skipif(not AIC_PYTHON.is_file(), reason="no .venv-aic: run python3 bootstrap.py")
+def test_a_modelled_gpu_profile_records_the_models_estimate_beside_each_limit(tmp_path):
+    """qualify on h200-sxm runs the predict suite for that profile only; the estimate is recorded and
+    shown, never judged (the local target has no H200: not qualified for the hardware, not the model)."""
+    out = tmp_path / "bundle"
+    proc = cli("qualify", "--hardware-profile", "h200-sxm", "--recipe", "llama-3-70b/vllm/agg", "--out", str(out),
+               "--", "-k", "predict or static", timeout=RUN_TIMEOUT)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads((out / "qualification.json").read_text())
+    rec = data["recipes"]["llama-3-70b/vllm/agg"]
+    assert [c for c in rec["checks"] if c.startswith("predict")] == ["predict-h200-sxm"]
+    pred = rec["prediction"]
+    assert pred["status"] == "recorded" and pred["system"] == "h200_sxm" and pred["operatingPoint"]
+    predicted = {m["metric"]: m["predicted"] for m in pred["metrics"]}
+    assert all(predicted[m] > 0 for m in ("ttft_p50", "itl_p50", "output_tokens_per_s_per_gpu")), predicted
+    assert not any("predict" in r for r in rec["reasons"])
+    assert rec["reasons"][0].startswith("hardware: profile h200-sxm needs H200 GPUs")
+    md = (out / "qualification.md").read_text()
+    assert f"itl_p50 n/a <= 60 ms (model {predicted['itl_p50']:.4g})" in md
+    v = cli("qualify", "verify", str(out))
+    assert v.returncode == 0, v.stdout
+
+
+def test_a_failed_prediction_never_counts_against_a_recipe(qualified):
+    rec = json.loads((qualified[1] / "qualification.json").read_text())["recipes"][AGG]
+    assert qb.derive(rec) == ("qualified", [])
+    rec["checks"]["predict-cpu-mocker"] = {"outcome": "failed", "message": "ttft_p50 predicted past its limit"}
+    assert qb.derive(rec) == ("qualified", [])
+    rec["checks"]["smoke-chat"] = {"outcome": "failed", "message": "500 from /v1/chat/completions"}
+    assert qb.derive(rec) == ("not qualified", ["smoke-chat failed: 500 from /v1/chat/completions"])
+
+
 def test_verify_usage_errors():
     v = cli("qualify", "verify", "/nonexistent/bundle")
     assert v.returncode == 2 and "no such folder" in v.stderr

@@ -46,6 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="store this run's predictions into --predict-baseline-dir")
     group.addoption("--predict-baseline-ref", metavar="REF", default=None,
                     help="the 'before' is each recipe predicted as it was at git REF (no stored baseline needed)")
+    group.addoption("--predict-profile", metavar="ID", action="append", default=[],
+                    help="predict only on hardware profile ID (repeatable; default: every profile of each recipe's "
+                         "thresholds.yaml); a recipe with none of them gets no predict test")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -71,7 +74,8 @@ def aliases(config: pytest.Config) -> dict[str, str]:
 @dataclass(frozen=True)
 class PredictCase:
     recipe_id: str
-    profile: str | None          # None: the recipe has no usable thresholds
+    profile: str | None          # None: the recipe has no usable thresholds, or none of --predict-profile
+    not_chosen: tuple[str, ...] = ()   # the --predict-profile ids its thresholds.yaml lacks
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -80,10 +84,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     from recipe_harness.exercise.predict.plan import profile_ids
 
     harness = harness_of(metafunc.config)
+    only = set(metafunc.config.getoption("--predict-profile", default=[]) or [])
     params = []
     for recipe in selected_recipes(metafunc.config):
         ids = profile_ids(harness.loaded(recipe))
-        if not ids:
+        if only and ids:
+            ids = [pid for pid in ids if pid in only]
+            if not ids:
+                params.append(pytest.param(PredictCase(recipe.id, None, tuple(sorted(only))),
+                                           id=f"{recipe.id}::predict"))
+        elif not ids:
             params.append(pytest.param(PredictCase(recipe.id, None), id=f"{recipe.id}::predict"))
         for pid in ids:
             params.append(pytest.param(PredictCase(recipe.id, pid), id=f"{recipe.id}::predict-{pid}"))
@@ -138,6 +148,9 @@ def outcomes(config: pytest.Config, session: pytest.Session | None) -> dict:
 @pytest.fixture
 def prediction(request: pytest.FixtureRequest, predict_case: PredictCase) -> PredictOutcome:
     """The predict outcome of this test's (recipe, hardware profile); skips with the reason when there is none."""
+    if predict_case.not_chosen:
+        pytest.skip(f"thresholds.yaml has no hardware profile {' or '.join(predict_case.not_chosen)} "
+                    "(--predict-profile)")
     if predict_case.profile is None:
         from recipe_harness.exercise.predict.plan import PredictSkip, thresholds_of
 

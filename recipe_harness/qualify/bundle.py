@@ -93,6 +93,8 @@ def derive(rec: dict[str, Any]) -> tuple[str, list[str]]:
         reasons.append(f"hardware: {hw.get('why') or 'does not match the profile'}")
     checks: dict[str, dict[str, Any]] = rec.get("checks") or {}
     for name, c in sorted(checks.items()):
+        if name == "predict" or name.startswith("predict-"):
+            continue  # the model's estimate is recorded beside the measurement (prediction), never judged
         first = (c.get("message") or "").strip().splitlines()[:1]
         if c.get("outcome") in ("failed", "error"):
             reasons.append(f"{name} {c['outcome']}" + (f": {first[0]}" if first else ""))
@@ -155,13 +157,13 @@ def prediction_of(checks: dict[str, Any], profile: str, limits: list[dict[str, A
     if not pred:
         return {"status": "not run", "why": "add --suite predict to record the model's estimate"}
     rows = []
-    predicted = {r.get("metric"): r.get("value") for r in pred.get("limits") or []}
+    predicted = {r.get("metric"): r.get("predicted") for r in pred.get("limits") or []}
     for row in limits:
         p, m = predicted.get(row["metric"]), (row.get("measured") or {}).get("value")
         rows.append({"metric": row["metric"], "predicted": p, "measured": m,
                      "ratio": round(m / p, 4) if p and m is not None else None})
     return {"status": "recorded", "system": pred.get("system"), "model": pred.get("model"),
-            "modelVersion": pred.get("modelVersion"), "metrics": rows}
+            "modelVersion": pred.get("modelVersion"), "operatingPoint": pred.get("operatingPoint"), "metrics": rows}
 
 
 def recipe_record(rid: str, entry: dict[str, Any], run: Run, hardware: dict[str, Any], out: Path) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """``recipe-harness qualify``: run preflight (Kubernetes, hardware required), static, smoke and perf
-(repeated trials, inconclusive limits fail) for one hardware profile through the same pytest suites as
+(repeated trials, inconclusive limits fail), and predict when the profile names a modelled GPU system
+(the model's estimate is recorded, never judged), for one hardware profile through the same pytest suites as
 ``recipe-harness test``, then write the bundle (:mod:`.bundle`). ``recipe-harness qualify verify DIR``
 checks a bundle (:mod:`.verify`).
 
@@ -79,6 +80,16 @@ def cmd_verify(out: Path) -> int:
     return EXIT_OK
 
 
+def _modelled(profile: str) -> bool:
+    from recipe_harness.exercise.predict.systems import UnmappedProfile, system_of
+
+    try:
+        system_of(profile)
+    except UnmappedProfile:
+        return False
+    return True
+
+
 def _empty(folder: Path) -> None:
     for child in folder.iterdir():
         if child.is_dir() and not child.is_symlink():
@@ -108,12 +119,16 @@ def cmd_qualify(args: argparse.Namespace, extra: list[str]) -> int:
         raise QualifyUsageError(f"{out} exists and is not empty; a bundle is written into a new folder (--out DIR)")
     report_dir = out / REPORT_DIR
     suites = (["preflight"] if args.target == "kubernetes" else []) + ["static", "smoke", "perf"]
+    predict_args: list[str] = []
+    if _modelled(args.hardware_profile):  # the model's estimate beside the measurement, for the profile only
+        suites.append("predict")
+        predict_args = ["--predict-profile", args.hardware_profile]
     kube_args = [a for k in ("kubeconfig", "context") if getattr(args, k) for a in (f"--{k}", getattr(args, k))]
     ns = argparse.Namespace(suite=suites, pytest_args=extra, report_dir=str(report_dir),
                             recipes_root=args.recipes_root, recipe=args.recipe, changed_since=None,
                             target=args.target, strict=False)
     argv = pytest_args(ns) + ["--hardware-profile", args.hardware_profile, "--perf-trials", str(args.perf_trials),
-                              "--perf-inconclusive", "fail"] + kube_args
+                              "--perf-inconclusive", "fail"] + kube_args + predict_args
     if args.target == "kubernetes":
         argv.append("--require-hardware")
     out.mkdir(parents=True, exist_ok=True)  # empty or new: whatever is in it after the run is the run's

@@ -12,12 +12,13 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _metric(row: dict[str, Any]) -> str:
+def _metric(row: dict[str, Any], predicted: float | None = None) -> str:
     m = row.get("measured") or {}
     op = ">=" if row["bound"] == "min" else "<="
     value = "n/a" if m.get("value") is None else f"{m['value']:.4g}"
     mark = "✅" if row["status"] == "pass" else "❌"
-    return f"{mark} {row['metric']} {value} {op} {row['limit']:g} {row['unit']}"
+    model = "" if predicted is None else f" (model {predicted:.4g})"
+    return f"{mark} {row['metric']} {value} {op} {row['limit']:g} {row['unit']}{model}"
 
 
 def render(data: dict[str, Any], incomplete: list[str] | None = None) -> str:
@@ -32,7 +33,10 @@ def render(data: dict[str, Any], incomplete: list[str] | None = None) -> str:
         ([""] if incomplete else [])
     for rid, rec in data["recipes"].items():
         rows = sorted(rec.get("limits") or [], key=lambda r: KEY.index(r["metric"]) if r["metric"] in KEY else 99)
-        metrics = "<br>".join(_cell(_metric(r)) for r in rows) or "none"
+        pred = rec.get("prediction") or {}
+        model = {p["metric"]: p.get("predicted") for p in pred.get("metrics") or []} \
+            if pred.get("status") == "recorded" else {}
+        metrics = "<br>".join(_cell(_metric(r, model.get(r["metric"]))) for r in rows) or "none"
         reasons = "<br>".join(_cell(r) for r in rec["reasons"]) or "—"
         verdict = f"**{rec['verdict']}**"
         lines.append(f"| {rid} | {rec['profile']} | {verdict} | {metrics} | {reasons} |")
