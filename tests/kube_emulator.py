@@ -688,6 +688,11 @@ class FakeCluster:
     a list creates those classes (the first the default) and binds only claims whose class
     exists; ``delete_after``: the operator's finalizer work on DGD deletion;
     ``operator_stuck``: the operator never removes its finalizer (namespace stays Terminating);
+    ``restricted_namespace``: a namespace-restricted operator (chart ``namespaceRestriction.enabled``)
+    that handles DGDs of that namespace only; ``excluded_namespaces``: namespaces a cluster-wide
+    operator skips; a cluster-wide operator also skips namespaces whose name contains ``ephemeral``
+    (``EphemeralDeploymentEventFilter``, deploy/operator/internal/controller_common/predicate.go);
+    ``operator_down``: no operator runs (nothing reconciles, nothing is finalized);
     ``kubelet``: run Dynamo containers as real processes (:class:`kube_kubelet.ProcessKubelet`);
     ``platform``: the Dynamo platform is installed as its Helm chart does it (the DGD CRD, the
     operator Deployment labelled ``app.kubernetes.io/part-of=dynamo-operator`` in
@@ -713,6 +718,9 @@ class FakeCluster:
     storage_classes: list[str] | None = None
     delete_after: float = 0.2
     operator_stuck: bool = False
+    restricted_namespace: str | None = None
+    excluded_namespaces: tuple[str, ...] = ()
+    operator_down: bool = False
     kubelet: Any = None
     platform: bool = False
     reconciles: int = 0
@@ -756,11 +764,23 @@ class FakeCluster:
 
     # -- dispatch ---------------------------------------------------------------------------------
 
+    def handles(self, ns: str | None) -> bool:
+        """``EphemeralDeploymentEventFilter`` (deploy/operator/internal/controller_common/predicate.go):
+        a restricted operator sees only its namespace; a cluster-wide one drops excluded namespaces
+        and every namespace whose name contains ``ephemeral``."""
+        if self.operator_down:
+            return False
+        if self.restricted_namespace:
+            return ns == self.restricted_namespace
+        return ns not in self.excluded_namespaces and "ephemeral" not in (ns or "")
+
     def on_change(self, type_: str, res: Res, obj: dict[str, Any]) -> None:
         loop = asyncio.get_running_loop()
         meta = obj.get("metadata") or {}
         ns = meta.get("namespace")
         if res[0] == "nvidia.com" and res[2] == "dynamographdeployments":
+            if not self.handles(ns):
+                return
             key = (ns, meta["name"])
             if type_ == "DELETED":
                 self._observed.pop(key, None)
@@ -806,7 +826,7 @@ class FakeCluster:
         self._pending.discard(key)
         ns, name = key
         dgd = self.emu.get(res, ns, name)
-        if dgd is None or dgd["metadata"].get("deletionTimestamp"):
+        if dgd is None or dgd["metadata"].get("deletionTimestamp") or not self.handles(ns):
             return
         self.reconciles += 1
         try:
@@ -945,6 +965,8 @@ class FakeCluster:
         """``FinalizeResource``: tear down what the operator made, then drop the finalizer."""
         ns, name = key
         self._finalizing.discard(key)
+        if self.operator_down:
+            return
         for (r, n, obj_name), obj in list(self.emu.store.items()):
             if n != ns:
                 continue

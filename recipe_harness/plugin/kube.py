@@ -55,6 +55,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     limits.addoption("--pvc-bind-timeout", metavar="SECONDS", type=float, default=120.0,
                      help="how long a PVC may stay unbound while pods wait for it (default: 120; a missing storage "
                           "class fails at once)")
+    limits.addoption("--operator-pickup-timeout", metavar="SECONDS", type=float, default=120.0,
+                     help="how long the DGD may stay untouched by the Dynamo operator (neither its finalizer nor a "
+                          "status) before the deploy fails naming why no operator reconciles the namespace "
+                          "(default: 120; 0: wait for --deploy-timeout)")
     limits.addoption("--http-timeout", metavar="SECONDS", type=float, default=120.0,
                      help="the frontend listing the model through the port-forward after Ready (default: 120)")
     limits.addoption("--perf-job-timeout", metavar="SECONDS", type=float, default=7200.0,
@@ -95,6 +99,7 @@ def kube_options(config: pytest.Config) -> KubeOptions:
             hf_token_secret=config.getoption("--hf-token-secret", default=None),
             require_hardware=config.getoption("--require-hardware", default=False),
             deploy_timeout=config.getoption("--deploy-timeout", default=None) or KUBE_DEPLOY_TIMEOUT,
+            operator_pickup_timeout=config.getoption("--operator-pickup-timeout", default=120.0),
             unschedulable_grace=config.getoption("--unschedulable-grace", default=0.0),
             preflight=not config.getoption("--no-preflight", default=False),
             cache_namespace=config.getoption("--cache-namespace", default=None),

@@ -246,6 +246,24 @@ def job_succeeded(job: dict[str, Any]) -> bool:
     return int(status.get("succeeded") or 0) >= int(completions) and not status.get("active")
 
 
+OPERATOR_FINALIZER = "nvidia.com/finalizer"
+"""Added by the Dynamo operator's first reconcile of a DGD (``finalizerName``,
+deploy/operator/internal/controller_common/finalizer.go; ``HandleFinalizer`` runs before anything else)."""
+
+
+def dgd_picked_up(dgd: dict[str, Any] | None) -> bool:
+    """Has an operator reconciled the DGD at all: its finalizer, or a status beyond the CRD's default
+    ``state: initializing`` (a condition, ``observedGeneration``, any other state)?"""
+    if dgd is None:
+        return False
+    if OPERATOR_FINALIZER in ((dgd.get("metadata") or {}).get("finalizers") or []):
+        return True
+    status = dgd.get("status") or {}
+    if status.get("conditions") or status.get("observedGeneration"):
+        return True
+    return str(status.get("state") or "initializing").lower() != "initializing"
+
+
 def dgd_ready(dgd: dict[str, Any]) -> bool:
     """Ready condition ``True`` and ``status.state`` ``successful``."""
     status = dgd.get("status") or {}

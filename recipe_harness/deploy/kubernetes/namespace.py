@@ -60,8 +60,34 @@ class NamespaceBudgetError(ValueError):
     """No run namespace name fits the operator's label limits for this DGD (see :func:`namespace_name`)."""
 
 
+class OperatorSkipsNamespace(ValueError):
+    """A namespace name the Dynamo operator never reconciles (it contains :data:`OPERATOR_SKIPPED`)."""
+
+
+OPERATOR_SKIPPED = "ephemeral"
+"""A cluster-wide Dynamo operator drops every event of a namespace whose name contains this
+(``EphemeralDeploymentEventFilter``, deploy/operator/internal/controller_common/predicate.go): a
+DGD there would never be reconciled, so no run namespace contains it."""
+
+
+def operator_skip_problem(namespace: str, option: str) -> str | None:
+    """Why the Dynamo operator would never reconcile ``namespace`` (set by ``option``), or ``None``."""
+    if OPERATOR_SKIPPED not in namespace:
+        return None
+    return (f"{option} {namespace!r} contains {OPERATOR_SKIPPED!r}: a cluster-wide Dynamo operator ignores every "
+            f"namespace whose name contains {OPERATOR_SKIPPED!r} (EphemeralDeploymentEventFilter), so the DGD "
+            f"would never be reconciled; choose a {option} without {OPERATOR_SKIPPED!r}")
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _without_skipped(slug: str) -> str:
+    """``slug`` with every ``ephemeral`` shortened to ``eph`` (again, until none is left)."""
+    while OPERATOR_SKIPPED in slug:
+        slug = slug.replace(OPERATOR_SKIPPED, "eph")
+    return slug
 
 
 def namespace_name(prefix: str, recipe_id: str, suffix: str | None = None, *, dgd_name: str | None = None) -> str:
@@ -71,9 +97,14 @@ def namespace_name(prefix: str, recipe_id: str, suffix: str | None = None, *, dg
     ``nvidia.com/dynamo-namespace=<namespace>-<dgd_name>`` (63 characters): the slug shrinks, down to
     none (``<prefix>-<6 hex>``); when even that does not fit, :class:`NamespaceBudgetError` says by how
     much and what to shorten. The full recipe id goes in the namespace's annotation, not its name.
+    No name contains ``ephemeral`` (the Dynamo operator skips such namespaces): a recipe id's is
+    shortened to ``eph``, a prefix holding it is refused (:class:`OperatorSkipsNamespace`).
     """
     suffix = suffix or secrets.token_hex(SUFFIX_HEX // 2)
     clean_prefix = _slug(prefix) or "rh"
+    skipped = operator_skip_problem(clean_prefix, "--namespace-prefix")
+    if skipped:
+        raise OperatorSkipsNamespace(skipped)
     limit = DNS_LABEL_MAX
     if dgd_name is not None:
         limit = min(limit, namespace_room(dgd_name))
@@ -92,7 +123,7 @@ def namespace_name(prefix: str, recipe_id: str, suffix: str | None = None, *, dg
             f"no run namespace fits: --namespace-prefix {clean_prefix!r} plus the {len(suffix) + 1}-character "
             f"suffix is {fixed} characters, but {why}; " + " or ".join(fixes))
     room = min(SLUG_MAX, limit - fixed - 1)
-    slug = _slug(recipe_id)[:max(room, 0)].strip("-")
+    slug = _without_skipped(_slug(recipe_id))[:max(room, 0)].strip("-")
     return f"{clean_prefix}-{slug}-{suffix}" if slug else f"{clean_prefix}-{suffix}"
 
 

@@ -25,9 +25,11 @@ from recipe_harness.deploy.kubernetes.client import MERGE_PATCH, Backoff, Kube, 
 from recipe_harness.deploy.kubernetes.namespace import (
     REGISTRY,
     NamespaceBudgetError,
+    OperatorSkipsNamespace,
     create_namespace,
     delete_namespace,
     label_budget_problems,
+    operator_skip_problem,
 )
 from recipe_harness.deploy.kubernetes.preflight import PreflightReport, preflight
 from recipe_harness.deploy.kubernetes.resources import (
@@ -66,6 +68,7 @@ class KubeOptions:
     hf_token_secret: str | None = None      # [namespace/]name of an existing Secret to copy
     require_hardware: bool = False
     deploy_timeout: float = 1800.0          # DGD Ready
+    operator_pickup_timeout: float = 120.0  # the operator's finalizer or a status on the DGD (0: never checked)
     job_timeout: float = 3600.0             # model download
     perf_timeout: float = 7200.0
     delete_timeout: float = 300.0
@@ -306,8 +309,10 @@ class KubernetesTarget:
                  diag_dir: Path | None = None) -> dict[str, Any]:
         """Wait for the DGD's Ready condition and state ``successful`` (what the operator's own
         e2e tests wait for); fail fast on terminal signals of its pods and PVCs, and on a
-        ``failed`` state that is final or outlasts ``--dgd-failed-grace``."""
+        ``failed`` state that is final or outlasts ``--dgd-failed-grace``; and when no operator
+        picks the DGD up (no finalizer, no status) within ``--operator-pickup-timeout``."""
         started = time.monotonic()
+        pickup = self.options.operator_pickup_timeout
         deadline = started + timeout
         seen: dict[tuple, float] = {}
         last = [started]
@@ -334,12 +339,30 @@ class KubernetesTarget:
                     raise self._fail(fatal, namespace, diag_dir, seen)
                 if dgd is not None and analysis.dgd_ready(dgd):
                     return dgd
+                if pickup > 0 and dgd is not None and time.monotonic() - started >= pickup \
+                        and not analysis.dgd_picked_up(dgd):
+                    raise DeployError(self._not_reconciled(namespace, name, dgd, pickup)
+                                      + (f"\n  diagnostics: {diag_dir}" if diag_dir else ""))
                 self._progress(f"DynamoGraphDeployment {name}", started, timeout, "--deploy-timeout",
                                f"{analysis.dgd_progress(dgd or {})}; {len(pods)} pods", last)
             pods_text = "; ".join(analysis.pod_summary(p) for p in ws.objects["pods"].values()) or "no pods"
         raise DeployError(f"DynamoGraphDeployment {name} not Ready within {timeout:.0f}s (--deploy-timeout) "
                           f"({analysis.dgd_progress(dgd or {})}; pods: {pods_text})"
                           + (f"\n  diagnostics: {diag_dir}" if diag_dir else ""))
+
+    @staticmethod
+    def _not_reconciled(namespace: str, name: str, dgd: dict[str, Any], pickup: float) -> str:
+        """Why no Dynamo operator has touched the DGD, and what to do about it."""
+        return (f"no Dynamo operator reconciles namespace {namespace}: DynamoGraphDeployment {name} has neither "
+                f"the operator's finalizer {analysis.OPERATOR_FINALIZER} nor a status written by it "
+                f"({analysis.dgd_progress(dgd)}) after "
+                f"{pickup:g}s (--operator-pickup-timeout). Likely causes: the operator is namespace-restricted "
+                "(chart value namespaceRestriction.enabled) and watches only its own namespace; a cluster-wide "
+                f"operator excludes namespace {namespace}; the namespace name contains 'ephemeral' (the operator "
+                "skips those); or the operator is down. What to do: find the operator "
+                "(kubectl get deploy -A -l app.kubernetes.io/part-of=dynamo-operator), read its logs and check "
+                "whether it is namespace-restricted (helm get values: namespaceRestriction); deploy into the namespace a restricted operator watches "
+                "(--cache-namespace NS) or install a cluster-wide operator; start it if it is down")
 
     def _wait_http(self, url: str, model: str | None, timeout: float) -> None:
         last = ""
@@ -390,6 +413,9 @@ class KubernetesTarget:
         if self.options.cache_namespace:
             ns = self.options.cache_namespace
             problems = label_budget_problems(ns, dgd_name, components)
+            skipped = operator_skip_problem(ns, "--cache-namespace")
+            if skipped:
+                problems.append(skipped)
             if problems:
                 raise DeployError(f"{recipe.id}: --cache-namespace {ns}: the Dynamo operator could not create "
                                   "its objects there:\n  " + "\n  ".join(problems))
@@ -410,7 +436,7 @@ class KubernetesTarget:
         try:
             return create_namespace(kube, self.options.namespace_prefix, recipe.id, _secrets.token_hex(4),
                                     dgd_name=dgd_name, components=components).name
-        except NamespaceBudgetError as exc:
+        except (NamespaceBudgetError, OperatorSkipsNamespace) as exc:
             raise DeployError(str(exc)) from exc
         except KubeError as exc:
             raise DeployError(f"cannot create the run's namespace: {exc}") from exc

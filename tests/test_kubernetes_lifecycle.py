@@ -1,0 +1,91 @@
+"""A run's life on a cluster where things go wrong around it: an operator that never reconciles the
+run's namespace, Jobs and namespaces that take long to go, requests whose answer is lost."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from kube_emulator import NAMESPACES  # noqa: E402
+from test_kubernetes_target import (  # noqa: E402,F401 -- fixtures
+    DGD_RES,
+    cluster,
+    fake,
+    frontend,
+    harness_namespaces,
+    recipe,
+    target_for,
+)
+
+from recipe_harness.deploy import DeployError  # noqa: E402
+from recipe_harness.deploy.kubernetes import analysis  # noqa: E402
+from recipe_harness.deploy.kubernetes.namespace import (  # noqa: E402
+    OperatorSkipsNamespace,
+    namespace_name,
+)
+
+# -- 1. an operator that never reconciles the run's namespace -----------------------------------------
+
+
+@pytest.mark.parametrize("scenario", ["restricted", "down", "excluded"])
+def test_a_dgd_no_operator_picks_up_fails_after_the_pickup_time_naming_why(cluster, fake, recipe, tmp_path,
+                                                                          monkeypatch, scenario):
+    """The operator's event filter drops the namespace (or no operator runs): the DGD never gets the
+    finalizer nor a status; the deploy fails after --operator-pickup-timeout, not --deploy-timeout."""
+    monkeypatch.setenv("HF_TOKEN", "x")
+    kw: dict = {}
+    if scenario == "restricted":
+        cluster.call(setattr, fake, "restricted_namespace", "dynamo-system")
+    elif scenario == "down":
+        cluster.call(setattr, fake, "operator_down", True)
+    else:
+        cluster.call(setattr, fake, "excluded_namespaces", ("shared-cache",))
+        kw["cache_namespace"] = "shared-cache"
+    target = target_for(cluster, deploy_timeout=8, operator_pickup_timeout=1, **kw)
+    with pytest.raises(DeployError) as err:
+        with target.deploy(recipe, tmp_path / "w"):
+            pass
+    text = str(err.value)
+    ns = target.namespaces[recipe.id]
+    assert f"no Dynamo operator reconciles namespace {ns}" in text, text
+    assert "--operator-pickup-timeout" in text and "nvidia.com/finalizer" in text
+    for cause in ("namespace-restricted", "excludes", "ephemeral", "down"):
+        assert cause in text
+    assert harness_namespaces(cluster) == []
+
+
+def test_a_restricted_operator_reconciles_a_cache_namespace_that_is_its_own(cluster, fake, recipe, tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.call(setattr, fake, "restricted_namespace", "team-a")
+    with target_for(cluster, operator_pickup_timeout=1, cache_namespace="team-a").deploy(recipe, tmp_path / "w"):
+        assert analysis.dgd_ready(cluster.get(DGD_RES, "team-a", "tiny-agg"))
+
+
+def test_a_dgd_the_operator_has_picked_up_is_not_reported_unreconciled():
+    assert not analysis.dgd_picked_up({"metadata": {}, "status": {"state": "initializing"}})
+    assert not analysis.dgd_picked_up({"metadata": {}})
+    assert analysis.dgd_picked_up({"metadata": {"finalizers": ["nvidia.com/finalizer"]}})
+    assert analysis.dgd_picked_up({"metadata": {}, "status": {"state": "failed", "conditions": [{"type": "Ready"}]}})
+    assert analysis.dgd_picked_up({"metadata": {}, "status": {"state": "pending"}})
+
+
+def test_no_run_namespace_contains_ephemeral():
+    name = namespace_name("rh", "ephemeral/vllm/agg")
+    assert "ephemeral" not in name and name.startswith("rh-eph-")
+    assert "ephemeral" not in namespace_name("rh", "ephephemeralemeral")
+    with pytest.raises(OperatorSkipsNamespace, match=r"--namespace-prefix 'ci-ephemeral'.*ignores every namespace"):
+        namespace_name("ci-ephemeral", "tiny/vllm/agg")
+
+
+@pytest.mark.parametrize("kw", [{"namespace_prefix": "ephemeral-ci"}, {"cache_namespace": "ephemeral-cache"}])
+def test_a_prefix_or_cache_namespace_the_operator_skips_is_refused_before_anything_is_created(
+        cluster, fake, recipe, tmp_path, monkeypatch, kw):
+    monkeypatch.setenv("HF_TOKEN", "x")
+    with pytest.raises(DeployError, match="contains 'ephemeral'"):
+        with target_for(cluster, **kw).deploy(recipe, tmp_path / "w"):
+            pass
+    assert [n["metadata"]["name"] for n in cluster.items(NAMESPACES) if "ephemeral" in n["metadata"]["name"]] == []
