@@ -162,6 +162,7 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     namespace_finalize_delay: float = 0.2
     watch_timeout_cap: float = 30.0
     admission: bool = True          # validate names, labels and the DGD schema on writes over HTTP
+    foreground_delay: float = 0.0   # seconds the garbage collector takes over a Foreground deletion (0: at once)
 
     rv: int = attrs.field(default=1000, init=False)
     store: dict = attrs.field(factory=dict, init=False)            # (res, ns, name) -> object
@@ -458,6 +459,19 @@ class ClusterEmulator(kmock.KubernetesEmulator):
                 self.put(res, obj, create=False)
                 asyncio.get_running_loop().call_later(self.namespace_finalize_delay, self._finalize_namespace, name)
             return obj
+        if res == ("batch", "v1", "jobs") and options.get("propagationPolicy") == "Foreground" \
+                and self.foreground_delay > 0:
+            # Foreground: the apiserver sets deletionTimestamp and the finalizer foregroundDeletion
+            # (apiserver/pkg/registry/generic/registry/store.go, deletionFinalizersForGarbageCollection);
+            # the garbage collector deletes the dependents, then removes the finalizer
+            # (pkg/controller/garbagecollector/garbagecollector.go, processDeletingDependentsItem).
+            if not obj["metadata"].get("deletionTimestamp"):
+                obj = copy.deepcopy(obj)
+                obj["metadata"]["deletionTimestamp"] = _now()
+                obj["metadata"]["finalizers"] = [*(obj["metadata"].get("finalizers") or []), "foregroundDeletion"]
+                obj = self.put(res, obj, create=False)
+                asyncio.get_running_loop().call_later(self.foreground_delay, self._collect_foreground, res, ns, name)
+            return obj
         if res == ("batch", "v1", "jobs"):
             for pod in self.items(("", "v1", "pods"), ns):
                 if (pod["metadata"].get("labels") or {}).get("job-name") == name:
@@ -466,6 +480,17 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         if left is not None and self.get(res, ns, name) is not None:
             return left  # waiting for its finalizers
         return {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name}}
+
+    def _collect_foreground(self, res: Res, ns: str | None, name: str) -> None:
+        """The garbage collector's end of a Foreground deletion of a Job: its pods, then the finalizer."""
+        for pod in self.items(("", "v1", "pods"), ns):
+            if (pod["metadata"].get("labels") or {}).get("job-name") == name:
+                self.remove(("", "v1", "pods"), ns, pod["metadata"]["name"])
+        obj = copy.deepcopy(self.get(res, ns, name))
+        if obj is not None:
+            obj["metadata"]["finalizers"] = [f for f in obj["metadata"].get("finalizers") or []
+                                             if f != "foregroundDeletion"]
+            self.put(res, obj, create=False)
 
     def _finalize_namespace(self, name: str) -> None:
         """The namespace controller: delete everything inside; remove the namespace when empty."""

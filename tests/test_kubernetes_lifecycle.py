@@ -89,3 +89,45 @@ def test_a_prefix_or_cache_namespace_the_operator_skips_is_refused_before_anythi
         with target_for(cluster, **kw).deploy(recipe, tmp_path / "w"):
             pass
     assert [n["metadata"]["name"] for n in cluster.items(NAMESPACES) if "ephemeral" in n["metadata"]["name"]] == []
+
+
+# -- 4. replacing a Job whose Foreground deletion is slow ---------------------------------------------
+
+
+def _perf_writes(fake):
+    def write(job):
+        out = fake.pvc_dirs["model-cache"] / "perf" / "tiny-agg" / "run1"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "profile_export_aiperf.json").write_text("{}")
+        return "aiperf: done\n"
+    return write
+
+
+def test_a_job_still_being_deleted_is_not_replaced_onto(cluster, fake, recipe, tmp_path, monkeypatch):
+    """The old Job outlives the wait: a clear error naming it, not a new Job applied onto a dying one."""
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.call(lambda: fake.job_effects.update({"tiny-agg-perf": _perf_writes(fake)}))
+    target = target_for(cluster)
+    with target.deploy(recipe, tmp_path / "w"):
+        ns = target.namespace_of(recipe.id)
+        target.run_perf_job(recipe, ns, tmp_path / "a1")
+        cluster.call(setattr, cluster.emu, "foreground_delay", 3.0)
+        target.options.delete_timeout = 0.5
+        with pytest.raises(DeployError, match=r"Job tiny-agg-perf in namespace .* is still being deleted after "
+                                              r"0.5s \(--delete-timeout.*foregroundDeletion"):
+            target.run_perf_job(recipe, ns, tmp_path / "a2")
+        cluster.call(setattr, cluster.emu, "foreground_delay", 0.0)
+        target.options.delete_timeout = 10
+
+
+def test_a_job_whose_deletion_takes_a_while_is_replaced_once_gone(cluster, fake, recipe, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.call(lambda: fake.job_effects.update({"tiny-agg-perf": _perf_writes(fake)}))
+    target = target_for(cluster)
+    with target.deploy(recipe, tmp_path / "w"):
+        ns = target.namespace_of(recipe.id)
+        target.run_perf_job(recipe, ns, tmp_path / "a1")
+        cluster.call(setattr, cluster.emu, "foreground_delay", 1.0)
+        out = target.run_perf_job(recipe, ns, tmp_path / "a2")
+        assert list(out.rglob("profile_export_aiperf.json"))
+        cluster.call(setattr, cluster.emu, "foreground_delay", 0.0)

@@ -649,9 +649,23 @@ class KubernetesTarget:
         return artifacts_dir
 
     def _replace_job(self, namespace: str, name: str) -> None:
+        """Delete the Job ``name`` (and its pods) and wait, up to ``--delete-timeout``, until it is gone:
+        a Job applied while the old one is still being deleted vanishes with it."""
         path = JOB.path(namespace, name)
-        if self.kube.delete(path, propagation="Foreground"):
-            poll(lambda: self.kube.get_or_none(path), lambda job: job is None, 60, 0.5)
+        if not self.kube.delete(path, propagation="Foreground"):
+            return
+        wait = self.options.delete_timeout
+        left = poll(lambda: self.kube.get_or_none(path), lambda job: job is None, wait, 0.5)
+        if left is None:
+            return
+        meta = left.get("metadata") or {}
+        raise DeployError(
+            f"Job {name} in namespace {namespace} is still being deleted after {wait:g}s (--delete-timeout; "
+            f"deletionTimestamp {meta.get('deletionTimestamp') or '-'}, finalizers "
+            f"{', '.join(meta.get('finalizers') or []) or 'none'}); a new Job of that name cannot be created "
+            f"until it is gone. See what holds it: kubectl -n {namespace} get job {name} -o yaml and its pods "
+            f"(kubectl -n {namespace} get pods -l job-name={name}); run again once it is gone, or raise "
+            "--delete-timeout")
 
     def _job_pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
         items = (self.kube.get(POD.path(namespace), labelSelector=f"job-name={job}") or {}).get("items") or []
