@@ -871,8 +871,12 @@ class FakeCluster:
         self._errors.pop(key, None)
         state, condition = op.ready_condition(not_ready)
         current = self.emu.get(res, ns, name)["status"] or {}
-        if current.get("state") != state or (current.get("conditions") or [{}])[0] != condition:
-            self.emu.patch_status(res, ns, name, {"state": state, "conditions": [condition]})
+        # observedGeneration only after a reconcile without error (the deferred status write)
+        observed = dgd["metadata"].get("generation")
+        if current.get("state") != state or (current.get("conditions") or [{}])[0] != condition \
+                or current.get("observedGeneration") != observed:
+            self.emu.patch_status(res, ns, name, {"state": state, "conditions": [condition],
+                                                  "observedGeneration": observed})
 
     def _ensure_finalizer(self, res: Res, dgd: dict[str, Any]) -> dict[str, Any]:
         if op.FINALIZER in (dgd["metadata"].get("finalizers") or []):

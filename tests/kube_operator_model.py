@@ -30,7 +30,8 @@ one DynamoComponentDeployment per service -> Deployment -> pods):
   ``some_resources_are_not_ready`` / ``Resources not ready: <dcd>: Component deployment not ready
   - Available condition not true; ...`` (resources sorted by name), ``successful`` /
   ``all_resources_are_ready`` / ``All resources are ready``; any reconcile error sets
-  ``failed`` with the error as message until a reconcile succeeds;
+  ``failed`` with the error as message until a reconcile succeeds; ``status.observedGeneration``
+  is set to ``metadata.generation`` only by a reconcile without error (the deferred status write);
 - the finalizer ``nvidia.com/finalizer`` (internal/controller_common/finalizer.go).
 """
 

@@ -131,3 +131,32 @@ def test_a_job_whose_deletion_takes_a_while_is_replaced_once_gone(cluster, fake,
         out = target.run_perf_job(recipe, ns, tmp_path / "a2")
         assert list(out.rglob("profile_export_aiperf.json"))
         cluster.call(setattr, cluster.emu, "foreground_delay", 0.0)
+
+
+# -- 5. a Ready status of an older generation ---------------------------------------------------------
+
+
+def test_dgd_ready_requires_the_observed_generation_to_reach_the_generation():
+    ready = {"state": "successful", "conditions": [{"type": "Ready", "status": "True"}]}
+    assert analysis.dgd_ready({"metadata": {"generation": 2}, "status": ready})  # operators without the field
+    assert not analysis.dgd_ready({"metadata": {"generation": 2}, "status": {**ready, "observedGeneration": 1}})
+    assert analysis.dgd_ready({"metadata": {"generation": 2}, "status": {**ready, "observedGeneration": 2}})
+
+
+def test_wait_dgd_does_not_take_a_ready_status_of_the_previous_generation(cluster, fake):
+    """The spec changed (generation 2); the operator has not reconciled it yet (it runs elsewhere)."""
+    from recipe_harness.deploy.kubernetes.resources import dgd_type
+
+    cluster.call(setattr, fake, "restricted_namespace", "elsewhere")
+    cluster.namespace("team-b")
+    dgd = {"apiVersion": "nvidia.com/v1alpha1", "kind": "DynamoGraphDeployment",
+           "metadata": {"name": "g", "namespace": "team-b", "finalizers": ["nvidia.com/finalizer"]},
+           "spec": {"services": {}},
+           "status": {"state": "successful", "observedGeneration": 1,
+                      "conditions": [{"type": "Ready", "status": "True", "reason": "all_resources_are_ready"}]}}
+    cluster.put(DGD_RES, dgd)
+    cluster.put(DGD_RES, {**dgd, "spec": {"services": {"Frontend": {"componentType": "frontend"}}}})
+    assert cluster.get(DGD_RES, "team-b", "g")["metadata"]["generation"] == 2
+    target = target_for(cluster)
+    with pytest.raises(DeployError, match="not Ready within 2s"):
+        target.wait_dgd("team-b", dgd_type("nvidia.com/v1alpha1"), "g", 2)

@@ -265,10 +265,22 @@ def dgd_picked_up(dgd: dict[str, Any] | None) -> bool:
 
 
 def dgd_ready(dgd: dict[str, Any]) -> bool:
-    """Ready condition ``True`` and ``status.state`` ``successful``."""
+    """Ready condition ``True`` and ``status.state`` ``successful`` -- of the current spec: when the
+    operator writes ``status.observedGeneration`` (newer operators, only after a reconcile without
+    error: the deferred status write in dynamographdeployment_controller.go), it must have reached
+    ``metadata.generation``; a status from an older generation says nothing about this one."""
     status = dgd.get("status") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-    return ready and str(status.get("state") or "").lower() == "successful"
+    if not (ready and str(status.get("state") or "").lower() == "successful"):
+        return False
+    observed = status.get("observedGeneration")
+    generation = (dgd.get("metadata") or {}).get("generation")
+    if observed is None or generation is None:
+        return True
+    try:
+        return int(observed) >= int(generation)
+    except (TypeError, ValueError):
+        return False
 
 
 def dgd_failure(dgd: dict[str, Any]) -> Failure | None:
