@@ -173,6 +173,7 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     logs: dict = attrs.field(factory=dict, init=False)             # (ns, pod, container, previous) -> text
     pod_ports: dict = attrs.field(factory=dict, init=False)        # (ns, pod, port) -> (host, port)
     faults: list = attrs.field(factory=list, init=False)
+    lost: list = attrs.field(factory=list, init=False)             # faults that drop the answer of a done request
     hooks: list = attrs.field(factory=list, init=False)            # fn(type, res, obj) after each change
     portforwards: list = attrs.field(factory=list, init=False)     # (ns, pod, port)
     log_files: dict = attrs.field(factory=dict, init=False)        # (ns, pod, container, previous) -> Path
@@ -273,7 +274,10 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         try:
             request = await self._parse(raw_request)
             self._requests.append(request)
-            return await apps.RawHandler._handle(self, request)
+            response = await apps.RawHandler._handle(self, request)
+            if self._lose(raw_request):
+                raise ConnectionResetError("the answer was lost")
+            return response
         except rendering.StreamingError as exc:
             return exc.args[0]
         except Exception as exc:  # noqa: BLE001 -- rendered as a Kubernetes Status, like kmock does
@@ -300,6 +304,22 @@ class ClusterEmulator(kmock.KubernetesEmulator):
                                  params=dict(raw.query), headers=dict(raw.headers), cookies=dict(raw.cookies),
                                  data=data, body=body, text=text, resource=resource, namespace=namespace,
                                  name=name, subresource=sub)
+
+    def lose_response(self, method: str, path: str, *, times: int = 1) -> Fault:
+        """Carry out matching requests, then drop the connection before the answer (a load balancer's
+        idle timeout, a network cut): the change is made, the client sees no status (it retries)."""
+        fault = Fault(method.upper(), re.compile(path), 0, times)
+        self.lost.append(fault)
+        return fault
+
+    def _lose(self, raw: aiohttp.web.BaseRequest) -> bool:
+        for fault in self.lost:
+            if fault.hits < fault.times and fault.method in (raw.method.upper(), "*") and fault.path.search(raw.path):
+                fault.hits += 1
+                if raw.transport is not None:
+                    raw.transport.close()
+                return True
+        return False
 
     def _fault(self, request: rendering.Request) -> None:
         for fault in self.faults:

@@ -160,3 +160,40 @@ def test_wait_dgd_does_not_take_a_ready_status_of_the_previous_generation(cluste
     target = target_for(cluster)
     with pytest.raises(DeployError, match="not Ready within 2s"):
         target.wait_dgd("team-b", dgd_type("nvidia.com/v1alpha1"), "g", 2)
+
+
+# -- 3. a create whose answer is lost and that is retried ----------------------------------------------
+
+
+def test_a_namespace_post_whose_answer_is_lost_is_adopted_not_leaked(cluster, fake, recipe, tmp_path, monkeypatch):
+    """The apiserver made the namespace; the client got no answer, retried and got 409 for its own
+    namespace. The run adopts it (its run label) instead of making a second one and leaking the first."""
+    monkeypatch.setenv("HF_TOKEN", "x")
+    lost = cluster.call(cluster.emu.lose_response, "POST", r"^/api/v1/namespaces$")
+    made: list[str] = []
+    cluster.call(cluster.emu.hooks.append, lambda t, res, obj: made.append(obj["metadata"]["name"])
+                 if t == "ADDED" and res == NAMESPACES else None)
+    target = target_for(cluster)
+    with target.deploy(recipe, tmp_path / "w"):
+        assert made == [target.namespaces[recipe.id]]
+    assert lost.hits == 1
+    assert harness_namespaces(cluster) == []
+
+
+def test_a_409_for_a_namespace_of_another_run_is_a_collision(cluster, monkeypatch):
+    import recipe_harness.deploy.kubernetes.namespace as namespace_mod
+
+    cluster.namespace("rh-x-aaaaaa", labels={"app.kubernetes.io/managed-by": "recipe-harness",
+                                             "recipe-harness/run": "other-run"})
+    suffixes = iter(["aaaaaa", "bbbbbb"])
+    real = namespace_mod.namespace_name
+    monkeypatch.setattr(namespace_mod, "namespace_name", lambda p, r, s=None, **kw: real(p, r, next(suffixes), **kw))
+    assert namespace_mod.create_namespace(cluster.kube(), "rh", "x", "this-run").name == "rh-x-bbbbbb"
+
+
+def test_a_cache_namespace_post_whose_answer_is_lost_is_not_an_error(cluster, fake, recipe, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "x")
+    lost = cluster.call(cluster.emu.lose_response, "POST", r"^/api/v1/namespaces$")
+    with target_for(cluster, cache_namespace="cache-a").deploy(recipe, tmp_path / "w"):
+        pass
+    assert lost.hits == 1

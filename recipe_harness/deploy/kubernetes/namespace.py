@@ -231,6 +231,14 @@ def create_namespace(kube: Kube, prefix: str, recipe_id: str, run_id: str, attem
             if exc.status != 409:
                 raise
             last = exc
+        # 409: a name collision -- or this POST's own namespace, made by an attempt whose answer was
+        # lost and then retried (the client retries a POST that got no status). Adopt it when its
+        # labels say it is this run's; else try another name.
+        found = kube.get_or_none(NAMESPACE.path(name=name))
+        labels = ((found or {}).get("metadata") or {}).get("labels") or {}
+        if found is not None and labels.get(MANAGED_BY_KEY) == MANAGED_BY and labels.get(RUN_KEY) == run_id \
+                and not (found.get("metadata") or {}).get("deletionTimestamp"):
+            return RunNamespace(kube, name, run_id)
     raise last or ApiError(409, "AlreadyExists", "no free namespace name")
 
 

@@ -21,7 +21,7 @@ from recipe_harness.deploy import DeployError, DeploySkip, Endpoint
 from recipe_harness.deploy.kubernetes import analysis, cache, diagnostics, perf_artifacts
 from recipe_harness.deploy.kubernetes.access import Access, api_service, open_access, unsupported
 from recipe_harness.deploy.kubernetes.analysis import Failure
-from recipe_harness.deploy.kubernetes.client import MERGE_PATCH, Backoff, Kube, KubeError, poll
+from recipe_harness.deploy.kubernetes.client import MERGE_PATCH, ApiError, Backoff, Kube, KubeError, poll
 from recipe_harness.deploy.kubernetes.namespace import (
     REGISTRY,
     NamespaceBudgetError,
@@ -421,9 +421,13 @@ class KubernetesTarget:
                                   "its objects there:\n  " + "\n  ".join(problems))
             try:
                 if kube.get_or_none(NAMESPACE.path(name=ns)) is None:
-                    kube.request("POST", NAMESPACE.path(), body={
-                        "apiVersion": "v1", "kind": "Namespace",
-                        "metadata": {"name": ns, "labels": {cache.CACHE_LABEL: "true"}}})
+                    try:
+                        kube.request("POST", NAMESPACE.path(), body={
+                            "apiVersion": "v1", "kind": "Namespace",
+                            "metadata": {"name": ns, "labels": {cache.CACHE_LABEL: "true"}}})
+                    except ApiError as exc:
+                        if exc.status != 409:  # 409: made meanwhile (or by a retried POST whose answer was lost)
+                            raise
                 existing = kube.get_or_none(dgd_type(recipe.deployment.api_version).path(ns, dgd_name)) \
                     if recipe.deployment else None
             except KubeError as exc:
