@@ -197,3 +197,55 @@ def test_a_cache_namespace_post_whose_answer_is_lost_is_not_an_error(cluster, fa
     with target_for(cluster, cache_namespace="cache-a").deploy(recipe, tmp_path / "w"):
         pass
     assert lost.hits == 1
+
+
+# -- 2. a namespace the operator's finalizer holds in Terminating -------------------------------------
+
+
+def test_a_namespace_stuck_terminating_is_explained_and_not_waited_for_again_at_exit(cluster, fake, recipe, tmp_path,
+                                                                                   monkeypatch, capsys):
+    """The operator never removes nvidia.com/finalizer: the namespace controller reports
+    NamespaceFinalizersRemaining / NamespaceContentRemaining. The teardown names them and what to do;
+    the exit drain does not wait another --delete-timeout for it."""
+    import recipe_harness.deploy.kubernetes.namespace as namespace_mod
+
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.call(setattr, fake, "operator_stuck", True)
+    target = target_for(cluster)
+    with target.deploy(recipe, tmp_path / "w"):
+        ns = target.namespaces[recipe.id]
+        target.options.delete_timeout = 1
+    err = capsys.readouterr().err
+    assert f"namespace {ns} still terminating after 1s (--delete-timeout)" in err
+    for part in ("NamespaceFinalizersRemaining", "nvidia.com/finalizer in 1 resource instances",
+                 "NamespaceContentRemaining", "dynamographdeployments.nvidia.com has 1 resource instances",
+                 "(tiny-agg)", f"kubectl get dgd -n {ns} -o yaml", "kubectl get deploy -A",
+                 f"kubectl -n {ns} patch dgd"):
+        assert part in err, part
+    assert ns in namespace_mod.REGISTRY.pending()
+    waits: list[float] = []
+    real = namespace_mod.delete_namespace
+    monkeypatch.setattr(namespace_mod, "delete_namespace",
+                        lambda kube, name, wait=120.0, **kw: waits.append(wait) or real(kube, name, wait=wait, **kw))
+    assert namespace_mod.REGISTRY.drain() == [ns]
+    assert waits and max(waits) == 0.0  # reported stuck: checked, not waited for
+    assert "NamespaceFinalizersRemaining" in namespace_mod.REGISTRY.stuck[ns]
+
+
+def test_drain_requests_every_deletion_before_waiting_under_one_deadline(cluster, monkeypatch):
+    import recipe_harness.deploy.kubernetes.namespace as namespace_mod
+
+    registry = namespace_mod.CleanupRegistry()
+    labels = {"app.kubernetes.io/managed-by": "recipe-harness"}
+    for name in ("rh-a-000001", "rh-b-000002", "rh-c-000003"):
+        cluster.namespace(name, labels=labels)
+        registry.add(cluster.kube(), name, 30.0)
+    calls: list[tuple[str, float]] = []
+    real = namespace_mod.delete_namespace
+    monkeypatch.setattr(namespace_mod, "delete_namespace",
+                        lambda kube, name, wait=120.0, **kw: calls.append((name, wait)) or real(kube, name, wait=wait,
+                                                                                                 **kw))
+    assert registry.drain() == []
+    assert [w for _, w in calls[:3]] == [0.0, 0.0, 0.0]  # all requested first
+    assert all(w <= 30.0 for _, w in calls[3:])
+    assert harness_namespaces(cluster) == []

@@ -136,6 +136,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     left = namespace.REGISTRY.drain()
     if left:
         print(f"recipe-harness: namespaces not deleted: {', '.join(left)}; run `recipe-harness clean`")
+        for name in left:
+            if name in namespace.REGISTRY.stuck:
+                print(f"  {namespace.REGISTRY.stuck[name]}")
 
 
 # -- preflight suite -----------------------------------------------------------------------------

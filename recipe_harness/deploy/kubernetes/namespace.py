@@ -17,11 +17,13 @@ import re
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from recipe_harness.deploy.kubernetes.analysis import OPERATOR_FINALIZER
 from recipe_harness.deploy.kubernetes.client import ApiError, Kube, KubeError
 from recipe_harness.deploy.kubernetes.client import poll as until
 from recipe_harness.deploy.kubernetes.resources import NAMESPACE
@@ -259,6 +261,55 @@ def delete_namespace(kube: Kube, name: str, *, wait: float = 120.0, poll: float 
     return until(lambda: kube.get_or_none(path) is None, bool, wait, poll)
 
 
+BLOCKING_CONDITIONS = ("NamespaceFinalizersRemaining", "NamespaceContentRemaining", "NamespaceDeletionContentFailure",
+                       "NamespaceDeletionDiscoveryFailure", "NamespaceDeletionGroupVersionParsingFailure")
+"""What the namespace controller writes on a namespace it cannot finish deleting
+(pkg/controller/namespace/deletion/namespaced_resources_deleter.go)."""
+
+
+def why_terminating(kube: Kube, name: str) -> str:
+    """What keeps namespace ``name`` Terminating (its ``status.conditions``: the objects and the
+    finalizers left), and what to do about it. Best effort: a read that fails says so."""
+    try:
+        ns = kube.get_or_none(NAMESPACE.path(name=name))
+    except KubeError as exc:
+        return f"namespace {name}: cannot read its status ({exc})"
+    if ns is None:
+        return f"namespace {name} is gone"
+    conditions = [c for c in (ns.get("status") or {}).get("conditions") or []
+                  if c.get("status") == "True" and c.get("type") in BLOCKING_CONDITIONS]
+    text = f"namespace {name} is still Terminating"
+    if conditions:
+        text += ": " + "; ".join(f"{c.get('type')}: {c.get('message') or c.get('reason') or ''}".rstrip(": ")
+                                 for c in conditions)
+    else:
+        text += " (the namespace controller has written no condition yet)"
+    blob = " ".join(str(c.get("message") or "") for c in conditions)
+    if OPERATOR_FINALIZER in blob or "dynamo" in blob:
+        dgds = _dgd_names(kube, name)
+        text += (f". The Dynamo operator removes its finalizer {OPERATOR_FINALIZER} from the DGDs"
+                 + (f" ({', '.join(dgds)})" if dgds else "") + " and their DynamoComponentDeployments only while it "
+                 "runs: check it is running (kubectl get deploy -A -l app.kubernetes.io/part-of=dynamo-operator) "
+                 f"and its logs; see what is left: kubectl get dgd -n {name} -o yaml; as a last resort, when the "
+                 f"operator is gone for good, remove the finalizer: kubectl -n {name} patch dgd <name> --type=merge "
+                 "-p '{\"metadata\":{\"finalizers\":null}}' (the same for dcd)")
+    elif conditions:
+        text += (f". See what is left: kubectl api-resources --verbs=list --namespaced -o name | xargs -n 1 "
+                 f"kubectl get -n {name} --ignore-not-found; the controller named by each finalizer must run to "
+                 "remove it")
+    return text + "; `recipe-harness clean` deletes it later"
+
+
+def _dgd_names(kube: Kube, namespace: str) -> list[str]:
+    for version in ("v1alpha1", "v1beta1"):
+        try:
+            listing = kube.get(f"/apis/nvidia.com/{version}/namespaces/{namespace}/dynamographdeployments") or {}
+        except KubeError:
+            continue
+        return sorted(str((i.get("metadata") or {}).get("name")) for i in listing.get("items") or [])
+    return []
+
+
 def list_harness_namespaces(kube: Kube, prefix: str | None = None) -> list[dict[str, Any]]:
     """Namespaces labelled as the harness's (label-selected, then checked again here)."""
     listing = kube.get(NAMESPACE.path(), labelSelector=SELECTOR) or {}
@@ -284,6 +335,7 @@ class CleanupRegistry:
         self._lock = threading.Lock()
         self._live: dict[str, tuple[Kube, float]] = {}
         self._atexit = False
+        self.stuck: dict[str, str] = {}  # namespace -> why its deletion did not finish in time
 
     def add(self, kube: Kube, name: str, wait: float) -> None:
         with self._lock:
@@ -295,24 +347,46 @@ class CleanupRegistry:
     def discard(self, name: str) -> None:
         with self._lock:
             self._live.pop(name, None)
+            self.stuck.pop(name, None)
+
+    def mark_stuck(self, name: str, why: str) -> None:
+        """``name`` outlasted its deletion wait (``why``, already reported): :meth:`drain` does not
+        wait for it again, it only checks once more."""
+        with self._lock:
+            if name in self._live:
+                self._live[name] = (self._live[name][0], 0.0)
+            self.stuck[name] = why
 
     def pending(self) -> list[str]:
         with self._lock:
             return sorted(self._live)
 
     def drain(self) -> list[str]:
-        """Delete every namespace still registered; returns those that could not be deleted."""
+        """Delete every namespace still registered; returns those that could not be deleted.
+
+        Every deletion is requested first, then all are waited for under one deadline (the longest
+        registered wait), so the wait is bounded however many namespaces are left; a namespace
+        already reported stuck is not waited for again."""
         with self._lock:
             live = dict(self._live)
             self._live.clear()
         left = []
-        for name, (kube, wait) in live.items():
+        waiting: dict[str, Kube] = {}
+        for name, (kube, _) in live.items():
             try:
-                if not delete_namespace(kube, name, wait=wait):
+                if not delete_namespace(kube, name, wait=0.0):
+                    waiting[name] = kube
+            except (KubeError, OSError):
+                left.append(name)
+        longest = max((live[n][1] for n in waiting), default=0.0)
+        deadline = time.monotonic() + longest
+        for name, kube in waiting.items():
+            try:
+                if not delete_namespace(kube, name, wait=max(0.0, min(live[name][1], deadline - time.monotonic()))):
                     left.append(name)
             except (KubeError, OSError):
                 left.append(name)
-        return left
+        return sorted(left)
 
 
 REGISTRY = CleanupRegistry()

@@ -30,6 +30,7 @@ from recipe_harness.deploy.kubernetes.namespace import (
     delete_namespace,
     label_budget_problems,
     operator_skip_problem,
+    why_terminating,
 )
 from recipe_harness.deploy.kubernetes.preflight import PreflightReport, preflight
 from recipe_harness.deploy.kubernetes.resources import (
@@ -598,7 +599,9 @@ class KubernetesTarget:
             if delete_namespace(kube, ns, wait=wait):
                 REGISTRY.discard(ns)
             elif wait > 0:
-                _log(f"namespace {ns} still terminating after {wait:.0f}s (--delete-timeout)")
+                why = why_terminating(kube, ns)
+                _log(f"namespace {ns} still terminating after {wait:.0f}s (--delete-timeout): {why}")
+                REGISTRY.mark_stuck(ns, why)  # reported: the exit does not wait for it again
             else:
                 _log(f"namespace {ns}: deletion requested")
                 REGISTRY.discard(ns)  # Terminating: the apiserver finishes it without us
