@@ -580,14 +580,16 @@ class KubernetesTarget:
             _log(f"--keep: namespace {ns} kept; delete it with `recipe-harness clean` or kubectl delete ns {ns}")
         elif interrupted:
             request_deletion()
-            self._delete_run(quick(), recipe_id, ns, wait=max(0.0, started + budget - time.monotonic()))
+            self._delete_run(quick(), recipe_id, ns, wait=max(0.0, started + budget - time.monotonic()), explain=False)
         else:
             self._delete_run(self.kube, recipe_id, ns, wait=self.options.delete_timeout)
         if pending is not None:
             raise pending
 
-    def _delete_run(self, kube: Kube, recipe_id: str, ns: str, wait: float) -> None:
-        """Delete the run's namespace (or, in a cache namespace, what the run created there)."""
+    def _delete_run(self, kube: Kube, recipe_id: str, ns: str, wait: float, *, explain: bool = True) -> None:
+        """Delete the run's namespace (or, in a cache namespace, what the run created there). A namespace
+        still there after ``wait`` is reported (with what holds it unless ``explain`` is off: after an
+        interrupt no more requests are spent) and not waited for again at exit."""
         try:
             if self.options.cache_namespace:
                 for path in reversed(self._created.get(recipe_id, [])):
@@ -599,7 +601,7 @@ class KubernetesTarget:
             if delete_namespace(kube, ns, wait=wait):
                 REGISTRY.discard(ns)
             elif wait > 0:
-                why = why_terminating(kube, ns)
+                why = why_terminating(kube, ns) if explain else f"namespace {ns} is still Terminating"
                 _log(f"namespace {ns} still terminating after {wait:.0f}s (--delete-timeout): {why}")
                 REGISTRY.mark_stuck(ns, why)  # reported: the exit does not wait for it again
             else:
