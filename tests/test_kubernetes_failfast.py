@@ -344,3 +344,67 @@ def test_a_cache_namespace_keeps_the_model_and_downloads_it_once(cluster, fake, 
     ns = cluster.get(("", "v1", "namespaces"), None, "model-cache-qwen")
     assert ns["metadata"]["labels"] == {"recipe-harness/cache": "true"}  # never taken for a run's namespace
     assert harness_namespaces(cluster) == []
+
+
+# -- events outlive what they report ----------------------------------------------------------------
+
+
+def _ago(seconds: float) -> str:
+    from datetime import UTC, datetime, timedelta
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def test_an_event_counts_only_when_last_seen_since_the_wait_began_in_either_events_api():
+    from datetime import UTC, datetime, timedelta
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    core = warning("Pod", "p-0", "FailedScheduling", "0/3 nodes: 3 Insufficient nvidia.com/gpu.")
+    assert analysis.event_fresh(core | {"lastTimestamp": _ago(5)}, since)
+    assert not analysis.event_fresh(core | {"lastTimestamp": _ago(3600), "firstTimestamp": _ago(3600)}, since)
+    # a repeating event: the series' last observation is what counts, not when it began
+    assert analysis.event_fresh(core | {"eventTime": _ago(3600).replace("Z", ".000000Z"),
+                                        "series": {"count": 40, "lastObservedTime": _ago(2)}}, since)
+    # events.k8s.io/v1: regarding/note, deprecatedLastTimestamp
+    new_api = {"type": "Warning", "reason": "FailedScheduling", "note": "x", "regarding": {"kind": "Pod", "name": "p"},
+               "metadata": {"name": "p.1", "creationTimestamp": _ago(3600)}, "deprecatedLastTimestamp": _ago(3600)}
+    assert not analysis.event_fresh(new_api, since)
+    assert not analysis.event_fresh({"metadata": {"creationTimestamp": _ago(3600)}}, since)  # no time but its own
+    # within the clock-skew margin of the wait's start
+    assert analysis.event_fresh(core | {"lastTimestamp": _ago(65)}, since)
+
+
+def test_an_event_contradicted_by_the_objects_current_state_is_dropped():
+    unsched = Failure("Unschedulable", "Pod", "p-0", grace=analysis.GRACE_PVC)
+    pending = {"status": {"conditions": [{"type": "PodScheduled", "status": "False"}]}}
+    placed = {"spec": {"nodeName": "n"}, "status": {"conditions": [{"type": "PodScheduled", "status": "True"}]}}
+    assert not analysis.contradicted(unsched, {"p-0": pending}, {})
+    assert analysis.contradicted(unsched, {"p-0": placed}, {})
+    claim = Failure("ProvisioningFailed", "PersistentVolumeClaim", "c", grace=analysis.GRACE_PVC)
+    assert not analysis.contradicted(claim, {}, {"c": {"status": {"phase": "Pending"}}})
+    assert analysis.contradicted(claim, {}, {"c": {"status": {"phase": "Bound"}}})
+
+
+def test_a_pod_placed_after_a_scale_up_is_not_failed_by_its_earlier_failed_scheduling_event(cluster, fake, recipe,
+                                                                                          tmp_path, monkeypatch):
+    """The scheduler reports FailedScheduling, the autoscaler adds a node, the pod runs; the event
+    stays for an hour. Before, it kept the failure alive past --unschedulable-grace."""
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.call(setattr, fake, "dgd_outcome", "ScaleUp:VllmWorker")
+    cluster.call(setattr, fake, "ready_after", 2.0)
+    with target_for(cluster, deploy_timeout=60, unschedulable_grace=1.0).deploy(recipe, tmp_path / "w"):
+        assert any(e["reason"] == "FailedScheduling" for e in cluster.items(EVENTS))  # the event is still there
+    assert harness_namespaces(cluster) == []
+
+
+def test_a_previous_runs_events_in_a_cache_namespace_do_not_fail_a_new_run(cluster, fake, recipe, tmp_path,
+                                                                          monkeypatch):
+    """A pod of an earlier run (same name prefix) could not be scheduled an hour ago; its event
+    is still kept by the apiserver."""
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.namespace("model-cache-qwen", labels={"recipe-harness/cache": "true"})
+    old = warning("Pod", "tiny-agg-vllmworker-0-x7k2p", "FailedScheduling",
+                  "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.")
+    old |= {"metadata": {"name": "tiny-agg-vllmworker-0-x7k2p.17f", "namespace": "model-cache-qwen"},
+            "firstTimestamp": _ago(3000), "lastTimestamp": _ago(2900), "count": 3}
+    cluster.put(EVENTS, old)
+    with target_for(cluster, cache_namespace="model-cache-qwen").deploy(recipe, tmp_path / "w") as endpoint:
+        assert endpoint.model

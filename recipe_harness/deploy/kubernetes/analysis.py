@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # Waiting reasons that do not heal by themselves.
@@ -224,6 +225,82 @@ def event_failures(event: dict[str, Any]) -> list[Failure]:
                         "the claim cannot be bound: name an existing storage class (kubectl get storageclass) "
                         "or mark one as the default", "" if terminal else GRACE_PVC)]
     return []
+
+
+# Events outlive what they report: the apiserver keeps them for its --event-ttl (1 h by default)
+# whatever became of the object since, and a cache namespace holds those of earlier runs. Only
+# events last seen since the wait began count. Their times are written by the component that
+# reported them (scheduler, kubelet, controller-manager) with its own clock, in whole seconds for
+# core/v1 ``lastTimestamp``, and compared with this machine's clock: the margin absorbs the
+# truncation and the drift of NTP-synchronised clocks, and is far shorter than the gap between
+# two runs' waits.
+EVENT_CLOCK_SKEW = timedelta(seconds=10)
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def event_last_seen(event: dict[str, Any]) -> datetime | None:
+    """When an event last happened: the latest of core/v1 ``lastTimestamp`` / ``eventTime`` /
+    ``series.lastObservedTime`` and events.k8s.io/v1 ``deprecatedLastTimestamp`` /
+    ``eventTime`` / ``series.lastObservedTime``; the object's ``creationTimestamp`` when none is set."""
+    series = event.get("series") or {}
+    times = [t for t in (_time(event.get("lastTimestamp")), _time(event.get("deprecatedLastTimestamp")),
+                         _time(event.get("eventTime")), _time(series.get("lastObservedTime"))) if t is not None]
+    if times:
+        return max(times)
+    return _time((event.get("metadata") or {}).get("creationTimestamp"))
+
+
+def event_fresh(event: dict[str, Any], since: datetime | None) -> bool:
+    """Whether ``event`` happened at or after ``since`` (less :data:`EVENT_CLOCK_SKEW`); an event
+    without any time counts as fresh."""
+    if since is None:
+        return True
+    seen = event_last_seen(event)
+    return seen is None or seen >= since - EVENT_CLOCK_SKEW
+
+
+def _scheduled(pod: dict[str, Any]) -> bool:
+    return bool((pod.get("spec") or {}).get("nodeName")) or any(
+        c.get("type") == "PodScheduled" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def _container_started(pod: dict[str, Any], container: str) -> bool:
+    status = pod.get("status") or {}
+    for cs in list(status.get("initContainerStatuses") or []) + list(status.get("containerStatuses") or []):
+        if cs.get("name") == container:
+            state = cs.get("state") or {}
+            return bool(state.get("running") or state.get("terminated") or cs.get("imageID"))
+    return False
+
+
+def contradicted(failure: Failure, pods: dict[str, dict[str, Any]],
+                 pvcs: dict[str, dict[str, Any] | None]) -> bool:
+    """Whether the current state of the object an event-based ``failure`` names says it is over:
+    the pod has been scheduled since (``PodScheduled=True``), the container whose image would not
+    pull has started, the claim is ``Bound``. ``pods`` and ``pvcs`` map names to current objects."""
+    if failure.kind == "Pod":
+        pod = pods.get(failure.name)
+        if pod is None:
+            return False
+        if failure.reason == "Unschedulable":
+            return _scheduled(pod)
+        if failure.reason == "ErrImagePull" and failure.container:
+            return _container_started(pod, failure.container)
+        return False
+    if failure.kind == "PersistentVolumeClaim":
+        pvc = pvcs.get(failure.name)
+        return pvc is not None and ((pvc.get("status") or {}).get("phase") == "Bound")
+    return False
 
 
 def job_failure(job: dict[str, Any]) -> Failure | None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +259,7 @@ class KubernetesTarget:
         """Wait until every Job in ``names`` completes; fail fast on failures of them, their pods and
         the PVCs they mount."""
         started = time.monotonic()
+        since = datetime.now(UTC)
         deadline = started + timeout
         seen: dict[tuple, float] = {}
         last = [started]
@@ -279,7 +281,7 @@ class KubernetesTarget:
                                  if f.reason not in analysis.TERMINATED_FATAL]
                 pod_names = {(p.get("metadata") or {}).get("name") for p in job_pods.values()}
                 claims = {c for j in jobs.values() if j for c in cache.claims_of(j)}
-                failures += self._event_failures(ws, pod_names, claims)
+                failures += self._event_failures(ws, namespace, since, pod_names, claims)
                 fatal = self._fatal(failures, seen)
                 if fatal is not None:
                     raise self._fail(fatal, namespace, diag_dir, seen)
@@ -291,16 +293,30 @@ class KubernetesTarget:
         raise DeployError(f"{what} {', '.join(names)} did not complete within {timeout:.0f}s ({option}) ({states})"
                           + (f"\n  diagnostics: {diag_dir}" if diag_dir else ""))
 
-    @staticmethod
-    def _event_failures(ws: WatchSet, pod_names: set, claims: set, prefix: str | None = None) -> list[Failure]:
+    def _event_failures(self, ws: WatchSet, namespace: str, since: datetime, pod_names: set, claims: set,
+                        prefix: str | None = None) -> list[Failure]:
+        """Failures that warning events report about the wait's pods and claims: only events seen
+        since the wait began (``since``, wall clock), and none the object's current state
+        contradicts (the pod was scheduled since, the claim is Bound: read from the API)."""
         out: list[Failure] = []
         for ev in ws.objects["events"].values():
+            if not analysis.event_fresh(ev, since):
+                continue
             for f in analysis.event_failures(ev):
                 if f.kind == "PersistentVolumeClaim" and f.name in claims:
                     out.append(f)
                 elif f.kind == "Pod" and (f.name in pod_names or (prefix and f.name.startswith(prefix))):
                     out.append(f)
-        return out
+        if not out:
+            return out
+        pods = {str((p.get("metadata") or {}).get("name")): p for p in ws.objects["pods"].values()}
+        pvcs: dict[str, dict[str, Any] | None] = {}
+        for name in {f.name for f in out if f.kind == "PersistentVolumeClaim"}:
+            try:
+                pvcs[name] = self.kube.get_or_none(PVC.path(namespace, name))
+            except KubeError:
+                pvcs[name] = None  # unreadable: the event stands
+        return [f for f in out if not analysis.contradicted(f, pods, pvcs)]
 
     def wait_dgd(self, namespace: str, rtype: ResourceType, name: str, timeout: float,
                  diag_dir: Path | None = None) -> dict[str, Any]:
@@ -308,6 +324,7 @@ class KubernetesTarget:
         e2e tests wait for); fail fast on terminal signals of its pods and PVCs, and on a
         ``failed`` state that is final or outlasts ``--dgd-failed-grace``."""
         started = time.monotonic()
+        since = datetime.now(UTC)
         deadline = started + timeout
         seen: dict[tuple, float] = {}
         last = [started]
@@ -327,7 +344,7 @@ class KubernetesTarget:
                     failures += analysis.pod_failures(pod, self.options.tolerance)
                 pod_names = {(p.get("metadata") or {}).get("name") for p in pods.values()}
                 claims = {c for p in pods.values() for c in pod_claims(p)}
-                failures += self._event_failures(ws, pod_names, claims, prefix=f"{name}-")
+                failures += self._event_failures(ws, namespace, since, pod_names, claims, prefix=f"{name}-")
                 fatal = self._fatal(failures, seen)
                 if fatal is not None:
                     self.last_failure_s = time.monotonic() - seen[fatal.key]
