@@ -701,7 +701,8 @@ class FakeCluster:
     ``platform``: the Dynamo platform is installed as its Helm chart does it (the DGD CRD, the
     operator Deployment labelled ``app.kubernetes.io/part-of=dynamo-operator`` in
     ``dynamo-system``) on one CPU node.
-    ``job_outcome[name]``: ``succeed`` | ``fail`` | ``ImagePullBackOff``. ``ready_after`` delays
+    ``job_outcome[name]``: ``succeed`` | ``fail`` | ``ImagePullBackOff`` | ``deadline``
+    (``FailureTarget`` at once, ``Failed`` after ``job_terminate_after``). ``ready_after`` delays
     readiness of pods that run no process.
     """
 
@@ -729,6 +730,7 @@ class FakeCluster:
     _pending: set = field(default_factory=set)                     # (ns, dgd) with a reconcile queued
     _finalizing: set = field(default_factory=set)
     _errors: dict = field(default_factory=dict)                    # (ns, dgd) -> consecutive errors
+    job_terminate_after: float = 30.0                              # a Job pod's termination grace
     pod_security_default: str | None = None                        # PodSecurityConfiguration defaults.enforce
     _slots: dict = field(default_factory=dict)                     # (ns, replica slot) -> its current pod
     _broken: set = field(default_factory=set)                      # (ns, replica slot) the scenario broke
@@ -1173,6 +1175,9 @@ class FakeCluster:
         if outcome == "ImagePullBackOff":
             self._break_pod(ns, pod_name, "ImagePullBackOff")
             return
+        if outcome == "deadline":
+            asyncio.get_running_loop().call_later(0.1, self._job_deadline, ns, name, pod_name)
+            return
         log = self.job_effects[name](job) if name in self.job_effects else f"{name} done\n"
         self.emu.logs[(ns, pod_name, containers[0], False)] = log
         pod = copy.deepcopy(self.emu.get(PODS, ns, pod_name))
@@ -1187,6 +1192,29 @@ class FakeCluster:
                 {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
                  "message": "Job has reached the specified backoff limit"}]}
         self.emu.patch_status(JOBS, ns, name, status)
+
+    def _job_deadline(self, ns: str, name: str, pod_name: str) -> None:
+        """``activeDeadlineSeconds`` passed (pkg/controller/job/job_controller.go, Kubernetes 1.31+):
+        the controller sets ``FailureTarget`` at once, deletes the running pod, and adds ``Failed``
+        only when no pod is left terminating, which takes the pod's grace period
+        (``job_terminate_after``)."""
+        message = "Job was active longer than specified deadline"
+        self.emu.patch_status(JOBS, ns, name, {"active": 0, "terminating": 1, "conditions": [
+            {"type": "FailureTarget", "status": "True", "reason": "DeadlineExceeded", "message": message}]})
+        pod = copy.deepcopy(self.emu.get(PODS, ns, pod_name))
+        if pod is not None:
+            pod["metadata"]["deletionTimestamp"] = _now()
+            pod["metadata"]["deletionGracePeriodSeconds"] = int(self.job_terminate_after)
+            self.emu.put(PODS, pod, create=False)
+
+        def terminated() -> None:
+            self.emu.remove(PODS, ns, pod_name)
+            if self.emu.get(JOBS, ns, name) is not None:
+                self.emu.patch_status(JOBS, ns, name, {"terminating": 0, "failed": 1, "conditions": [
+                    {"type": "FailureTarget", "status": "True", "reason": "DeadlineExceeded", "message": message},
+                    {"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": message}]})
+
+        asyncio.get_running_loop().call_later(self.job_terminate_after, terminated)
 
     async def _run_helper(self, pod: dict[str, Any]) -> None:
         """Run a harness helper pod's ``sh -c`` script for real, PVC mounts mapped to local dirs."""

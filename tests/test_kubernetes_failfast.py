@@ -408,3 +408,33 @@ def test_a_previous_runs_events_in_a_cache_namespace_do_not_fail_a_new_run(clust
     cluster.put(EVENTS, old)
     with target_for(cluster, cache_namespace="model-cache-qwen").deploy(recipe, tmp_path / "w") as endpoint:
         assert endpoint.model
+
+
+# -- Jobs: terminal conditions of Kubernetes 1.31+ ----------------------------------------------------
+
+
+def test_failure_target_is_a_failed_job_success_criteria_met_a_succeeded_one():
+    job = {"metadata": {"name": "dl"}, "status": {"active": 0, "terminating": 2, "conditions": [
+        {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
+         "message": "Job has reached the specified backoff limit"}]}}
+    f = analysis.job_failure(job)
+    assert f is not None and f.reason == "BackoffLimitExceeded" and f.terminal and "backoff limit" in f.message
+    done = {"metadata": {"name": "dl"}, "spec": {"completions": 4}, "status": {"active": 2, "succeeded": 1,
+            "conditions": [{"type": "SuccessCriteriaMet", "status": "True", "reason": "SuccessPolicy"}]}}
+    assert analysis.job_succeeded(done) and analysis.job_failure(done) is None
+
+
+def test_a_job_past_its_deadline_fails_at_failure_target_not_when_its_pods_are_gone(cluster, fake, recipe, tmp_path,
+                                                                                   monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.call(lambda: fake.job_outcome.update({"model-download": "deadline"}))
+    cluster.call(setattr, fake, "job_terminate_after", 3600.0)
+    target = target_for(cluster)
+    target.options.job_timeout = 10
+    with pytest.raises(DeployError) as info:
+        with target.deploy(recipe, tmp_path / "w"):
+            pass
+    text = str(info.value)
+    assert "job model-download: DeadlineExceeded: Job was active longer than specified deadline" in text
+    assert "did not complete within" not in text
+    assert harness_namespaces(cluster) == []

@@ -303,22 +303,34 @@ def contradicted(failure: Failure, pods: dict[str, dict[str, Any]],
     return False
 
 
-def job_failure(job: dict[str, Any]) -> Failure | None:
-    """A Job whose ``Failed`` condition is set (backoff limit exhausted, deadline exceeded)."""
-    for cond in (job.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Failed" and cond.get("status") == "True":
-            reason = cond.get("reason") or "JobFailed"
-            hint = ("its pods failed more often than backoffLimit allows; see their logs"
-                    if reason == "BackoffLimitExceeded" else "")
-            return Failure(reason, "Job", _name(job), "", str(cond.get("message") or "")[:400], hint)
+def _true(job: dict[str, Any], *types: str) -> dict[str, Any] | None:
+    for t in types:
+        for cond in (job.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == t and cond.get("status") == "True":
+                return cond
     return None
 
 
+def job_failure(job: dict[str, Any]) -> Failure | None:
+    """A Job that has failed (backoff limit exhausted, deadline exceeded, a pod failure policy):
+    condition ``Failed``, or ``FailureTarget``, which the Job controller of Kubernetes 1.31+ sets
+    first and turns into ``Failed`` only once every pod has terminated (a pod's grace period
+    can be long). https://kubernetes.io/docs/concepts/workloads/controllers/job/ "Terminal Job
+    conditions"."""
+    cond = _true(job, "Failed", "FailureTarget")
+    if cond is None:
+        return None
+    reason = cond.get("reason") or "JobFailed"
+    hint = ("its pods failed more often than backoffLimit allows; see their logs"
+            if reason == "BackoffLimitExceeded" else "")
+    return Failure(reason, "Job", _name(job), "", str(cond.get("message") or "")[:400], hint)
+
+
 def job_succeeded(job: dict[str, Any]) -> bool:
+    """``Complete``, or ``SuccessCriteriaMet`` (set before ``Complete`` by Kubernetes 1.31+)."""
+    if _true(job, "Complete", "SuccessCriteriaMet") is not None:
+        return True
     status = job.get("status") or {}
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "Complete" and cond.get("status") == "True":
-            return True
     completions = (job.get("spec") or {}).get("completions") or 1
     return int(status.get("succeeded") or 0) >= int(completions) and not status.get("active")
 
