@@ -701,7 +701,8 @@ class FakeCluster:
     ``platform``: the Dynamo platform is installed as its Helm chart does it (the DGD CRD, the
     operator Deployment labelled ``app.kubernetes.io/part-of=dynamo-operator`` in
     ``dynamo-system``) on one CPU node.
-    ``job_outcome[name]``: ``succeed`` | ``fail`` | ``ImagePullBackOff`` | ``deadline``
+    ``job_outcome[name]``: ``succeed`` | ``fail`` | ``ImagePullBackOff`` | ``evicted`` (its first pod
+    is evicted, the next succeeds) | ``deadline``
     (``FailureTarget`` at once, ``Failed`` after ``job_terminate_after``). ``ready_after`` delays
     readiness of pods that run no process.
     """
@@ -1156,10 +1157,15 @@ class FakeCluster:
         if self.emu.get(JOBS, ns, name) is None:
             return
         outcome = self.job_outcome.get(name, "succeed")
+        if outcome == "evicted" and (ns, name) in self._broken:
+            outcome = "succeed"  # the replacement pod
         pod_name = f"{name}-{uuid.uuid4().hex[:5]}"
         template = job["spec"]["template"]["spec"]
         containers = [c["name"] for c in template["containers"]]
         pod = running_pod(pod_name, ns, {"job-name": name, "batch.kubernetes.io/job-name": name}, containers)
+        pod["metadata"]["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job", "name": name,
+                                               "uid": job["metadata"].get("uid", ""), "controller": True,
+                                               "blockOwnerDeletion": True}]
         pod["spec"]["volumes"] = template.get("volumes") or []
         unbound = self._unbound_claims(ns, template)
         self.emu.patch_status(JOBS, ns, name, {"active": 1, "startTime": _now()})
@@ -1174,6 +1180,14 @@ class FakeCluster:
         self.emu.put(PODS, pod)
         if outcome == "ImagePullBackOff":
             self._break_pod(ns, pod_name, "ImagePullBackOff")
+            return
+        if outcome == "evicted":
+            # the pod is evicted; within backoffLimit the Job controller counts it failed and makes
+            # a new pod (pkg/controller/job/job_controller.go), which succeeds
+            self._broken.add((ns, name))
+            self._break_pod(ns, pod_name, "Evicted")
+            self.emu.patch_status(JOBS, ns, name, {"active": 0, "failed": 1})
+            asyncio.get_running_loop().call_later(0.2, self._run_job, job)
             return
         if outcome == "deadline":
             asyncio.get_running_loop().call_later(0.1, self._job_deadline, ns, name, pod_name)

@@ -438,3 +438,54 @@ def test_a_job_past_its_deadline_fails_at_failure_target_not_when_its_pods_are_g
     assert "job model-download: DeadlineExceeded: Job was active longer than specified deadline" in text
     assert "did not complete within" not in text
     assert harness_namespaces(cluster) == []
+
+
+# -- failed pods their controller replaces -------------------------------------------------------------
+
+
+def _evicted(owner: dict | None) -> dict:
+    meta = {"name": "w-0"} | ({"ownerReferences": [owner]} if owner else {})
+    return {"metadata": meta, "status": {"phase": "Failed", "reason": "Evicted",
+                                         "message": "The node was low on resource: memory.",
+                                         "containerStatuses": [{"name": "main", "state": {"terminated": {
+                                             "exitCode": 137, "reason": "Error"}}}]}}
+
+
+@pytest.mark.parametrize("reason", ["Evicted", "UnexpectedAdmissionError", "OutOfnvidia.com/gpu", "Terminated"])
+def test_a_failed_pod_with_a_controller_is_information_a_bare_one_is_terminal(reason):
+    owned = _evicted({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "w-7d9f5c8b4", "controller": True})
+    owned["status"]["reason"] = reason
+    assert analysis.pod_failures(owned) == []
+    assert analysis.replaced_pod_note(owned).startswith(f"pod w-0 {reason}: The node was low")
+    assert "replicaset w-7d9f5c8b4 replaces it" in analysis.replaced_pod_note(owned)
+    assert f"reason={reason}" in analysis.pod_summary(owned)
+    bare = _evicted(None)
+    bare["status"]["reason"] = reason
+    [f] = analysis.pod_failures(bare)
+    assert f.terminal and f.reason == reason and analysis.replaced_pod_note(bare) == ""
+    # an owner that is not its controller does not replace it
+    assert analysis.pod_failures(_evicted({"kind": "ConfigMap", "name": "x"}))
+
+
+def test_an_evicted_worker_replaced_by_its_replicaset_does_not_fail_the_deploy(cluster, fake, recipe, tmp_path,
+                                                                              monkeypatch, capfd):
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.call(setattr, fake, "dgd_outcome", "Evicted:VllmWorker")
+    target = target_for(cluster, deploy_timeout=60)
+    with target.deploy(recipe, tmp_path / "w"):
+        pods = cluster.items(PODS, target.namespace_of(recipe.id))
+        workers = {p["metadata"]["name"]: p["status"] for p in pods
+                   if p["metadata"]["name"].startswith("tiny-agg-vllmworker-0")}
+        assert [s.get("reason") for s in workers.values()].count("Evicted") == 1 and len(workers) == 2
+    assert "pod tiny-agg-vllmworker-0 Evicted: The node was low on resource: memory" in capfd.readouterr().err
+    assert harness_namespaces(cluster) == []
+
+
+def test_an_evicted_download_pod_the_job_replaces_does_not_fail_the_download(cluster, fake, recipe, tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.call(lambda: fake.job_outcome.update({"model-download": "evicted"}))
+    target = target_for(cluster)
+    with target.deploy(recipe, tmp_path / "w"):
+        job = cluster.get(JOBS, target.namespace_of(recipe.id), "model-download")
+        assert job["status"]["failed"] == 1 and job["status"]["succeeded"] == 1

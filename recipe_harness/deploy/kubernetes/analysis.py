@@ -178,13 +178,35 @@ def pod_failures(pod: dict[str, Any], tolerance: Tolerance | None = None) -> lis
                 out.append(Failure(term["reason"], "Pod", name, cname, _terminated_text(term),
                                    TERMINATED_FATAL[term["reason"]]))
                 break
-    if status.get("phase") == "Failed" and not out and status.get("reason"):
+    if status.get("phase") == "Failed" and not out and status.get("reason") and controller_of(pod) is None:
+        # a bare pod; one with a controller is replaced by it (see replaced_pod_note)
         out.append(Failure(str(status["reason"]), "Pod", name, "", str(status.get("message") or "")[:400]))
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
             msg = str(cond.get("message") or "")
             out.append(_unschedulable(name, msg))
     return out
+
+
+def controller_of(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The ownerReference with ``controller: true`` (ReplicaSet, Job, StatefulSet, LeaderWorkerSet,
+    PodClique ...), if any."""
+    return next((o for o in (obj.get("metadata") or {}).get("ownerReferences") or [] if o.get("controller")), None)
+
+
+def replaced_pod_note(pod: dict[str, Any]) -> str:
+    """For a pod that ``Failed`` with a ``status.reason`` (Evicted, UnexpectedAdmissionError,
+    OutOf<resource>, Terminated by node shutdown) and has a controller: one line saying so. Its
+    controller replaces it (a ReplicaSet counts only active pods; a Job within its backoffLimit
+    makes a new one), so it is information, not a failure; the owner's state is what is judged."""
+    status = pod.get("status") or {}
+    owner = controller_of(pod)
+    if status.get("phase") != "Failed" or not status.get("reason") or owner is None:
+        return ""
+    text = f"pod {_name(pod)} {status['reason']}"
+    if status.get("message"):
+        text += f": {str(status['message']).strip()[:200]}"
+    return text + f" (its {str(owner.get('kind') or 'controller').lower()} {owner.get('name') or '?'} replaces it)"
 
 
 def _unschedulable(pod: str, message: str) -> Failure:
@@ -372,6 +394,8 @@ def dgd_progress(dgd: dict[str, Any]) -> str:
 def pod_summary(pod: dict[str, Any]) -> str:
     status = pod.get("status") or {}
     parts = [f"{_name(pod)} phase={status.get('phase') or '-'}"]
+    if status.get("reason"):
+        parts.append(f"reason={status['reason']}")
     for cs in status.get("containerStatuses") or []:
         state = cs.get("state") or {}
         label = next(iter(state), "-")

@@ -254,6 +254,15 @@ class KubernetesTarget:
             last[0] = now
             _log(f"waiting for {what}: {now - started:.0f}s of {limit:g}s ({option}); {state}")
 
+    @staticmethod
+    def _note_replaced(pods: Any, noted: set[str]) -> None:
+        """Say once per pod that it failed and its controller replaces it (evicted ...)."""
+        for pod in pods:
+            note = analysis.replaced_pod_note(pod)
+            if note and note not in noted:
+                noted.add(note)
+                _log(note)
+
     def wait_jobs(self, namespace: str, names: list[str], timeout: float, *, what: str = "Job",
                   diag_dir: Path | None = None, option: str = "--download-timeout") -> dict[str, dict[str, Any]]:
         """Wait until every Job in ``names`` completes; fail fast on failures of them, their pods and
@@ -262,6 +271,7 @@ class KubernetesTarget:
         since = datetime.now(UTC)
         deadline = started + timeout
         seen: dict[tuple, float] = {}
+        noted: set[str] = set()
         last = [started]
         jobs: dict[str, dict[str, Any] | None] = {n: None for n in names}
         with WatchSet(self.kube, self.options.watch_timeout) as ws:
@@ -282,6 +292,7 @@ class KubernetesTarget:
                 pod_names = {(p.get("metadata") or {}).get("name") for p in job_pods.values()}
                 claims = {c for j in jobs.values() if j for c in cache.claims_of(j)}
                 failures += self._event_failures(ws, namespace, since, pod_names, claims)
+                self._note_replaced(job_pods.values(), noted)
                 fatal = self._fatal(failures, seen)
                 if fatal is not None:
                     raise self._fail(fatal, namespace, diag_dir, seen)
@@ -327,6 +338,7 @@ class KubernetesTarget:
         since = datetime.now(UTC)
         deadline = started + timeout
         seen: dict[tuple, float] = {}
+        noted: set[str] = set()
         last = [started]
         key = f"{namespace}/{name}"
         dgd: dict[str, Any] | None = None
@@ -345,6 +357,7 @@ class KubernetesTarget:
                 pod_names = {(p.get("metadata") or {}).get("name") for p in pods.values()}
                 claims = {c for p in pods.values() for c in pod_claims(p)}
                 failures += self._event_failures(ws, namespace, since, pod_names, claims, prefix=f"{name}-")
+                self._note_replaced(pods.values(), noted)
                 fatal = self._fatal(failures, seen)
                 if fatal is not None:
                     self.last_failure_s = time.monotonic() - seen[fatal.key]
