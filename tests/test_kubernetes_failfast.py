@@ -489,3 +489,74 @@ def test_an_evicted_download_pod_the_job_replaces_does_not_fail_the_download(clu
     with target.deploy(recipe, tmp_path / "w"):
         job = cluster.get(JOBS, target.namespace_of(recipe.id), "model-download")
         assert job["status"]["failed"] == 1 and job["status"]["succeeded"] == 1
+
+
+# -- pods the apiserver refuses to create ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind,message,terminal,hint", [
+    ("ReplicaSet", 'Error creating: pods "w-7d9f5c8b4-" is forbidden: violates PodSecurity "baseline:latest": '
+     'non-default capabilities (container "main" must not include "IPC_LOCK" in securityContext.capabilities.add)',
+     True, "pod-security.kubernetes.io/enforce"),
+    ("LeaderWorkerSet", 'Error creating: admission webhook "validate.kyverno.svc-fail" denied the request: '
+     "policy Pod/rh/w-0 for resource violation: disallow-host-path", True, "admission webhook"),
+    ("Job", 'Error creating: pods "dl-" is forbidden: maximum cpu usage per Container is 2, but limit is 4',
+     True, "LimitRange"),
+    ("PodClique", 'Error creating: pods "w-0-" is forbidden: exceeded quota: gpu-quota, requested: '
+     "requests.nvidia.com/gpu=8, used: requests.nvidia.com/gpu=8, limited: requests.nvidia.com/gpu=8",
+     False, "ResourceQuota"),
+])
+def test_failed_create_from_any_controller_is_a_failure_naming_object_reason_and_remedy(kind, message, terminal,
+                                                                                       hint):
+    [f] = analysis.event_failures(warning(kind, "w", "FailedCreate", message))
+    assert (f.kind, f.name, f.reason, f.terminal) == (kind, "w", "FailedCreate", terminal)
+    assert f.describe().startswith(f"{kind.lower()} w: FailedCreate: Error creating:") and hint in f.describe()
+    if not terminal:
+        assert f.grace == analysis.GRACE_UNSCHEDULABLE
+
+
+def test_failed_create_for_a_service_account_not_made_yet_is_retried_not_a_failure():
+    msg = ('Error creating: pods "w-7d9f5c8b4-" is forbidden: error looking up service account rh-x/default: '
+           'serviceaccount "default" not found')
+    assert analysis.event_failures(warning("ReplicaSet", "w", "FailedCreate", msg)) == []
+
+
+def test_failed_create_is_over_once_the_controller_has_created_a_pod_since():
+    f = Failure("FailedCreate", "ReplicaSet", "w-1", grace=analysis.GRACE_UNSCHEDULABLE)
+    ev = {"lastTimestamp": _ago(30)}
+    owner = {"kind": "ReplicaSet", "name": "w-1", "controller": True}
+    before = {"metadata": {"name": "a", "creationTimestamp": _ago(60), "ownerReferences": [owner]}}
+    after = {"metadata": {"name": "b", "creationTimestamp": _ago(5), "ownerReferences": [owner]}}
+    assert not analysis.contradicted(f, {"a": before}, {}, ev)
+    assert analysis.contradicted(f, {"a": before, "b": after}, {}, ev)
+
+
+@pytest.fixture
+def ipc_lock_recipe(tmp_path: Path):
+    from test_kubernetes_target import write_tiny_recipes
+
+    from recipe_harness.load.discovery import discover
+    from recipe_harness.model.bundle import LoadedRecipe
+    root = write_tiny_recipes(tmp_path / "recipes-ipc")
+    deploy = root / "tiny" / "vllm" / "agg" / "deploy.yaml"
+    deploy.write_text(deploy.read_text().replace(
+        "          command: [python3, -m, dynamo.vllm]\n",
+        "          command: [python3, -m, dynamo.vllm]\n          securityContext: {capabilities: {add: [IPC_LOCK]}}\n"))
+    return LoadedRecipe.load(discover(root).recipes[0])
+
+
+def test_pods_pod_security_refuses_fail_the_deploy_at_once_naming_the_replicaset(cluster, fake, ipc_lock_recipe,
+                                                                                tmp_path, monkeypatch):
+    """The ReplicaSet cannot create the worker pods (IPC_LOCK under Pod Security baseline): no pod
+    ever exists, only the owner's FailedCreate event says why. Before, the wait ran out."""
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.call(setattr, fake, "pod_security_default", "baseline")
+    with pytest.raises(DeployError) as info:
+        with target_for(cluster, deploy_timeout=20).deploy(ipc_lock_recipe, tmp_path / "w"):
+            pass
+    text = str(info.value)
+    assert ('replicaset tiny-agg-vllmworker-7d9f5c8b4: FailedCreate: Error creating: pods "tiny-agg-vllmworker-'
+            '7d9f5c8b4-" is forbidden: violates PodSecurity "baseline:latest": non-default capabilities (container '
+            '"main" must not include "IPC_LOCK"') in text
+    assert "pod-security.kubernetes.io/enforce=privileged" in text and "not Ready within" not in text
+    assert harness_namespaces(cluster) == []

@@ -53,6 +53,28 @@ TRANSIENT_SCHEDULING = PVC_SCHEDULING
 PVC_EVENTS = ("ProvisioningFailed", "FailedBinding")
 _PVC_TERMINAL = re.compile(r"storageclass\S* \"[^\"]*\" not found|no storage class is set", re.I)
 DGD_TERMINAL_REASONS = ("ValidationFailed",)
+# FailedCreate: a controller (ReplicaSet, Job, StatefulSet, LeaderWorkerSet, PodClique ...) could not
+# create a pod and says so on itself (kubernetes pkg/controller/controller_utils.go
+# FailedCreatePodReason, "Error creating: <the apiserver's error>"); the pod never exists. Checked
+# in this order: a ServiceAccount not made yet (a fresh namespace's "default" comes a moment after
+# it) is retried by the controller and is no failure; an exhausted ResourceQuota may free up;
+# Pod Security, an admission webhook's denial and any other "forbidden" do not change by retrying.
+_CREATE_TRANSIENT = re.compile(r"error looking up service account|serviceaccounts? \"[^\"]*\" not found", re.I)
+_CREATE_QUOTA = re.compile(r"exceeded quota", re.I)
+_CREATE_REFUSED = (
+    (re.compile(r"violates PodSecurity", re.I),
+     "Pod Security admission refused its pods: the namespace's level (label pod-security.kubernetes.io/enforce, "
+     "else the cluster default) forbids what the message names; drop that from the recipe or deploy into a "
+     "namespace whose level allows it (--cache-namespace NS labelled pod-security.kubernetes.io/enforce=privileged)"),
+    (re.compile(r"admission webhook .*denied the request", re.I),
+     "an admission webhook (a policy engine such as Kyverno or Gatekeeper) denied its pods; change the recipe "
+     "to meet the policy the message names or ask the cluster's admins for an exception"),
+    (re.compile(r"\bforbidden\b", re.I),
+     "the apiserver refused to create its pods (a LimitRange or another admission rule); fix what the "
+     "message names"),
+)
+QUOTA_HINT = ("the namespace's ResourceQuota is used up; it may free up as other workloads end (allowed "
+              "--unschedulable-grace), else raise the quota or ask for less (kubectl describe resourcequota)")
 
 GRACE_IMAGE_PULL = "image-pull"
 GRACE_PVC = "pvc"
@@ -227,7 +249,7 @@ def _transient_scheduling(message: str) -> bool:
 def event_failures(event: dict[str, Any]) -> list[Failure]:
     """What warning events say: pods no node can take (``FailedScheduling``), images the registry
     does not have (``Failed`` to pull), PVCs that will not bind (``ProvisioningFailed``,
-    ``FailedBinding``)."""
+    ``FailedBinding``), pods a controller of any kind could not create (``FailedCreate``)."""
     if event.get("type") != "Warning":
         return []
     involved = event.get("involvedObject") or event.get("regarding") or {}
@@ -241,6 +263,8 @@ def event_failures(event: dict[str, Any]) -> list[Failure]:
         fieldpath = str(involved.get("fieldPath") or "")
         m = re.search(r"containers\{([^}]*)\}", fieldpath)
         return [Failure("ErrImagePull", "Pod", name, m.group(1) if m else "", msg[:600], PULL_HINT)]
+    if reason == "FailedCreate":
+        return _failed_create(str(kind or "?"), name, msg)
     if kind == "PersistentVolumeClaim" and reason in PVC_EVENTS:
         terminal = bool(_PVC_TERMINAL.search(msg))
         return [Failure(str(reason), "PersistentVolumeClaim", name, "", msg[:600],
@@ -306,10 +330,20 @@ def _container_started(pod: dict[str, Any], container: str) -> bool:
 
 
 def contradicted(failure: Failure, pods: dict[str, dict[str, Any]],
-                 pvcs: dict[str, dict[str, Any] | None]) -> bool:
+                 pvcs: dict[str, dict[str, Any] | None], event: dict[str, Any] | None = None) -> bool:
     """Whether the current state of the object an event-based ``failure`` names says it is over:
     the pod has been scheduled since (``PodScheduled=True``), the container whose image would not
-    pull has started, the claim is ``Bound``. ``pods`` and ``pvcs`` map names to current objects."""
+    pull has started, the claim is ``Bound``, the controller that could not create a pod created
+    one after the ``event`` was last seen. ``pods`` and ``pvcs`` map names to current objects."""
+    if failure.reason == "FailedCreate":
+        last = event_last_seen(event or {})
+        for made in pods.values():
+            owner = controller_of(made) or {}
+            created = _time((made.get("metadata") or {}).get("creationTimestamp"))
+            if (owner.get("kind"), owner.get("name")) == (failure.kind, failure.name) and created is not None \
+                    and (last is None or created > last):
+                return True
+        return False
     if failure.kind == "Pod":
         pod = pods.get(failure.name)
         if pod is None:
@@ -331,6 +365,17 @@ def _true(job: dict[str, Any], *types: str) -> dict[str, Any] | None:
             if cond.get("type") == t and cond.get("status") == "True":
                 return cond
     return None
+
+
+def _failed_create(kind: str, name: str, msg: str) -> list[Failure]:
+    if _CREATE_TRANSIENT.search(msg):
+        return []
+    if _CREATE_QUOTA.search(msg):
+        return [Failure("FailedCreate", kind, name, "", msg[:600], QUOTA_HINT, GRACE_UNSCHEDULABLE)]
+    for pattern, hint in _CREATE_REFUSED:
+        if pattern.search(msg):
+            return [Failure("FailedCreate", kind, name, "", msg[:600], hint)]
+    return []  # the controller retries other errors (a timeout, a conflict)
 
 
 def job_failure(job: dict[str, Any]) -> Failure | None:

@@ -291,7 +291,7 @@ class KubernetesTarget:
                                  if f.reason not in analysis.TERMINATED_FATAL]
                 pod_names = {(p.get("metadata") or {}).get("name") for p in job_pods.values()}
                 claims = {c for j in jobs.values() if j for c in cache.claims_of(j)}
-                failures += self._event_failures(ws, namespace, since, pod_names, claims)
+                failures += self._event_failures(ws, namespace, since, pod_names, claims, owners=set(names))
                 self._note_replaced(job_pods.values(), noted)
                 fatal = self._fatal(failures, seen)
                 if fatal is not None:
@@ -305,29 +305,36 @@ class KubernetesTarget:
                           + (f"\n  diagnostics: {diag_dir}" if diag_dir else ""))
 
     def _event_failures(self, ws: WatchSet, namespace: str, since: datetime, pod_names: set, claims: set,
-                        prefix: str | None = None) -> list[Failure]:
-        """Failures that warning events report about the wait's pods and claims: only events seen
-        since the wait began (``since``, wall clock), and none the object's current state
-        contradicts (the pod was scheduled since, the claim is Bound: read from the API)."""
-        out: list[Failure] = []
+                        prefix: str | None = None, owners: set | None = None) -> list[Failure]:
+        """Failures that warning events report about the wait's pods, claims and pod owners (a
+        ``FailedCreate`` on any controller of the run; in a shared cache namespace only on the
+        Jobs in ``owners`` or objects named with ``prefix``): only events seen since the wait
+        began (``since``, wall clock), and none the object's current state contradicts (the pod
+        was scheduled since, the claim is Bound -- read from the API --, the controller has
+        created a pod since)."""
+        found: list[tuple[Failure, dict[str, Any]]] = []
+        shared = bool(self.options.cache_namespace)
         for ev in ws.objects["events"].values():
             if not analysis.event_fresh(ev, since):
                 continue
             for f in analysis.event_failures(ev):
-                if f.kind == "PersistentVolumeClaim" and f.name in claims:
-                    out.append(f)
+                if f.reason == "FailedCreate":
+                    if not shared or f.name in (owners or set()) or (prefix and f.name.startswith(prefix)):
+                        found.append((f, ev))
+                elif f.kind == "PersistentVolumeClaim" and f.name in claims:
+                    found.append((f, ev))
                 elif f.kind == "Pod" and (f.name in pod_names or (prefix and f.name.startswith(prefix))):
-                    out.append(f)
-        if not out:
-            return out
+                    found.append((f, ev))
+        if not found:
+            return []
         pods = {str((p.get("metadata") or {}).get("name")): p for p in ws.objects["pods"].values()}
         pvcs: dict[str, dict[str, Any] | None] = {}
-        for name in {f.name for f in out if f.kind == "PersistentVolumeClaim"}:
+        for name in {f.name for f, _ in found if f.kind == "PersistentVolumeClaim"}:
             try:
                 pvcs[name] = self.kube.get_or_none(PVC.path(namespace, name))
             except KubeError:
                 pvcs[name] = None  # unreadable: the event stands
-        return [f for f in out if not analysis.contradicted(f, pods, pvcs)]
+        return [f for f, ev in found if not analysis.contradicted(f, pods, pvcs, ev)]
 
     def wait_dgd(self, namespace: str, rtype: ResourceType, name: str, timeout: float,
                  diag_dir: Path | None = None) -> dict[str, Any]:
