@@ -560,3 +560,13 @@ def test_pods_pod_security_refuses_fail_the_deploy_at_once_naming_the_replicaset
             '"main" must not include "IPC_LOCK"') in text
     assert "pod-security.kubernetes.io/enforce=privileged" in text and "not Ready within" not in text
     assert harness_namespaces(cluster) == []
+
+
+def test_a_generic_ephemeral_volumes_claim_not_made_yet_gets_the_pvc_grace():
+    msg = ('0/2 nodes are available: waiting for ephemeral volume controller to create the persistentvolumeclaim '
+           '"tiny-agg-vllmworker-0-scratch". preemption: 0/2 nodes are available: 2 Preemption is not helpful.')
+    [f] = analysis.event_failures(warning("Pod", "tiny-agg-vllmworker-0", "FailedScheduling", msg))
+    assert f.grace == analysis.GRACE_PVC and "PersistentVolumeClaim is not bound" in f.hint
+    [g] = analysis.pod_failures(pod(conditions=[{"type": "PodScheduled", "status": "False",
+                                                 "reason": "Unschedulable", "message": msg}]))
+    assert g.grace == analysis.GRACE_PVC

@@ -43,9 +43,13 @@ TERMINATED_FATAL = {"OOMKilled": "the container ran out of memory; raise its mem
 # Exit code 2 is the usage-error code of Python's argparse (and of shells): the engine rejected its
 # command line (an unknown flag, a bad value), which no restart fixes.
 USAGE_EXIT_CODE = 2
-# FailedScheduling messages that only say a volume is not bound yet: allowed the PVC grace.
+# FailedScheduling messages that only say a volume is not bound yet: allowed the PVC grace. A
+# generic ephemeral volume's claim is made by the ephemeral volume controller after the pod
+# (kubernetes pkg/scheduler/framework/plugins/volumebinding/volume_binding.go: "waiting for
+# ephemeral volume controller to create the persistentvolumeclaim %q").
 PVC_SCHEDULING = ("unbound immediate persistentvolumeclaims", "waiting for first consumer",
-                  "persistentvolumeclaim is being deleted", "unbound persistentvolumeclaims")
+                  "persistentvolumeclaim is being deleted", "unbound persistentvolumeclaims",
+                  "waiting for ephemeral volume controller to create the persistentvolumeclaim")
 TRANSIENT_SCHEDULING = PVC_SCHEDULING
 # PVC events that say a claim will not bind: ProvisioningFailed (the PV controller:
 # 'storageclass.storage.k8s.io "x" not found', or a provisioner's error) and FailedBinding
