@@ -698,6 +698,12 @@ def running_pod(name: str, ns: str, labels: dict[str, str], containers: list[str
 
 
 PVCS: Res = ("", "v1", "persistentvolumeclaims")
+RS_HASH = "7d9f5c8b4"  # the pod-template-hash part of a Deployment's ReplicaSet name
+# capabilities Pod Security baseline allows to add (pod-security-admission check_capabilities_baseline.go)
+BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+                         "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+# scenarios whose broken pod is replaced or placed later, so the DGD still becomes Ready
+HEALING_OUTCOMES = ("Evicted", "ScaleUp")
 STORAGE_CLASSES: Res = ("storage.k8s.io", "v1", "storageclasses")
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 UNBOUND_MESSAGE = ("0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/1 nodes "
@@ -726,7 +732,10 @@ class FakeCluster:
 
     Scenario options: ``dgd_outcome`` ``ready`` | ``never`` (pods never Ready) | ``failed`` (every
     reconcile errors with ``failure_message``) | ``<Reason>:<Service>`` (its first pod breaks with
-    CrashLoopBackOff, ImagePullBackOff, OOMKilled or Unschedulable after ``failure_after``);
+    CrashLoopBackOff, ImagePullBackOff, OOMKilled or Unschedulable after ``failure_after``; with
+    ``Evicted`` it is evicted and its ReplicaSet replaces it; with ``ScaleUp`` it is unschedulable
+    until a node is added ``failure_after`` later); ``pod_security_default``: the cluster's Pod
+    Security level where a namespace has no ``enforce`` label (refused pods: ``FailedCreate``);
     ``transient_failed=N``: the first N reconciles hit a write conflict (``state: failed``, then
     cleared by the next good reconcile, ``transient_retry`` later); ``k8s_discovery`` (the chart
     default, on): Services for every component; ``storage_classes``: ``None`` binds every claim,
@@ -742,7 +751,9 @@ class FakeCluster:
     ``platform``: the Dynamo platform is installed as its Helm chart does it (the DGD CRD, the
     operator Deployment labelled ``app.kubernetes.io/part-of=dynamo-operator`` in
     ``dynamo-system``) on one CPU node.
-    ``job_outcome[name]``: ``succeed`` | ``fail`` | ``ImagePullBackOff``. ``ready_after`` delays
+    ``job_outcome[name]``: ``succeed`` | ``fail`` | ``ImagePullBackOff`` | ``evicted`` (its first pod
+    is evicted, the next succeeds) | ``deadline``
+    (``FailureTarget`` at once, ``Failed`` after ``job_terminate_after``). ``ready_after`` delays
     readiness of pods that run no process.
     """
 
@@ -773,6 +784,10 @@ class FakeCluster:
     _pending: set = field(default_factory=set)                     # (ns, dgd) with a reconcile queued
     _finalizing: set = field(default_factory=set)
     _errors: dict = field(default_factory=dict)                    # (ns, dgd) -> consecutive errors
+    job_terminate_after: float = 30.0                              # a Job pod's termination grace
+    pod_security_default: str | None = None                        # PodSecurityConfiguration defaults.enforce
+    _slots: dict = field(default_factory=dict)                     # (ns, replica slot) -> its current pod
+    _broken: set = field(default_factory=set)                      # (ns, replica slot) the scenario broke
 
     def __post_init__(self) -> None:
         self.emu.hooks.append(self.on_change)
@@ -956,25 +971,64 @@ class FakeCluster:
 
     def _ensure_pod(self, dgd: dict[str, Any], comp: op.Component, labels: dict[str, str], pod_name: str,
                     index: int) -> dict[str, Any]:
+        """One replica slot of the component's ReplicaSet. A pod of the slot that ``Failed`` (evicted)
+        is replaced by a new one with a new name: the ReplicaSet controller counts only active pods
+        (kubernetes pkg/controller/replicaset/replica_set.go ``FilterActivePods``). A pod the
+        apiserver refuses is not created; the controller records ``FailedCreate`` on itself
+        (pkg/controller/controller_utils.go ``FailedCreatePodReason``, "Error creating: %v")."""
         ns, name = dgd["metadata"]["namespace"], dgd["metadata"]["name"]
-        existing = self.emu.get(PODS, ns, pod_name)
-        if existing is not None:
+        current = self._slots.get((ns, pod_name), pod_name)
+        existing = self.emu.get(PODS, ns, current)
+        if existing is not None and (existing.get("status") or {}).get("phase") != "Failed":
             return existing
+        if existing is not None:
+            current = f"{pod_name}-{uuid.uuid4().hex[:5]}"
+        replica_set = f"{op.component_name(name, comp.name)}-{RS_HASH}"
         spec = op.pod_spec(comp, name, ns, self.k8s_discovery)
         pod = {"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": pod_name, "namespace": ns, "labels": labels},
+               "metadata": {"name": current, "namespace": ns, "labels": labels,
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": replica_set,
+                                                 "uid": "", "controller": True, "blockOwnerDeletion": True}]},
                "spec": {**spec, "nodeName": "node-1"},
                "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]}}
+        refused = self._pod_security(ns, f"{replica_set}-", spec)
+        if refused:
+            self.record_event(ns, "ReplicaSet", replica_set, "Warning", "FailedCreate", f"Error creating: {refused}",
+                              "replicaset-controller")
+            return {}
+        self._slots[(ns, pod_name)] = current
         unbound = self._unbound_claims(ns, spec)
-        if unbound:
+        reason, _, bad = self.dgd_outcome.partition(":")
+        scale_up = reason == "ScaleUp" and comp.name == bad and index == 0 and (ns, pod_name) not in self._broken
+        if unbound or scale_up:
+            message = unbound or "0/3 nodes are available: 3 Insufficient nvidia.com/gpu. preemption: 0/3 nodes are " \
+                                 "available: 3 No preemption victims found for incoming pod."
             pod["spec"].pop("nodeName")
             pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                                            "message": unbound}]
+                                            "message": message}]
             pod = self.emu.put(PODS, pod)
-            self.emu.put(EVENTS, event(ns, "Pod", pod_name, "Warning", "FailedScheduling", unbound,
+            self.emu.put(EVENTS, event(ns, "Pod", current, "Warning", "FailedScheduling", message,
                                        "default-scheduler"))
+            if scale_up:
+                # the cluster autoscaler adds a node; the scheduler's next attempt places the pod
+                self._broken.add((ns, pod_name))
+                asyncio.get_running_loop().call_later(self.failure_after, self._schedule, ns, current, comp, index,
+                                                      pod_name)
             return pod
-        pod = self.emu.put(PODS, pod)
+        self.emu.put(PODS, pod)
+        return self._start_pod(ns, current, comp, index, pod_name)
+
+    def _schedule(self, ns: str, current: str, comp: op.Component, index: int, slot: str) -> None:
+        pod = copy.deepcopy(self.emu.get(PODS, ns, current))
+        if pod is None:
+            return
+        pod["spec"]["nodeName"] = "node-1"
+        pod["status"] = {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]}
+        self.emu.put(PODS, pod, create=False)
+        self._start_pod(ns, current, comp, index, slot)
+
+    def _start_pod(self, ns: str, pod_name: str, comp: op.Component, index: int, slot: str) -> dict[str, Any]:
+        pod = self.emu.get(PODS, ns, pod_name)
         if self.kubelet is not None and self.kubelet.admit(self.emu, pod):
             return self.emu.get(PODS, ns, pod_name)
         # a pod that runs no process: Running at once, Ready after ready_after (unless never)
@@ -989,11 +1043,53 @@ class FakeCluster:
         pod = self._set_running(ns, pod_name, ready=False)
         loop = asyncio.get_running_loop()
         reason, _, bad = self.dgd_outcome.partition(":")
-        if comp.name == bad and index == 0:
+        heals = reason in HEALING_OUTCOMES
+        if comp.name == bad and index == 0 and (ns, slot) not in self._broken:
+            self._broken.add((ns, slot))
             loop.call_later(self.failure_after, self._break_pod, ns, pod_name, reason)
-        elif self.dgd_outcome == "ready" or (bad and comp.name != bad):
+        elif self.dgd_outcome == "ready" or (bad and (comp.name != bad or heals)):
             loop.call_later(self.ready_after, self._set_running, ns, pod_name, True)
         return pod
+
+    def _pod_security(self, ns: str, generate_name: str, spec: dict[str, Any]) -> str | None:
+        """Pod Security admission (kubernetes staging/src/k8s.io/pod-security-admission, policy
+        ``check_capabilities_baseline.go`` and ``check_hostPathVolumes.go``): the namespace's
+        ``pod-security.kubernetes.io/enforce`` label, else the cluster default
+        (``pod_security_default``). Only the baseline checks on added capabilities and hostPath
+        volumes are modelled; ``restricted`` includes them."""
+        namespace = self.emu.get(NAMESPACES, None, ns) or {}
+        level = ((namespace.get("metadata") or {}).get("labels") or {}).get(
+            "pod-security.kubernetes.io/enforce") or self.pod_security_default
+        if level not in ("baseline", "restricted"):
+            return None
+        problems = []
+        for c in spec.get("containers") or []:
+            added = (((c.get("securityContext") or {}).get("capabilities") or {}).get("add") or [])
+            extra = [cap for cap in added if cap not in BASELINE_CAPABILITIES]
+            if extra:
+                problems.append(f'non-default capabilities (container "{c["name"]}" must not include '
+                                f'{", ".join(chr(34) + x + chr(34) for x in extra)} in securityContext.capabilities.add)')
+        host = [v["name"] for v in spec.get("volumes") or [] if v.get("hostPath")]
+        if host:
+            problems.append(f'hostPath volumes ({"volume" if len(host) == 1 else "volumes"} '
+                            f'{", ".join(chr(34) + h + chr(34) for h in host)})')
+        if not problems:
+            return None
+        return f'pods "{generate_name}" is forbidden: violates PodSecurity "{level}:latest": {", ".join(problems)}'
+
+    def record_event(self, ns: str, kind: str, name: str, type_: str, reason: str, message: str,
+                     source: str) -> dict[str, Any]:
+        """client-go's EventRecorder: a repeat of an event (same object, reason and message) bumps
+        ``count`` and ``lastTimestamp`` of the one already stored (tools/record/events_cache.go
+        ``EventCorrelator``)."""
+        for ev in self.emu.items(EVENTS, ns):
+            obj = ev.get("involvedObject") or {}
+            if (obj.get("kind"), obj.get("name"), ev.get("reason"), ev.get("message")) == (kind, name, reason, message):
+                ev = copy.deepcopy(ev)
+                ev["count"] = int(ev.get("count") or 1) + 1
+                ev["lastTimestamp"] = _now()
+                return self.emu.put(EVENTS, ev, create=False)
+        return self.emu.put(EVENTS, event(ns, kind, name, type_, reason, message, source))
 
     def _set_running(self, ns: str, pod_name: str, ready: bool) -> dict[str, Any] | None:
         pod = copy.deepcopy(self.emu.get(PODS, ns, pod_name))
@@ -1101,6 +1197,20 @@ class FakeCluster:
             pod["status"]["phase"] = "Pending"
             cs.update(state={"waiting": {"reason": "ImagePullBackOff",
                                          "message": 'Back-off pulling image "nvcr.io/nvidia/ai-dynamo/nope:0"'}})
+        elif reason == "Evicted":
+            # the kubelet's eviction manager (pkg/kubelet/eviction/eviction_manager.go, helpers.go
+            # evictionMessage): phase Failed, reason Evicted, DisruptionTarget TerminationByKubelet
+            pod["status"] = {"phase": "Failed", "reason": "Evicted",
+                             "message": "The node was low on resource: memory. Threshold quantity: 100Mi, available: "
+                                        "51200Ki. Container main was using 7340032Ki, request is 0, has larger "
+                                        "consumption of memory. ",
+                             "conditions": [{"type": "DisruptionTarget", "status": "True",
+                                             "reason": "TerminationByKubelet",
+                                             "message": "The node was low on resource: memory."},
+                                            {"type": "PodScheduled", "status": "True"},
+                                            {"type": "Ready", "status": "False"}],
+                             "containerStatuses": [{"name": "main", "ready": False, "restartCount": 0, "state": {
+                                 "terminated": {"exitCode": 137, "reason": "Error"}}}]}
         elif reason == "Unschedulable":
             pod["status"] = {"phase": "Pending", "conditions": [
                 {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
@@ -1118,10 +1228,15 @@ class FakeCluster:
         if self.emu.get(JOBS, ns, name) is None:
             return
         outcome = self.job_outcome.get(name, "succeed")
+        if outcome == "evicted" and (ns, name) in self._broken:
+            outcome = "succeed"  # the replacement pod
         pod_name = f"{name}-{uuid.uuid4().hex[:5]}"
         template = job["spec"]["template"]["spec"]
         containers = [c["name"] for c in template["containers"]]
         pod = running_pod(pod_name, ns, {"job-name": name, "batch.kubernetes.io/job-name": name}, containers)
+        pod["metadata"]["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job", "name": name,
+                                               "uid": job["metadata"].get("uid", ""), "controller": True,
+                                               "blockOwnerDeletion": True}]
         pod["spec"]["volumes"] = template.get("volumes") or []
         unbound = self._unbound_claims(ns, template)
         self.emu.patch_status(JOBS, ns, name, {"active": 1, "startTime": _now()})
@@ -1137,6 +1252,17 @@ class FakeCluster:
         if outcome == "ImagePullBackOff":
             self._break_pod(ns, pod_name, "ImagePullBackOff")
             return
+        if outcome == "evicted":
+            # the pod is evicted; within backoffLimit the Job controller counts it failed and makes
+            # a new pod (pkg/controller/job/job_controller.go), which succeeds
+            self._broken.add((ns, name))
+            self._break_pod(ns, pod_name, "Evicted")
+            self.emu.patch_status(JOBS, ns, name, {"active": 0, "failed": 1})
+            asyncio.get_running_loop().call_later(0.2, self._run_job, job)
+            return
+        if outcome == "deadline":
+            asyncio.get_running_loop().call_later(0.1, self._job_deadline, ns, name, pod_name)
+            return
         log = self.job_effects[name](job) if name in self.job_effects else f"{name} done\n"
         self.emu.logs[(ns, pod_name, containers[0], False)] = log
         pod = copy.deepcopy(self.emu.get(PODS, ns, pod_name))
@@ -1151,6 +1277,29 @@ class FakeCluster:
                 {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
                  "message": "Job has reached the specified backoff limit"}]}
         self.emu.patch_status(JOBS, ns, name, status)
+
+    def _job_deadline(self, ns: str, name: str, pod_name: str) -> None:
+        """``activeDeadlineSeconds`` passed (pkg/controller/job/job_controller.go, Kubernetes 1.31+):
+        the controller sets ``FailureTarget`` at once, deletes the running pod, and adds ``Failed``
+        only when no pod is left terminating, which takes the pod's grace period
+        (``job_terminate_after``)."""
+        message = "Job was active longer than specified deadline"
+        self.emu.patch_status(JOBS, ns, name, {"active": 0, "terminating": 1, "conditions": [
+            {"type": "FailureTarget", "status": "True", "reason": "DeadlineExceeded", "message": message}]})
+        pod = copy.deepcopy(self.emu.get(PODS, ns, pod_name))
+        if pod is not None:
+            pod["metadata"]["deletionTimestamp"] = _now()
+            pod["metadata"]["deletionGracePeriodSeconds"] = int(self.job_terminate_after)
+            self.emu.put(PODS, pod, create=False)
+
+        def terminated() -> None:
+            self.emu.remove(PODS, ns, pod_name)
+            if self.emu.get(JOBS, ns, name) is not None:
+                self.emu.patch_status(JOBS, ns, name, {"terminating": 0, "failed": 1, "conditions": [
+                    {"type": "FailureTarget", "status": "True", "reason": "DeadlineExceeded", "message": message},
+                    {"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": message}]})
+
+        asyncio.get_running_loop().call_later(self.job_terminate_after, terminated)
 
     async def _run_helper(self, pod: dict[str, Any]) -> None:
         """Run a harness helper pod's ``sh -c`` script for real, PVC mounts mapped to local dirs."""

@@ -344,3 +344,229 @@ def test_a_cache_namespace_keeps_the_model_and_downloads_it_once(cluster, fake, 
     ns = cluster.get(("", "v1", "namespaces"), None, "model-cache-qwen")
     assert ns["metadata"]["labels"] == {"recipe-harness/cache": "true"}  # never taken for a run's namespace
     assert harness_namespaces(cluster) == []
+
+
+# -- events outlive what they report ----------------------------------------------------------------
+
+
+def _ago(seconds: float) -> str:
+    from datetime import UTC, datetime, timedelta
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def test_an_event_counts_only_when_last_seen_since_the_wait_began_in_either_events_api():
+    from datetime import UTC, datetime, timedelta
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    core = warning("Pod", "p-0", "FailedScheduling", "0/3 nodes: 3 Insufficient nvidia.com/gpu.")
+    assert analysis.event_fresh(core | {"lastTimestamp": _ago(5)}, since)
+    assert not analysis.event_fresh(core | {"lastTimestamp": _ago(3600), "firstTimestamp": _ago(3600)}, since)
+    # a repeating event: the series' last observation is what counts, not when it began
+    assert analysis.event_fresh(core | {"eventTime": _ago(3600).replace("Z", ".000000Z"),
+                                        "series": {"count": 40, "lastObservedTime": _ago(2)}}, since)
+    # events.k8s.io/v1: regarding/note, deprecatedLastTimestamp
+    new_api = {"type": "Warning", "reason": "FailedScheduling", "note": "x", "regarding": {"kind": "Pod", "name": "p"},
+               "metadata": {"name": "p.1", "creationTimestamp": _ago(3600)}, "deprecatedLastTimestamp": _ago(3600)}
+    assert not analysis.event_fresh(new_api, since)
+    assert not analysis.event_fresh({"metadata": {"creationTimestamp": _ago(3600)}}, since)  # no time but its own
+    # within the clock-skew margin of the wait's start
+    assert analysis.event_fresh(core | {"lastTimestamp": _ago(65)}, since)
+
+
+def test_an_event_contradicted_by_the_objects_current_state_is_dropped():
+    unsched = Failure("Unschedulable", "Pod", "p-0", grace=analysis.GRACE_PVC)
+    pending = {"status": {"conditions": [{"type": "PodScheduled", "status": "False"}]}}
+    placed = {"spec": {"nodeName": "n"}, "status": {"conditions": [{"type": "PodScheduled", "status": "True"}]}}
+    assert not analysis.contradicted(unsched, {"p-0": pending}, {})
+    assert analysis.contradicted(unsched, {"p-0": placed}, {})
+    claim = Failure("ProvisioningFailed", "PersistentVolumeClaim", "c", grace=analysis.GRACE_PVC)
+    assert not analysis.contradicted(claim, {}, {"c": {"status": {"phase": "Pending"}}})
+    assert analysis.contradicted(claim, {}, {"c": {"status": {"phase": "Bound"}}})
+
+
+def test_a_pod_placed_after_a_scale_up_is_not_failed_by_its_earlier_failed_scheduling_event(cluster, fake, recipe,
+                                                                                          tmp_path, monkeypatch):
+    """The scheduler reports FailedScheduling, the autoscaler adds a node, the pod runs; the event
+    stays for an hour. Before, it kept the failure alive past --unschedulable-grace."""
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.call(setattr, fake, "dgd_outcome", "ScaleUp:VllmWorker")
+    cluster.call(setattr, fake, "ready_after", 2.0)
+    with target_for(cluster, deploy_timeout=60, unschedulable_grace=1.0).deploy(recipe, tmp_path / "w"):
+        assert any(e["reason"] == "FailedScheduling" for e in cluster.items(EVENTS))  # the event is still there
+    assert harness_namespaces(cluster) == []
+
+
+def test_a_previous_runs_events_in_a_cache_namespace_do_not_fail_a_new_run(cluster, fake, recipe, tmp_path,
+                                                                          monkeypatch):
+    """A pod of an earlier run (same name prefix) could not be scheduled an hour ago; its event
+    is still kept by the apiserver."""
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.namespace("model-cache-qwen", labels={"recipe-harness/cache": "true"})
+    old = warning("Pod", "tiny-agg-vllmworker-0-x7k2p", "FailedScheduling",
+                  "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.")
+    old |= {"metadata": {"name": "tiny-agg-vllmworker-0-x7k2p.17f", "namespace": "model-cache-qwen"},
+            "firstTimestamp": _ago(3000), "lastTimestamp": _ago(2900), "count": 3}
+    cluster.put(EVENTS, old)
+    with target_for(cluster, cache_namespace="model-cache-qwen").deploy(recipe, tmp_path / "w") as endpoint:
+        assert endpoint.model
+
+
+# -- Jobs: terminal conditions of Kubernetes 1.31+ ----------------------------------------------------
+
+
+def test_failure_target_is_a_failed_job_success_criteria_met_a_succeeded_one():
+    job = {"metadata": {"name": "dl"}, "status": {"active": 0, "terminating": 2, "conditions": [
+        {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
+         "message": "Job has reached the specified backoff limit"}]}}
+    f = analysis.job_failure(job)
+    assert f is not None and f.reason == "BackoffLimitExceeded" and f.terminal and "backoff limit" in f.message
+    done = {"metadata": {"name": "dl"}, "spec": {"completions": 4}, "status": {"active": 2, "succeeded": 1,
+            "conditions": [{"type": "SuccessCriteriaMet", "status": "True", "reason": "SuccessPolicy"}]}}
+    assert analysis.job_succeeded(done) and analysis.job_failure(done) is None
+
+
+def test_a_job_past_its_deadline_fails_at_failure_target_not_when_its_pods_are_gone(cluster, fake, recipe, tmp_path,
+                                                                                   monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.call(lambda: fake.job_outcome.update({"model-download": "deadline"}))
+    cluster.call(setattr, fake, "job_terminate_after", 3600.0)
+    target = target_for(cluster)
+    target.options.job_timeout = 10
+    with pytest.raises(DeployError) as info:
+        with target.deploy(recipe, tmp_path / "w"):
+            pass
+    text = str(info.value)
+    assert "job model-download: DeadlineExceeded: Job was active longer than specified deadline" in text
+    assert "did not complete within" not in text
+    assert harness_namespaces(cluster) == []
+
+
+# -- failed pods their controller replaces -------------------------------------------------------------
+
+
+def _evicted(owner: dict | None) -> dict:
+    meta = {"name": "w-0"} | ({"ownerReferences": [owner]} if owner else {})
+    return {"metadata": meta, "status": {"phase": "Failed", "reason": "Evicted",
+                                         "message": "The node was low on resource: memory.",
+                                         "containerStatuses": [{"name": "main", "state": {"terminated": {
+                                             "exitCode": 137, "reason": "Error"}}}]}}
+
+
+@pytest.mark.parametrize("reason", ["Evicted", "UnexpectedAdmissionError", "OutOfnvidia.com/gpu", "Terminated"])
+def test_a_failed_pod_with_a_controller_is_information_a_bare_one_is_terminal(reason):
+    owned = _evicted({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "w-7d9f5c8b4", "controller": True})
+    owned["status"]["reason"] = reason
+    assert analysis.pod_failures(owned) == []
+    assert analysis.replaced_pod_note(owned).startswith(f"pod w-0 {reason}: The node was low")
+    assert "replicaset w-7d9f5c8b4 replaces it" in analysis.replaced_pod_note(owned)
+    assert f"reason={reason}" in analysis.pod_summary(owned)
+    bare = _evicted(None)
+    bare["status"]["reason"] = reason
+    [f] = analysis.pod_failures(bare)
+    assert f.terminal and f.reason == reason and analysis.replaced_pod_note(bare) == ""
+    # an owner that is not its controller does not replace it
+    assert analysis.pod_failures(_evicted({"kind": "ConfigMap", "name": "x"}))
+
+
+def test_an_evicted_worker_replaced_by_its_replicaset_does_not_fail_the_deploy(cluster, fake, recipe, tmp_path,
+                                                                              monkeypatch, capfd):
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.call(setattr, fake, "dgd_outcome", "Evicted:VllmWorker")
+    target = target_for(cluster, deploy_timeout=60)
+    with target.deploy(recipe, tmp_path / "w"):
+        pods = cluster.items(PODS, target.namespace_of(recipe.id))
+        workers = {p["metadata"]["name"]: p["status"] for p in pods
+                   if p["metadata"]["name"].startswith("tiny-agg-vllmworker-0")}
+        assert [s.get("reason") for s in workers.values()].count("Evicted") == 1 and len(workers) == 2
+    assert "pod tiny-agg-vllmworker-0 Evicted: The node was low on resource: memory" in capfd.readouterr().err
+    assert harness_namespaces(cluster) == []
+
+
+def test_an_evicted_download_pod_the_job_replaces_does_not_fail_the_download(cluster, fake, recipe, tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.call(lambda: fake.job_outcome.update({"model-download": "evicted"}))
+    target = target_for(cluster)
+    with target.deploy(recipe, tmp_path / "w"):
+        job = cluster.get(JOBS, target.namespace_of(recipe.id), "model-download")
+        assert job["status"]["failed"] == 1 and job["status"]["succeeded"] == 1
+
+
+# -- pods the apiserver refuses to create ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind,message,terminal,hint", [
+    ("ReplicaSet", 'Error creating: pods "w-7d9f5c8b4-" is forbidden: violates PodSecurity "baseline:latest": '
+     'non-default capabilities (container "main" must not include "IPC_LOCK" in securityContext.capabilities.add)',
+     True, "pod-security.kubernetes.io/enforce"),
+    ("LeaderWorkerSet", 'Error creating: admission webhook "validate.kyverno.svc-fail" denied the request: '
+     "policy Pod/rh/w-0 for resource violation: disallow-host-path", True, "admission webhook"),
+    ("Job", 'Error creating: pods "dl-" is forbidden: maximum cpu usage per Container is 2, but limit is 4',
+     True, "LimitRange"),
+    ("PodClique", 'Error creating: pods "w-0-" is forbidden: exceeded quota: gpu-quota, requested: '
+     "requests.nvidia.com/gpu=8, used: requests.nvidia.com/gpu=8, limited: requests.nvidia.com/gpu=8",
+     False, "ResourceQuota"),
+])
+def test_failed_create_from_any_controller_is_a_failure_naming_object_reason_and_remedy(kind, message, terminal,
+                                                                                       hint):
+    [f] = analysis.event_failures(warning(kind, "w", "FailedCreate", message))
+    assert (f.kind, f.name, f.reason, f.terminal) == (kind, "w", "FailedCreate", terminal)
+    assert f.describe().startswith(f"{kind.lower()} w: FailedCreate: Error creating:") and hint in f.describe()
+    if not terminal:
+        assert f.grace == analysis.GRACE_UNSCHEDULABLE
+
+
+def test_failed_create_for_a_service_account_not_made_yet_is_retried_not_a_failure():
+    msg = ('Error creating: pods "w-7d9f5c8b4-" is forbidden: error looking up service account rh-x/default: '
+           'serviceaccount "default" not found')
+    assert analysis.event_failures(warning("ReplicaSet", "w", "FailedCreate", msg)) == []
+
+
+def test_failed_create_is_over_once_the_controller_has_created_a_pod_since():
+    f = Failure("FailedCreate", "ReplicaSet", "w-1", grace=analysis.GRACE_UNSCHEDULABLE)
+    ev = {"lastTimestamp": _ago(30)}
+    owner = {"kind": "ReplicaSet", "name": "w-1", "controller": True}
+    before = {"metadata": {"name": "a", "creationTimestamp": _ago(60), "ownerReferences": [owner]}}
+    after = {"metadata": {"name": "b", "creationTimestamp": _ago(5), "ownerReferences": [owner]}}
+    assert not analysis.contradicted(f, {"a": before}, {}, ev)
+    assert analysis.contradicted(f, {"a": before, "b": after}, {}, ev)
+
+
+@pytest.fixture
+def ipc_lock_recipe(tmp_path: Path):
+    from test_kubernetes_target import write_tiny_recipes
+
+    from recipe_harness.load.discovery import discover
+    from recipe_harness.model.bundle import LoadedRecipe
+    root = write_tiny_recipes(tmp_path / "recipes-ipc")
+    deploy = root / "tiny" / "vllm" / "agg" / "deploy.yaml"
+    deploy.write_text(deploy.read_text().replace(
+        "          command: [python3, -m, dynamo.vllm]\n",
+        "          command: [python3, -m, dynamo.vllm]\n          securityContext: {capabilities: {add: [IPC_LOCK]}}\n"))
+    return LoadedRecipe.load(discover(root).recipes[0])
+
+
+def test_pods_pod_security_refuses_fail_the_deploy_at_once_naming_the_replicaset(cluster, fake, ipc_lock_recipe,
+                                                                                tmp_path, monkeypatch):
+    """The ReplicaSet cannot create the worker pods (IPC_LOCK under Pod Security baseline): no pod
+    ever exists, only the owner's FailedCreate event says why. Before, the wait ran out."""
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.call(setattr, fake, "pod_security_default", "baseline")
+    with pytest.raises(DeployError) as info:
+        with target_for(cluster, deploy_timeout=20).deploy(ipc_lock_recipe, tmp_path / "w"):
+            pass
+    text = str(info.value)
+    assert ('replicaset tiny-agg-vllmworker-7d9f5c8b4: FailedCreate: Error creating: pods "tiny-agg-vllmworker-'
+            '7d9f5c8b4-" is forbidden: violates PodSecurity "baseline:latest": non-default capabilities (container '
+            '"main" must not include "IPC_LOCK"') in text
+    assert "pod-security.kubernetes.io/enforce=privileged" in text and "not Ready within" not in text
+    assert harness_namespaces(cluster) == []
+
+
+def test_a_generic_ephemeral_volumes_claim_not_made_yet_gets_the_pvc_grace():
+    msg = ('0/2 nodes are available: waiting for ephemeral volume controller to create the persistentvolumeclaim '
+           '"tiny-agg-vllmworker-0-scratch". preemption: 0/2 nodes are available: 2 Preemption is not helpful.')
+    [f] = analysis.event_failures(warning("Pod", "tiny-agg-vllmworker-0", "FailedScheduling", msg))
+    assert f.grace == analysis.GRACE_PVC and "PersistentVolumeClaim is not bound" in f.hint
+    [g] = analysis.pod_failures(pod(conditions=[{"type": "PodScheduled", "status": "False",
+                                                 "reason": "Unschedulable", "message": msg}]))
+    assert g.grace == analysis.GRACE_PVC

@@ -43,7 +43,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--namespace-prefix", metavar="PREFIX", default="rh",
                     help="prefix of the namespaces the harness creates (default: rh)")
     group.addoption("--unschedulable-grace", metavar="SECONDS", type=float, default=0.0,
-                    help="tolerate unschedulable pods this long (clusters that autoscale GPU nodes)")
+                    help="tolerate unschedulable pods, and pods a used-up ResourceQuota keeps from being created, "
+                         "this long (clusters that autoscale GPU nodes)")
     group.addoption("--no-preflight", action="store_true", default=False,
                     help="deploy even when preflight finds the CRD, operator, GPUs or storage classes missing")
     group.addoption("--cache-namespace", metavar="NS", default=None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # Waiting reasons that do not heal by themselves.
@@ -42,9 +43,13 @@ TERMINATED_FATAL = {"OOMKilled": "the container ran out of memory; raise its mem
 # Exit code 2 is the usage-error code of Python's argparse (and of shells): the engine rejected its
 # command line (an unknown flag, a bad value), which no restart fixes.
 USAGE_EXIT_CODE = 2
-# FailedScheduling messages that only say a volume is not bound yet: allowed the PVC grace.
+# FailedScheduling messages that only say a volume is not bound yet: allowed the PVC grace. A
+# generic ephemeral volume's claim is made by the ephemeral volume controller after the pod
+# (kubernetes pkg/scheduler/framework/plugins/volumebinding/volume_binding.go: "waiting for
+# ephemeral volume controller to create the persistentvolumeclaim %q").
 PVC_SCHEDULING = ("unbound immediate persistentvolumeclaims", "waiting for first consumer",
-                  "persistentvolumeclaim is being deleted", "unbound persistentvolumeclaims")
+                  "persistentvolumeclaim is being deleted", "unbound persistentvolumeclaims",
+                  "waiting for ephemeral volume controller to create the persistentvolumeclaim")
 TRANSIENT_SCHEDULING = PVC_SCHEDULING
 # PVC events that say a claim will not bind: ProvisioningFailed (the PV controller:
 # 'storageclass.storage.k8s.io "x" not found', or a provisioner's error) and FailedBinding
@@ -52,6 +57,28 @@ TRANSIENT_SCHEDULING = PVC_SCHEDULING
 PVC_EVENTS = ("ProvisioningFailed", "FailedBinding")
 _PVC_TERMINAL = re.compile(r"storageclass\S* \"[^\"]*\" not found|no storage class is set", re.I)
 DGD_TERMINAL_REASONS = ("ValidationFailed",)
+# FailedCreate: a controller (ReplicaSet, Job, StatefulSet, LeaderWorkerSet, PodClique ...) could not
+# create a pod and says so on itself (kubernetes pkg/controller/controller_utils.go
+# FailedCreatePodReason, "Error creating: <the apiserver's error>"); the pod never exists. Checked
+# in this order: a ServiceAccount not made yet (a fresh namespace's "default" comes a moment after
+# it) is retried by the controller and is no failure; an exhausted ResourceQuota may free up;
+# Pod Security, an admission webhook's denial and any other "forbidden" do not change by retrying.
+_CREATE_TRANSIENT = re.compile(r"error looking up service account|serviceaccounts? \"[^\"]*\" not found", re.I)
+_CREATE_QUOTA = re.compile(r"exceeded quota", re.I)
+_CREATE_REFUSED = (
+    (re.compile(r"violates PodSecurity", re.I),
+     "Pod Security admission refused its pods: the namespace's level (label pod-security.kubernetes.io/enforce, "
+     "else the cluster default) forbids what the message names; drop that from the recipe or deploy into a "
+     "namespace whose level allows it (--cache-namespace NS labelled pod-security.kubernetes.io/enforce=privileged)"),
+    (re.compile(r"admission webhook .*denied the request", re.I),
+     "an admission webhook (a policy engine such as Kyverno or Gatekeeper) denied its pods; change the recipe "
+     "to meet the policy the message names or ask the cluster's admins for an exception"),
+    (re.compile(r"\bforbidden\b", re.I),
+     "the apiserver refused to create its pods (a LimitRange or another admission rule); fix what the "
+     "message names"),
+)
+QUOTA_HINT = ("the namespace's ResourceQuota is used up; it may free up as other workloads end (allowed "
+              "--unschedulable-grace), else raise the quota or ask for less (kubectl describe resourcequota)")
 
 GRACE_IMAGE_PULL = "image-pull"
 GRACE_PVC = "pvc"
@@ -177,13 +204,35 @@ def pod_failures(pod: dict[str, Any], tolerance: Tolerance | None = None) -> lis
                 out.append(Failure(term["reason"], "Pod", name, cname, _terminated_text(term),
                                    TERMINATED_FATAL[term["reason"]]))
                 break
-    if status.get("phase") == "Failed" and not out and status.get("reason"):
+    if status.get("phase") == "Failed" and not out and status.get("reason") and controller_of(pod) is None:
+        # a bare pod; one with a controller is replaced by it (see replaced_pod_note)
         out.append(Failure(str(status["reason"]), "Pod", name, "", str(status.get("message") or "")[:400]))
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
             msg = str(cond.get("message") or "")
             out.append(_unschedulable(name, msg))
     return out
+
+
+def controller_of(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The ownerReference with ``controller: true`` (ReplicaSet, Job, StatefulSet, LeaderWorkerSet,
+    PodClique ...), if any."""
+    return next((o for o in (obj.get("metadata") or {}).get("ownerReferences") or [] if o.get("controller")), None)
+
+
+def replaced_pod_note(pod: dict[str, Any]) -> str:
+    """For a pod that ``Failed`` with a ``status.reason`` (Evicted, UnexpectedAdmissionError,
+    OutOf<resource>, Terminated by node shutdown) and has a controller: one line saying so. Its
+    controller replaces it (a ReplicaSet counts only active pods; a Job within its backoffLimit
+    makes a new one), so it is information, not a failure; the owner's state is what is judged."""
+    status = pod.get("status") or {}
+    owner = controller_of(pod)
+    if status.get("phase") != "Failed" or not status.get("reason") or owner is None:
+        return ""
+    text = f"pod {_name(pod)} {status['reason']}"
+    if status.get("message"):
+        text += f": {str(status['message']).strip()[:200]}"
+    return text + f" (its {str(owner.get('kind') or 'controller').lower()} {owner.get('name') or '?'} replaces it)"
 
 
 def _unschedulable(pod: str, message: str) -> Failure:
@@ -204,7 +253,7 @@ def _transient_scheduling(message: str) -> bool:
 def event_failures(event: dict[str, Any]) -> list[Failure]:
     """What warning events say: pods no node can take (``FailedScheduling``), images the registry
     does not have (``Failed`` to pull), PVCs that will not bind (``ProvisioningFailed``,
-    ``FailedBinding``)."""
+    ``FailedBinding``), pods a controller of any kind could not create (``FailedCreate``)."""
     if event.get("type") != "Warning":
         return []
     involved = event.get("involvedObject") or event.get("regarding") or {}
@@ -218,6 +267,8 @@ def event_failures(event: dict[str, Any]) -> list[Failure]:
         fieldpath = str(involved.get("fieldPath") or "")
         m = re.search(r"containers\{([^}]*)\}", fieldpath)
         return [Failure("ErrImagePull", "Pod", name, m.group(1) if m else "", msg[:600], PULL_HINT)]
+    if reason == "FailedCreate":
+        return _failed_create(str(kind or "?"), name, msg)
     if kind == "PersistentVolumeClaim" and reason in PVC_EVENTS:
         terminal = bool(_PVC_TERMINAL.search(msg))
         return [Failure(str(reason), "PersistentVolumeClaim", name, "", msg[:600],
@@ -226,22 +277,131 @@ def event_failures(event: dict[str, Any]) -> list[Failure]:
     return []
 
 
-def job_failure(job: dict[str, Any]) -> Failure | None:
-    """A Job whose ``Failed`` condition is set (backoff limit exhausted, deadline exceeded)."""
-    for cond in (job.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Failed" and cond.get("status") == "True":
-            reason = cond.get("reason") or "JobFailed"
-            hint = ("its pods failed more often than backoffLimit allows; see their logs"
-                    if reason == "BackoffLimitExceeded" else "")
-            return Failure(reason, "Job", _name(job), "", str(cond.get("message") or "")[:400], hint)
+# Events outlive what they report: the apiserver keeps them for its --event-ttl (1 h by default)
+# whatever became of the object since, and a cache namespace holds those of earlier runs. Only
+# events last seen since the wait began count. Their times are written by the component that
+# reported them (scheduler, kubelet, controller-manager) with its own clock, in whole seconds for
+# core/v1 ``lastTimestamp``, and compared with this machine's clock: the margin absorbs the
+# truncation and the drift of NTP-synchronised clocks, and is far shorter than the gap between
+# two runs' waits.
+EVENT_CLOCK_SKEW = timedelta(seconds=10)
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def event_last_seen(event: dict[str, Any]) -> datetime | None:
+    """When an event last happened: the latest of core/v1 ``lastTimestamp`` / ``eventTime`` /
+    ``series.lastObservedTime`` and events.k8s.io/v1 ``deprecatedLastTimestamp`` /
+    ``eventTime`` / ``series.lastObservedTime``; the object's ``creationTimestamp`` when none is set."""
+    series = event.get("series") or {}
+    times = [t for t in (_time(event.get("lastTimestamp")), _time(event.get("deprecatedLastTimestamp")),
+                         _time(event.get("eventTime")), _time(series.get("lastObservedTime"))) if t is not None]
+    if times:
+        return max(times)
+    return _time((event.get("metadata") or {}).get("creationTimestamp"))
+
+
+def event_fresh(event: dict[str, Any], since: datetime | None) -> bool:
+    """Whether ``event`` happened at or after ``since`` (less :data:`EVENT_CLOCK_SKEW`); an event
+    without any time counts as fresh."""
+    if since is None:
+        return True
+    seen = event_last_seen(event)
+    return seen is None or seen >= since - EVENT_CLOCK_SKEW
+
+
+def _scheduled(pod: dict[str, Any]) -> bool:
+    return bool((pod.get("spec") or {}).get("nodeName")) or any(
+        c.get("type") == "PodScheduled" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def _container_started(pod: dict[str, Any], container: str) -> bool:
+    status = pod.get("status") or {}
+    for cs in list(status.get("initContainerStatuses") or []) + list(status.get("containerStatuses") or []):
+        if cs.get("name") == container:
+            state = cs.get("state") or {}
+            return bool(state.get("running") or state.get("terminated") or cs.get("imageID"))
+    return False
+
+
+def contradicted(failure: Failure, pods: dict[str, dict[str, Any]],
+                 pvcs: dict[str, dict[str, Any] | None], event: dict[str, Any] | None = None) -> bool:
+    """Whether the current state of the object an event-based ``failure`` names says it is over:
+    the pod has been scheduled since (``PodScheduled=True``), the container whose image would not
+    pull has started, the claim is ``Bound``, the controller that could not create a pod created
+    one after the ``event`` was last seen. ``pods`` and ``pvcs`` map names to current objects."""
+    if failure.reason == "FailedCreate":
+        last = event_last_seen(event or {})
+        for made in pods.values():
+            owner = controller_of(made) or {}
+            created = _time((made.get("metadata") or {}).get("creationTimestamp"))
+            if (owner.get("kind"), owner.get("name")) == (failure.kind, failure.name) and created is not None \
+                    and (last is None or created > last):
+                return True
+        return False
+    if failure.kind == "Pod":
+        pod = pods.get(failure.name)
+        if pod is None:
+            return False
+        if failure.reason == "Unschedulable":
+            return _scheduled(pod)
+        if failure.reason == "ErrImagePull" and failure.container:
+            return _container_started(pod, failure.container)
+        return False
+    if failure.kind == "PersistentVolumeClaim":
+        pvc = pvcs.get(failure.name)
+        return pvc is not None and ((pvc.get("status") or {}).get("phase") == "Bound")
+    return False
+
+
+def _true(job: dict[str, Any], *types: str) -> dict[str, Any] | None:
+    for t in types:
+        for cond in (job.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == t and cond.get("status") == "True":
+                return cond
     return None
 
 
+def _failed_create(kind: str, name: str, msg: str) -> list[Failure]:
+    if _CREATE_TRANSIENT.search(msg):
+        return []
+    if _CREATE_QUOTA.search(msg):
+        return [Failure("FailedCreate", kind, name, "", msg[:600], QUOTA_HINT, GRACE_UNSCHEDULABLE)]
+    for pattern, hint in _CREATE_REFUSED:
+        if pattern.search(msg):
+            return [Failure("FailedCreate", kind, name, "", msg[:600], hint)]
+    return []  # the controller retries other errors (a timeout, a conflict)
+
+
+def job_failure(job: dict[str, Any]) -> Failure | None:
+    """A Job that has failed (backoff limit exhausted, deadline exceeded, a pod failure policy):
+    condition ``Failed``, or ``FailureTarget``, which the Job controller of Kubernetes 1.31+ sets
+    first and turns into ``Failed`` only once every pod has terminated (a pod's grace period
+    can be long). https://kubernetes.io/docs/concepts/workloads/controllers/job/ "Terminal Job
+    conditions"."""
+    cond = _true(job, "Failed", "FailureTarget")
+    if cond is None:
+        return None
+    reason = cond.get("reason") or "JobFailed"
+    hint = ("its pods failed more often than backoffLimit allows; see their logs"
+            if reason == "BackoffLimitExceeded" else "")
+    return Failure(reason, "Job", _name(job), "", str(cond.get("message") or "")[:400], hint)
+
+
 def job_succeeded(job: dict[str, Any]) -> bool:
+    """``Complete``, or ``SuccessCriteriaMet`` (set before ``Complete`` by Kubernetes 1.31+)."""
+    if _true(job, "Complete", "SuccessCriteriaMet") is not None:
+        return True
     status = job.get("status") or {}
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "Complete" and cond.get("status") == "True":
-            return True
     completions = (job.get("spec") or {}).get("completions") or 1
     return int(status.get("succeeded") or 0) >= int(completions) and not status.get("active")
 
@@ -313,6 +473,8 @@ def dgd_progress(dgd: dict[str, Any]) -> str:
 def pod_summary(pod: dict[str, Any]) -> str:
     status = pod.get("status") or {}
     parts = [f"{_name(pod)} phase={status.get('phase') or '-'}"]
+    if status.get("reason"):
+        parts.append(f"reason={status['reason']}")
     for cs in status.get("containerStatuses") or []:
         state = cs.get("state") or {}
         label = next(iter(state), "-")

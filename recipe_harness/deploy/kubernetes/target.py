@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -257,13 +258,24 @@ class KubernetesTarget:
             last[0] = now
             _log(f"waiting for {what}: {now - started:.0f}s of {limit:g}s ({option}); {state}")
 
+    @staticmethod
+    def _note_replaced(pods: Any, noted: set[str]) -> None:
+        """Say once per pod that it failed and its controller replaces it (evicted ...)."""
+        for pod in pods:
+            note = analysis.replaced_pod_note(pod)
+            if note and note not in noted:
+                noted.add(note)
+                _log(note)
+
     def wait_jobs(self, namespace: str, names: list[str], timeout: float, *, what: str = "Job",
                   diag_dir: Path | None = None, option: str = "--download-timeout") -> dict[str, dict[str, Any]]:
         """Wait until every Job in ``names`` completes; fail fast on failures of them, their pods and
         the PVCs they mount."""
         started = time.monotonic()
+        since = datetime.now(UTC)
         deadline = started + timeout
         seen: dict[tuple, float] = {}
+        noted: set[str] = set()
         last = [started]
         jobs: dict[str, dict[str, Any] | None] = {n: None for n in names}
         with WatchSet(self.kube, self.options.watch_timeout) as ws:
@@ -283,7 +295,8 @@ class KubernetesTarget:
                                  if f.reason not in analysis.TERMINATED_FATAL]
                 pod_names = {(p.get("metadata") or {}).get("name") for p in job_pods.values()}
                 claims = {c for j in jobs.values() if j for c in cache.claims_of(j)}
-                failures += self._event_failures(ws, pod_names, claims)
+                failures += self._event_failures(ws, namespace, since, pod_names, claims, owners=set(names))
+                self._note_replaced(job_pods.values(), noted)
                 fatal = self._fatal(failures, seen)
                 if fatal is not None:
                     raise self._fail(fatal, namespace, diag_dir, seen)
@@ -295,16 +308,37 @@ class KubernetesTarget:
         raise DeployError(f"{what} {', '.join(names)} did not complete within {timeout:.0f}s ({option}) ({states})"
                           + (f"\n  diagnostics: {diag_dir}" if diag_dir else ""))
 
-    @staticmethod
-    def _event_failures(ws: WatchSet, pod_names: set, claims: set, prefix: str | None = None) -> list[Failure]:
-        out: list[Failure] = []
+    def _event_failures(self, ws: WatchSet, namespace: str, since: datetime, pod_names: set, claims: set,
+                        prefix: str | None = None, owners: set | None = None) -> list[Failure]:
+        """Failures that warning events report about the wait's pods, claims and pod owners (a
+        ``FailedCreate`` on any controller of the run; in a shared cache namespace only on the
+        Jobs in ``owners`` or objects named with ``prefix``): only events seen since the wait
+        began (``since``, wall clock), and none the object's current state contradicts (the pod
+        was scheduled since, the claim is Bound -- read from the API --, the controller has
+        created a pod since)."""
+        found: list[tuple[Failure, dict[str, Any]]] = []
+        shared = bool(self.options.cache_namespace)
         for ev in ws.objects["events"].values():
+            if not analysis.event_fresh(ev, since):
+                continue
             for f in analysis.event_failures(ev):
-                if f.kind == "PersistentVolumeClaim" and f.name in claims:
-                    out.append(f)
+                if f.reason == "FailedCreate":
+                    if not shared or f.name in (owners or set()) or (prefix and f.name.startswith(prefix)):
+                        found.append((f, ev))
+                elif f.kind == "PersistentVolumeClaim" and f.name in claims:
+                    found.append((f, ev))
                 elif f.kind == "Pod" and (f.name in pod_names or (prefix and f.name.startswith(prefix))):
-                    out.append(f)
-        return out
+                    found.append((f, ev))
+        if not found:
+            return []
+        pods = {str((p.get("metadata") or {}).get("name")): p for p in ws.objects["pods"].values()}
+        pvcs: dict[str, dict[str, Any] | None] = {}
+        for name in {f.name for f, _ in found if f.kind == "PersistentVolumeClaim"}:
+            try:
+                pvcs[name] = self.kube.get_or_none(PVC.path(namespace, name))
+            except KubeError:
+                pvcs[name] = None  # unreadable: the event stands
+        return [f for f, ev in found if not analysis.contradicted(f, pods, pvcs, ev)]
 
     def wait_dgd(self, namespace: str, rtype: ResourceType, name: str, timeout: float,
                  diag_dir: Path | None = None) -> dict[str, Any]:
@@ -314,8 +348,10 @@ class KubernetesTarget:
         picks the DGD up (no finalizer, no status) within ``--operator-pickup-timeout``."""
         started = time.monotonic()
         pickup = self.options.operator_pickup_timeout
+        since = datetime.now(UTC)
         deadline = started + timeout
         seen: dict[tuple, float] = {}
+        noted: set[str] = set()
         last = [started]
         key = f"{namespace}/{name}"
         dgd: dict[str, Any] | None = None
@@ -333,7 +369,8 @@ class KubernetesTarget:
                     failures += analysis.pod_failures(pod, self.options.tolerance)
                 pod_names = {(p.get("metadata") or {}).get("name") for p in pods.values()}
                 claims = {c for p in pods.values() for c in pod_claims(p)}
-                failures += self._event_failures(ws, pod_names, claims, prefix=f"{name}-")
+                failures += self._event_failures(ws, namespace, since, pod_names, claims, prefix=f"{name}-")
+                self._note_replaced(pods.values(), noted)
                 fatal = self._fatal(failures, seen)
                 if fatal is not None:
                     self.last_failure_s = time.monotonic() - seen[fatal.key]
