@@ -734,7 +734,8 @@ class FakeCluster:
     reconcile errors with ``failure_message``) | ``<Reason>:<Service>`` (its first pod breaks with
     CrashLoopBackOff, ImagePullBackOff, OOMKilled or Unschedulable after ``failure_after``; with
     ``Evicted`` it is evicted and its ReplicaSet replaces it; with ``ScaleUp`` it is unschedulable
-    until a node is added ``failure_after`` later); ``pod_security_default``: the cluster's Pod
+    until the cluster-autoscaler says it adds a node (``autoscaler_notice``) and the node joins
+    (``failure_after`` later); with ``NoScaleUp`` the autoscaler says it will not); ``pod_security_default``: the cluster's Pod
     Security level where a namespace has no ``enforce`` label (refused pods: ``FailedCreate``);
     ``transient_failed=N``: the first N reconciles hit a write conflict (``state: failed``, then
     cleared by the next good reconcile, ``transient_retry`` later); ``k8s_discovery`` (the chart
@@ -762,6 +763,7 @@ class FakeCluster:
     job_outcome: dict[str, str] = field(default_factory=dict)
     ready_after: float = 0.2
     failure_after: float = 0.3
+    autoscaler_notice: float = 0.5
     frontend_addr: tuple[str, int] | None = None
     pvc_dirs: dict[str, Path] = field(default_factory=dict)       # claimName -> local dir
     job_effects: dict[str, Callable[[dict[str, Any]], str]] = field(default_factory=dict)  # job -> fn -> log
@@ -999,7 +1001,8 @@ class FakeCluster:
         self._slots[(ns, pod_name)] = current
         unbound = self._unbound_claims(ns, spec)
         reason, _, bad = self.dgd_outcome.partition(":")
-        scale_up = reason == "ScaleUp" and comp.name == bad and index == 0 and (ns, pod_name) not in self._broken
+        scale_up = reason in ("ScaleUp", "NoScaleUp") and comp.name == bad and index == 0 \
+            and (ns, pod_name) not in self._broken
         if unbound or scale_up:
             message = unbound or "0/3 nodes are available: 3 Insufficient nvidia.com/gpu. preemption: 0/3 nodes are " \
                                  "available: 3 No preemption victims found for incoming pod."
@@ -1010,10 +1013,22 @@ class FakeCluster:
             self.emu.put(EVENTS, event(ns, "Pod", current, "Warning", "FailedScheduling", message,
                                        "default-scheduler"))
             if scale_up:
-                # the cluster autoscaler adds a node; the scheduler's next attempt places the pod
+                # the cluster-autoscaler sees the pod at its next scan (every 10 s by default; here
+                # ``autoscaler_notice``) and says on the pod whether it adds a node: Normal TriggeredScaleUp
+                # or NotTriggerScaleUp (cluster-autoscaler processors/status/eventing_scale_up_processor.go);
+                # with a node added, the scheduler's next attempt places the pod ``failure_after`` later
                 self._broken.add((ns, pod_name))
-                asyncio.get_running_loop().call_later(self.failure_after, self._schedule, ns, current, comp, index,
-                                                      pod_name)
+                loop = asyncio.get_running_loop()
+                if reason == "ScaleUp":
+                    loop.call_later(self.autoscaler_notice, self.emu.put, EVENTS, event(
+                        ns, "Pod", current, "Normal", "TriggeredScaleUp",
+                        "pod triggered scale-up: [{gpu-nodes 2->3 (max: 8)}]", "cluster-autoscaler"))
+                    loop.call_later(self.autoscaler_notice + self.failure_after, self._schedule, ns, current, comp,
+                                    index, pod_name)
+                else:
+                    loop.call_later(self.autoscaler_notice, self.emu.put, EVENTS, event(
+                        ns, "Pod", current, "Normal", "NotTriggerScaleUp",
+                        "pod didn't trigger scale-up: 1 max node group size reached", "cluster-autoscaler"))
             return pod
         self.emu.put(PODS, pod)
         return self._start_pod(ns, current, comp, index, pod_name)

@@ -570,3 +570,97 @@ def test_a_generic_ephemeral_volumes_claim_not_made_yet_gets_the_pvc_grace():
     [g] = analysis.pod_failures(pod(conditions=[{"type": "PodScheduled", "status": "False",
                                                  "reason": "Unschedulable", "message": msg}]))
     assert g.grace == analysis.GRACE_PVC
+
+
+# -- node autoscalers --------------------------------------------------------------------------------
+
+
+def _normal(name: str, reason: str, message: str, ago: float, *, api: str = "core") -> dict:
+    if api == "core":   # core/v1, as the cluster-autoscaler's recorder writes it
+        return {"type": "Normal", "reason": reason, "message": message, "lastTimestamp": _ago(ago),
+                "metadata": {"name": f"{name}.{reason}"}, "involvedObject": {"kind": "Pod", "name": name}}
+    # events.k8s.io/v1, as Karpenter's recorder writes it
+    return {"type": "Normal", "reason": reason, "note": message, "eventTime": _ago(ago),
+            "metadata": {"name": f"{name}.{reason}"}, "regarding": {"kind": "Pod", "name": name}}
+
+
+def test_a_pod_an_autoscaler_adds_a_node_for_is_waiting_not_failed():
+    from datetime import UTC, datetime, timedelta
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    events = [
+        _normal("a-0", "TriggeredScaleUp", "pod triggered scale-up: [{gpu 1->2 (max: 4)}]", 60),
+        _normal("b-0", "Nominated", "Pod should schedule on: nodeclaim/gpu-x7k2q", 30, api="events.k8s.io"),
+        # the autoscaler took it back: the node group hit its maximum
+        _normal("c-0", "TriggeredScaleUp", "pod triggered scale-up: [{gpu 3->4 (max: 4)}]", 120),
+        _normal("c-0", "NotTriggerScaleUp", "pod didn't trigger scale-up: 1 max node group size reached", 20),
+        # an earlier run's scale-up, before this wait began
+        _normal("d-0", "TriggeredScaleUp", "pod triggered scale-up: [{gpu 0->1 (max: 4)}]", 3600),
+        {**_normal("e-0", "TriggeredScaleUp", "x", 10), "involvedObject": {"kind": "Job", "name": "e-0"}},
+    ]
+    coming = analysis.nodes_coming(events, since)
+    assert coming == {"a-0": "pod triggered scale-up: [{gpu 1->2 (max: 4)}]",
+                      "b-0": "Pod should schedule on: nodeclaim/gpu-x7k2q"}
+
+
+CONFIGMAPS = ("", "v1", "configmaps")
+
+
+def _cluster_autoscaler(cluster) -> None:
+    """What the cluster-autoscaler writes at start (its --write-status-configmap default)."""
+    cluster.namespace("kube-system")
+    cluster.put(CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap",
+                             "metadata": {"name": "cluster-autoscaler-status", "namespace": "kube-system"},
+                             "data": {"status": "autoscalerStatus: Running\nnodeGroups:\n- name: gpu-nodes\n"}})
+
+
+def test_an_autoscaled_cluster_deploys_with_no_unschedulable_grace(cluster, fake, recipe, tmp_path, monkeypatch,
+                                                                   capfd):
+    """The worker's pod is unschedulable until the cluster-autoscaler's node joins. With the default
+    --unschedulable-grace of 0 s this failed at once; the pod now waits (--autoscaler-wait) for the
+    autoscaler's word, then for its node."""
+    monkeypatch.setenv("HF_TOKEN", "x")
+    _cluster_autoscaler(cluster)
+    cluster.call(setattr, fake, "dgd_outcome", "ScaleUp:VllmWorker")
+    cluster.call(setattr, fake, "failure_after", 1.0)
+    with target_for(cluster, deploy_timeout=60).deploy(recipe, tmp_path / "w") as endpoint:
+        assert endpoint.model
+    assert "waiting for a node the autoscaler is adding (pod triggered scale-up" in capfd.readouterr().err
+    assert harness_namespaces(cluster) == []
+
+
+def test_an_autoscaler_that_will_not_add_a_node_fails_the_pod_with_its_reason(cluster, fake, recipe, tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "x")
+    _cluster_autoscaler(cluster)
+    cluster.call(setattr, fake, "dgd_outcome", "NoScaleUp:VllmWorker")
+    with pytest.raises(DeployError) as err:
+        with target_for(cluster, deploy_timeout=60).deploy(recipe, tmp_path / "w"):
+            pass
+    assert "Unschedulable" in str(err.value)
+    assert "autoscaler: pod didn't trigger scale-up: 1 max node group size reached" in str(err.value)
+    assert harness_namespaces(cluster) == []
+
+
+def test_an_autoscaler_that_stays_silent_fails_the_pod_after_autoscaler_wait(cluster, fake, recipe, tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "x")
+    _cluster_autoscaler(cluster)
+    cluster.call(setattr, fake, "dgd_outcome", "Unschedulable:VllmWorker")
+    with pytest.raises(DeployError) as err:
+        with target_for(cluster, deploy_timeout=60, autoscaler_wait=1.0).deploy(recipe, tmp_path / "w"):
+            pass
+    assert "--autoscaler-wait" in str(err.value) and "cluster-autoscaler" in str(err.value)
+    assert harness_namespaces(cluster) == []
+
+
+def test_without_a_node_autoscaler_an_unschedulable_pod_still_fails_at_once(cluster, fake, recipe, tmp_path,
+                                                                           monkeypatch):
+    """No status ConfigMap, no karpenter.sh API: as before, --unschedulable-grace (0 s) applies, even
+    when a scale-up event shows up later."""
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.call(setattr, fake, "dgd_outcome", "ScaleUp:VllmWorker")
+    cluster.call(setattr, fake, "autoscaler_notice", 5.0)
+    with pytest.raises(DeployError, match="Unschedulable.*--unschedulable-grace"):
+        with target_for(cluster, deploy_timeout=60).deploy(recipe, tmp_path / "w"):
+            pass
+    assert harness_namespaces(cluster) == []

@@ -44,7 +44,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="prefix of the namespaces the harness creates (default: rh)")
     group.addoption("--unschedulable-grace", metavar="SECONDS", type=float, default=0.0,
                     help="tolerate unschedulable pods, and pods a used-up ResourceQuota keeps from being created, "
-                         "this long (clusters that autoscale GPU nodes)")
+                         "this long (default 0: at once)")
+    group.addoption("--autoscaler-wait", metavar="SECONDS", type=float, default=60.0,
+                    help="on a cluster running a node autoscaler (cluster-autoscaler, Karpenter), how long an "
+                         "unschedulable pod waits for it to say it adds a node; once it has, the pod waits for the "
+                         "node within --deploy-timeout (default 60; 0: as on a cluster without one)")
     group.addoption("--no-preflight", action="store_true", default=False,
                     help="deploy even when preflight finds the CRD, operator, GPUs or storage classes missing")
     group.addoption("--cache-namespace", metavar="NS", default=None,
@@ -102,6 +106,7 @@ def kube_options(config: pytest.Config) -> KubeOptions:
             deploy_timeout=config.getoption("--deploy-timeout", default=None) or KUBE_DEPLOY_TIMEOUT,
             operator_pickup_timeout=config.getoption("--operator-pickup-timeout", default=120.0),
             unschedulable_grace=config.getoption("--unschedulable-grace", default=0.0),
+            autoscaler_wait=config.getoption("--autoscaler-wait", default=60.0),
             preflight=not config.getoption("--no-preflight", default=False),
             cache_namespace=config.getoption("--cache-namespace", default=None),
             job_timeout=config.getoption("--download-timeout", default=3600.0),

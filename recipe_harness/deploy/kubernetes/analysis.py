@@ -84,6 +84,7 @@ GRACE_IMAGE_PULL = "image-pull"
 GRACE_PVC = "pvc"
 GRACE_UNSCHEDULABLE = "unschedulable"
 GRACE_DGD_FAILED = "dgd-failed"
+GRACE_AUTOSCALER = "autoscaler"
 
 
 @dataclass(frozen=True)
@@ -96,13 +97,16 @@ class Tolerance:
     pvc_grace: float = 120.0           # --pvc-bind-timeout
     unschedulable_grace: float = 0.0   # --unschedulable-grace
     dgd_failed_grace: float = 120.0    # --dgd-failed-grace
+    autoscaler_wait: float = 60.0      # --autoscaler-wait
 
     def grace(self, kind: str) -> float:
         return {GRACE_IMAGE_PULL: self.image_pull_grace, GRACE_PVC: self.pvc_grace,
-                GRACE_UNSCHEDULABLE: self.unschedulable_grace, GRACE_DGD_FAILED: self.dgd_failed_grace}.get(kind, 0.0)
+                GRACE_UNSCHEDULABLE: self.unschedulable_grace, GRACE_DGD_FAILED: self.dgd_failed_grace,
+                GRACE_AUTOSCALER: max(self.autoscaler_wait, self.unschedulable_grace)}.get(kind, 0.0)
 
     OPTIONS = {GRACE_IMAGE_PULL: "--image-pull-grace", GRACE_PVC: "--pvc-bind-timeout",
-               GRACE_UNSCHEDULABLE: "--unschedulable-grace", GRACE_DGD_FAILED: "--dgd-failed-grace"}
+               GRACE_UNSCHEDULABLE: "--unschedulable-grace", GRACE_DGD_FAILED: "--dgd-failed-grace",
+               GRACE_AUTOSCALER: "--autoscaler-wait"}
 
 
 @dataclass(frozen=True)
@@ -331,6 +335,46 @@ def _container_started(pod: dict[str, Any], container: str) -> bool:
             state = cs.get("state") or {}
             return bool(state.get("running") or state.get("terminated") or cs.get("imageID"))
     return False
+
+
+# Node autoscalers say on an unschedulable pod whether they add a node for it: the cluster-autoscaler
+# records a Normal ``TriggeredScaleUp`` ("pod triggered scale-up: [{<group> 1->2 (max: 4)}]") or
+# ``NotTriggerScaleUp`` ("pod didn't trigger scale-up: ...") (cluster-autoscaler, core/scaleup and
+# processors/status/eventing_scale_up_processor.go); Karpenter (and EKS Auto Mode) records a Normal
+# ``Nominated`` ("Pod should schedule on: nodeclaim/<name>") once it has launched a node claim for it.
+SCALE_UP_EVENTS = ("TriggeredScaleUp", "Nominated")
+NO_SCALE_UP_EVENTS = ("NotTriggerScaleUp",)
+
+
+def autoscaler_verdicts(events: Any, since: datetime | None) -> dict[str, tuple[bool, str]]:
+    """For each pod an autoscaler has spoken of since ``since``: whether its latest word is that it
+    adds a node (``True``) or will not (``False``), and what it said."""
+    latest: dict[str, tuple[datetime, dict[str, Any]]] = {}
+    never = datetime.min.replace(tzinfo=UTC)
+    for ev in events:
+        if ev.get("reason") not in SCALE_UP_EVENTS + NO_SCALE_UP_EVENTS or not event_fresh(ev, since):
+            continue
+        involved = ev.get("involvedObject") or ev.get("regarding") or {}
+        if involved.get("kind") != "Pod" or not involved.get("name"):
+            continue
+        when = event_last_seen(ev) or never
+        name = str(involved["name"])
+        if name not in latest or when >= latest[name][0]:
+            latest[name] = (when, ev)
+    return {name: (ev.get("reason") in SCALE_UP_EVENTS, str(ev.get("message") or ev.get("note") or ev.get("reason")))
+            for name, (_, ev) in latest.items()}
+
+
+def nodes_coming(events: Any, since: datetime | None) -> dict[str, str]:
+    """Pods an autoscaler is adding a node for, with what it said (a later ``NotTriggerScaleUp``
+    takes a scale-up back)."""
+    return {name: text for name, (coming, text) in autoscaler_verdicts(events, since).items() if coming}
+
+
+AUTOSCALER_HINT = ("the cluster runs a node autoscaler ({autoscaler}), which has not said within --autoscaler-wait "
+                   "that it adds a node for the pod: no node group can supply the GPUs/CPU/memory or selectors asked "
+                   "for; see its status (kubectl -n kube-system get configmap cluster-autoscaler-status -o yaml) or "
+                   "Karpenter's NodePools and logs")
 
 
 def contradicted(failure: Failure, pods: dict[str, dict[str, Any]],

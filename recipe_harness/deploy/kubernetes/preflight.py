@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from recipe_harness.deploy.kubernetes.client import ApiError, Kube
+from recipe_harness.deploy.kubernetes.client import ApiError, Kube, KubeError
 from recipe_harness.deploy.kubernetes.resources import (
     CRD,
     DEPLOYMENT,
@@ -182,6 +182,24 @@ def check_crd(kube: Kube, api_version: str) -> Check:
     if wanted and wanted not in served:
         return Check("crd", FAIL, f"CRD {DGD_CRD} serves {served}, the recipe uses {wanted}", details)
     return Check("crd", OK, f"{DGD_CRD} serves {', '.join(served)} (storage {storage})", details)
+
+
+def node_autoscaler(kube: Kube) -> str | None:
+    """The node autoscaler the cluster runs, if it can be seen: the cluster-autoscaler writes its
+    status ConfigMap ``kube-system/cluster-autoscaler-status`` (how Kubernetes' own autoscaling e2e
+    tests detect it); Karpenter serves the ``karpenter.sh`` API group. ``None`` when neither is seen,
+    or when this user may not look (an unschedulable pod then fails after ``--unschedulable-grace``)."""
+    try:
+        if kube.get_or_none("/api/v1/namespaces/kube-system/configmaps/cluster-autoscaler-status") is not None:
+            return "cluster-autoscaler"
+    except KubeError:
+        pass
+    try:
+        if kube.get_or_none("/apis/karpenter.sh") is not None:
+            return "Karpenter"
+    except KubeError:
+        pass
+    return None
 
 
 def check_operator(kube: Kube) -> Check:

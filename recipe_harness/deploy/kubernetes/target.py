@@ -11,7 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from recipe_harness.deploy.kubernetes.namespace import (
     operator_skip_problem,
     why_terminating,
 )
-from recipe_harness.deploy.kubernetes.preflight import PreflightReport, preflight
+from recipe_harness.deploy.kubernetes.preflight import PreflightReport, node_autoscaler, preflight
 from recipe_harness.deploy.kubernetes.resources import (
     EVENT,
     JOB,
@@ -76,7 +76,8 @@ class KubeOptions:
     delete_timeout: float = 300.0
     http_timeout: float = 120.0             # frontend answering through the port-forward
     watch_timeout: int = 60                 # server-side timeoutSeconds of one watch stream
-    unschedulable_grace: float = 0.0        # seconds a pod may stay unschedulable (autoscaling clusters)
+    unschedulable_grace: float = 0.0        # seconds a pod may stay unschedulable
+    autoscaler_wait: float = 60.0           # seconds an unschedulable pod waits for a node autoscaler's word
     max_restarts: int = 3                   # restarts a crashing container is allowed
     image_pull_grace: float = 300.0         # seconds a pull may keep failing for a cause that can heal
     pvc_bind_timeout: float = 120.0         # seconds a PVC may stay unbound
@@ -92,7 +93,7 @@ class KubeOptions:
     def tolerance(self) -> analysis.Tolerance:
         return analysis.Tolerance(max_restarts=self.max_restarts, image_pull_grace=self.image_pull_grace,
                                   pvc_grace=self.pvc_bind_timeout, unschedulable_grace=self.unschedulable_grace,
-                                  dgd_failed_grace=self.dgd_failed_grace)
+                                  dgd_failed_grace=self.dgd_failed_grace, autoscaler_wait=self.autoscaler_wait)
 
     def limits(self) -> dict[str, str]:
         """Every phase's time limit, with the option that sets it (named in errors and the report)."""
@@ -258,6 +259,43 @@ class KubernetesTarget:
             last[0] = now
             _log(f"waiting for {what}: {now - started:.0f}s of {limit:g}s ({option}); {state}")
 
+    def _node_autoscaler(self) -> str | None:
+        """The cluster's node autoscaler, looked up once, when a pod is first unschedulable."""
+        if not hasattr(self, "_autoscaler"):
+            self._autoscaler = node_autoscaler(self.kube)
+        return self._autoscaler
+
+    def _awaiting_nodes(self, failures: list[Failure], ws: WatchSet, since: datetime,
+                        noted: set[str]) -> list[Failure]:
+        """Unschedulable pods on a cluster that adds nodes. A pod an autoscaler is adding a node for
+        (its ``TriggeredScaleUp`` or ``Nominated`` event) waits for it within the phase's time limit
+        (said once per pod); one it will not add a node for fails after ``--unschedulable-grace``
+        with what it said; while it has not spoken, a cluster running one (cluster-autoscaler,
+        Karpenter) gives the pod ``--autoscaler-wait`` to hear from it."""
+        kept = []
+        verdicts: dict[str, tuple[bool, str]] | None = None
+        for f in failures:
+            if not (f.kind == "Pod" and f.reason == "Unschedulable" and f.grace == analysis.GRACE_UNSCHEDULABLE):
+                kept.append(f)
+                continue
+            if verdicts is None:
+                verdicts = analysis.autoscaler_verdicts(ws.objects["events"].values(), since)
+            coming, said = verdicts.get(f.name, (None, ""))
+            if coming:
+                note = f"pod {f.name}: waiting for a node the autoscaler is adding ({said[:200]})"
+                if note not in noted:
+                    noted.add(note)
+                    _log(note)
+                continue
+            if coming is False:
+                kept.append(replace(f, message=f"{f.message}; autoscaler: {said[:300]}"))
+            elif self.options.autoscaler_wait > 0 and (autoscaler := self._node_autoscaler()) is not None:
+                kept.append(replace(f, grace=analysis.GRACE_AUTOSCALER,
+                                    hint=analysis.AUTOSCALER_HINT.format(autoscaler=autoscaler)))
+            else:
+                kept.append(f)
+        return kept
+
     @staticmethod
     def _note_replaced(pods: Any, noted: set[str]) -> None:
         """Say once per pod that it failed and its controller replaces it (evicted ...)."""
@@ -296,6 +334,7 @@ class KubernetesTarget:
                 pod_names = {(p.get("metadata") or {}).get("name") for p in job_pods.values()}
                 claims = {c for j in jobs.values() if j for c in cache.claims_of(j)}
                 failures += self._event_failures(ws, namespace, since, pod_names, claims, owners=set(names))
+                failures = self._awaiting_nodes(failures, ws, since, noted)
                 self._note_replaced(job_pods.values(), noted)
                 fatal = self._fatal(failures, seen)
                 if fatal is not None:
@@ -370,6 +409,7 @@ class KubernetesTarget:
                 pod_names = {(p.get("metadata") or {}).get("name") for p in pods.values()}
                 claims = {c for p in pods.values() for c in pod_claims(p)}
                 failures += self._event_failures(ws, namespace, since, pod_names, claims, prefix=f"{name}-")
+                failures = self._awaiting_nodes(failures, ws, since, noted)
                 self._note_replaced(pods.values(), noted)
                 fatal = self._fatal(failures, seen)
                 if fatal is not None:
