@@ -340,6 +340,17 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     async def _serve_resource(self, request: rendering.Request) -> Any:
         parsed = parse_path(request.url.path)
         if parsed is None:
+            parts = [p for p in request.url.path.strip("/").split("/") if p]
+            if parts[:1] == ["apis"] and len(parts) == 2:
+                # discovery of one API group: an APIGroup, or 404 for a group the apiserver does not serve
+                versions = self._served_groups().get(parts[1])
+                if versions is None:
+                    raise KubernetesError(404, "NotFound", "the server could not find the requested resource")
+                listed = [{"groupVersion": f"{parts[1]}/{v}", "version": v} for v in versions]
+                return {"kind": "APIGroup", "apiVersion": "v1", "name": parts[1], "versions": listed,
+                        "preferredVersion": listed[0]}
+            if parts[:1] == ["apis"] and len(parts) == 3 and parts[2] not in self._served_groups().get(parts[1], []):
+                raise KubernetesError(404, "NotFound", "the server could not find the requested resource")
             raise NotImplementedError  # discovery and other paths: kmock's scaffold
         self._fault(request)
         res, ns, name, sub = parsed
@@ -367,6 +378,20 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         if method == "DELETE" and name:
             return self._delete(res, ns, name, request.data or {})
         raise KubernetesError(405, "MethodNotAllowed", f"{method} {request.url.path}")
+
+    BUILT_IN_GROUPS = frozenset({"apps", "batch", "storage.k8s.io", "apiextensions.k8s.io", "rbac.authorization.k8s.io",
+                                 "coordination.k8s.io", "events.k8s.io", "policy", "networking.k8s.io",
+                                 "authorization.k8s.io", "authentication.k8s.io", "admissionregistration.k8s.io"})
+
+    def _served_groups(self) -> dict[str, list[str]]:
+        """The built-in API groups (as v1) and those of the CRDs created, with their served versions."""
+        groups = {g: ["v1"] for g in self.BUILT_IN_GROUPS}
+        for crd in self.items(("apiextensions.k8s.io", "v1", "customresourcedefinitions"), None):
+            spec = crd.get("spec") or {}
+            served = [str(v.get("name")) for v in spec.get("versions") or [] if v.get("served", True)]
+            groups.setdefault(str(spec.get("group")), [])
+            groups[str(spec.get("group"))] += [v for v in served if v not in groups[str(spec.get("group"))]]
+        return groups
 
     def _check_namespace(self, ns: str | None) -> None:
         if ns is None:

@@ -664,3 +664,18 @@ def test_without_a_node_autoscaler_an_unschedulable_pod_still_fails_at_once(clus
         with target_for(cluster, deploy_timeout=60).deploy(recipe, tmp_path / "w"):
             pass
     assert harness_namespaces(cluster) == []
+
+
+def test_the_node_autoscaler_is_found_by_what_each_one_leaves_in_the_api(cluster):
+    from recipe_harness.deploy.kubernetes.preflight import node_autoscaler
+
+    kube = target_for(cluster).kube
+    assert node_autoscaler(kube) is None
+    cluster.put(("apiextensions.k8s.io", "v1", "customresourcedefinitions"), {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "nodepools.karpenter.sh"},
+        "spec": {"group": "karpenter.sh", "names": {"plural": "nodepools", "kind": "NodePool"}, "scope": "Cluster",
+                 "versions": [{"name": "v1", "served": True, "storage": True}]}})
+    assert node_autoscaler(kube) == "Karpenter"
+    _cluster_autoscaler(cluster)
+    assert node_autoscaler(kube) == "cluster-autoscaler"
