@@ -141,6 +141,7 @@ class KubernetesTarget:
         self._created: dict[str, list[str]] = {}   # recipe id -> object paths the run created
         self._preflights: dict[str, PreflightReport] = {}
         self.last_failure_s: float | None = None   # time from a fatal state appearing to the failure
+        self._autoscaler: tuple[str | None] | None = None  # (the node autoscaler or None), once looked up
 
     @property
     def kube(self) -> Kube:
@@ -261,9 +262,9 @@ class KubernetesTarget:
 
     def _node_autoscaler(self) -> str | None:
         """The cluster's node autoscaler, looked up once, when a pod is first unschedulable."""
-        if not hasattr(self, "_autoscaler"):
-            self._autoscaler = node_autoscaler(self.kube)
-        return self._autoscaler
+        if self._autoscaler is None:
+            self._autoscaler = (node_autoscaler(self.kube),)
+        return self._autoscaler[0]
 
     def _awaiting_nodes(self, failures: list[Failure], ws: WatchSet, since: datetime,
                         noted: set[str]) -> list[Failure]:
