@@ -17,7 +17,13 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
     # the test ids do not depend on where it is installed.
     folder = Path(__file__).parent / "suites"
     ignore = [f"--ignore={folder / f'test_{s}.py'}" for s in SUITES if s not in suites]
-    out = ["--pyargs", "recipe_harness.suites", *ignore, "-m", " or ".join(suites), "--report-dir", args.report_dir,
+    # pytest takes the rootdir and its configuration file from the paths on its command line, and it counts
+    # option values among them: `--recipes-root ../dynamo/recipes` made the recipes tree the rootdir (test ids
+    # `../../<root>/test_static.py::...`) and the Dynamo repository's pyproject.toml the configuration, whose
+    # addopts (--mypy), strict markers and warning filters stopped the run. Both are the package's own.
+    config = ["-c", str(Path(__file__).parent / "data" / "pytest.ini"), "--rootdir", str(Path(__file__).parent.parent)]
+    out = [*config, "--pyargs", "recipe_harness.suites", *ignore, "-m", " or ".join(suites),
+           "--report-dir", args.report_dir,
            "-p", "no:cacheprovider", "--target", args.target,
            # test-only plugins of the harness's own tests; the suites need none of them (no async tests)
            "-p", "no:kmock", "-p", "no:asyncio", "-p", "no:anyio",

@@ -116,6 +116,26 @@ def test_test_command_runs_from_outside_the_repository(tmp_path):
     assert (work / "reports" / "report.html").is_file() and (work / "reports" / "junit.xml").is_file()
 
 
+def test_test_command_in_a_repository_whose_pytest_configuration_is_not_the_harness_s(tmp_path):
+    """Upstream layout: `recipes/` beside the Dynamo repository's pyproject.toml, whose pytest table (addopts
+    --mypy, --strict-markers, warnings as errors) must not configure the harness's run; the test ids and junit
+    classnames are the package's, wherever the recipes tree is."""
+    repo = tmp_path / "dynamo"
+    shutil.copytree(FIXTURES.parent / "recipes" / "mocker-tiny", repo / "recipes" / "mocker-tiny")
+    shutil.copy(FIXTURES / "upstream-patterns" / "dynamo-pyproject.toml", repo / "pyproject.toml")
+    work = tmp_path / "work"
+    work.mkdir()
+    exe = Path(sys.executable).with_name("recipe-harness")
+    result = subprocess.run([str(exe), "test", "--recipes-root", "../dynamo/recipes", "--suite", "static",
+                             "--report-dir", "r", "--", "-rA"], cwd=work, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    junit = (work / "r" / "junit.xml").read_text()
+    assert 'classname="recipe_harness.suites.test_static" name="test_static[mocker-tiny/mocker/agg::schema]"' in junit
+    assert 'classname="test_static"' not in junit
+    summary = json.loads((work / "r" / "summary.json").read_text())
+    assert summary["recipes"]["mocker-tiny/mocker/agg"]["checks"]["schema"]["outcome"] == "passed"
+
+
 def test_test_command_with_a_typo_in_the_root_is_a_usage_error(tmp_path):
     exe = Path(sys.executable).with_name("recipe-harness")
     result = subprocess.run([str(exe), "test", "--recipes-root", str(tmp_path / "nope")], cwd=tmp_path,
@@ -157,7 +177,9 @@ def test_test_collects_only_the_modules_of_the_chosen_suites(tmp_path):
 
     def ids(proc: subprocess.CompletedProcess) -> list[str]:
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        return [line for line in proc.stdout.splitlines() if "::test_" in line]
+        # the test names: plain pytest's node ids start from its rootdir (here the recipes tree), the CLI's from the
+    # package's parent
+        return [line.split("::", 1)[1] for line in proc.stdout.splitlines() if "::test_" in line]
 
     package = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "recipe_harness.suites", *opts, "-m", "static",
                               "-p", "no:cacheprovider", "--collect-only", "-q"],

@@ -71,3 +71,19 @@ def test_component_type_main_is_a_worker():
         ("TrtllmPrefillWorker", "prefill"), ("TrtllmDecodeWorker", "decode")]
     plan(recipe)  # raises DeployError when the graph has no worker to serve
     assert [f.rule for f in moe_findings("moe/trtllm/main-type") if f.rule.startswith("RH33")] == []
+
+
+def test_a_worker_labelled_only_worker_runs_as_its_disaggregation_mode():
+    """componentType worker without subComponentType, --disaggregation-mode prefill: the mocker registers as the
+    `prefill` component, so the twin waits for `prefill` and `backend` (it waited for two `backend` workers
+    and the prefill worker never counted: 'workers not registered yet: backend 1/2')."""
+    from recipe_harness.deploy.twin import plan
+
+    d = discover(MOE_ROOT, ["moe/trtllm/worker-type"])
+    twin = plan(LoadedRecipe.load(d.recipes[0]))
+    assert [(w.service, w.role, w.component) for w in twin.workers] == [
+        ("prefill", "prefill", "prefill"), ("decode", "decode", "backend")]
+    assert twin.expected_instances() == {"prefill": 1, "backend": 1} and twin.disaggregated
+    assert "prefill: labelled worker (no subComponentType); its engine runs --disaggregation-mode prefill: " \
+           "a prefill worker" in twin.notes
+    assert [f.rule for f in moe_findings("moe/trtllm/worker-type") if f.rule.startswith("RH33")] == []

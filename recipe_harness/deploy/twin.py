@@ -144,9 +144,15 @@ def has_prefill_worker(engines: list[tuple[Service, EngineConfig]]) -> bool:
 
 def run_role(service: Service, cfg: EngineConfig, has_prefill: bool) -> str:
     """The role a worker runs in: a vLLM worker labelled decode without ``--disaggregation-mode``
-    and with no prefill worker in the graph serves alone (upstream GAIE recipes are written so)."""
+    and with no prefill worker in the graph serves alone (upstream GAIE recipes are written so); a
+    worker labelled only ``componentType: worker`` (no ``subComponentType``) whose engine runs
+    ``--disaggregation-mode prefill|decode`` is that worker: the engine's flag, not the label, decides
+    what it serves and the component it registers as (``prefill`` for a prefill worker; upstream
+    ``deepseek-r1/trtllm/disagg/wide_ep/gb200`` names such services ``prefill`` and ``decode``)."""
     if service.role == ROLE_DECODE and cfg.backend == "vllm" and cfg.disaggregation_mode is None and not has_prefill:
         return ROLE_WORKER
+    if service.role == ROLE_WORKER and cfg.disaggregation_mode in (ROLE_PREFILL, ROLE_DECODE):
+        return cfg.disaggregation_mode
     return service.role
 
 
@@ -232,9 +238,12 @@ def plan(recipe: LoadedRecipe, caps: Caps | None = None, *, speedup_ratio: float
     for service, cfg in engines:
         n = counts[service.name]
         role = run_role(service, cfg, has_prefill)
-        if role != service.role:
+        if role == ROLE_WORKER and role != service.role:
             notes.append(f"{service.name}: labelled {service.role}, but vLLM runs without --disaggregation-mode "
                          f"and no prefill worker exists: it serves alone (aggregated)")
+        elif role != service.role:
+            notes.append(f"{service.name}: labelled {service.role} (no subComponentType); its engine runs "
+                         f"--disaggregation-mode {role}: a {role} worker")
         if n < service.replicas:
             notes.append(f"{service.name}: {service.replicas} replicas -> {n} mocker processes "
                          f"(cap {caps.processes_per_service} per service, {caps.worker_processes} in all)")
