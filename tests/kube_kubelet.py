@@ -68,8 +68,9 @@ def command_words(container: dict[str, Any]) -> list[str]:
     (upstream recipes often wrap the engine so), that command's words; a script with more than one
     command, a pipe or an expansion stays as written (and is not run)."""
     words = [str(w) for w in [*(container.get("command") or []), *(container.get("args") or [])]]
+    # a YAML block scalar (``|``) ends the script with a newline: still one command
     if len(words) == 3 and os.path.basename(words[0]) in ("sh", "bash") and words[1] == "-c" \
-            and not any(ch in words[2] for ch in ";&|$`<>\n"):
+            and not any(ch in words[2].strip() for ch in ";&|$`<>\n"):
         return shlex.split(words[2])
     return words
 

@@ -12,8 +12,29 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+
+def _alive_in_group(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (zombies waiting to be reaped do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] not in ("Z", "X") and int(fields[2]) == pgid:  # state, ppid, pgrp
+            return True
+    return False
+
+
+def _wait_group_gone(pgid: int, bound: float) -> None:
+    """Signals are delivered asynchronously: wait (at most ``bound`` s) until the group has exited."""
+    end = time.monotonic() + bound
+    while _alive_in_group(pgid) and time.monotonic() < end:
+        time.sleep(0.05)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> bool:
@@ -46,6 +67,7 @@ def run(argv: Sequence[str | os.PathLike[str]], *, timeout: float, grace: float 
             _signal_group(pgid, signal.SIGKILL)
             out, err = proc.communicate()
         _signal_group(pgid, signal.SIGKILL)  # what the leader left behind when it exited
+        _wait_group_gone(pgid, grace)
         raise subprocess.TimeoutExpired(proc.args, timeout, output=out, stderr=err) from None
     except BaseException:                    # KeyboardInterrupt, or pytest-timeout's signal
         _signal_group(pgid, signal.SIGKILL)
