@@ -597,9 +597,10 @@ def test_a_pod_an_autoscaler_adds_a_node_for_is_waiting_not_failed():
         _normal("d-0", "TriggeredScaleUp", "pod triggered scale-up: [{gpu 0->1 (max: 4)}]", 3600),
         {**_normal("e-0", "TriggeredScaleUp", "x", 10), "involvedObject": {"kind": "Job", "name": "e-0"}},
     ]
-    coming = analysis.nodes_coming(events, since)
-    assert coming == {"a-0": "pod triggered scale-up: [{gpu 1->2 (max: 4)}]",
-                      "b-0": "Pod should schedule on: nodeclaim/gpu-x7k2q"}
+    assert analysis.autoscaler_verdicts(events, since) == {
+        "a-0": (True, "pod triggered scale-up: [{gpu 1->2 (max: 4)}]"),
+        "b-0": (True, "Pod should schedule on: nodeclaim/gpu-x7k2q"),
+        "c-0": (False, "pod didn't trigger scale-up: 1 max node group size reached")}
 
 
 CONFIGMAPS = ("", "v1", "configmaps")

@@ -365,12 +365,6 @@ def autoscaler_verdicts(events: Any, since: datetime | None) -> dict[str, tuple[
             for name, (_, ev) in latest.items()}
 
 
-def nodes_coming(events: Any, since: datetime | None) -> dict[str, str]:
-    """Pods an autoscaler is adding a node for, with what it said (a later ``NotTriggerScaleUp``
-    takes a scale-up back)."""
-    return {name: text for name, (coming, text) in autoscaler_verdicts(events, since).items() if coming}
-
-
 AUTOSCALER_HINT = ("the cluster runs a node autoscaler ({autoscaler}), which has not said within --autoscaler-wait "
                    "that it adds a node for the pod: no node group can supply the GPUs/CPU/memory or selectors asked "
                    "for; see its status (kubectl -n kube-system get configmap cluster-autoscaler-status -o yaml) or "

@@ -4,6 +4,7 @@ watches that fail fast, port-forward to the frontend, diagnostics, and guarantee
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import secrets as _secrets
 import sys
@@ -141,7 +142,6 @@ class KubernetesTarget:
         self._created: dict[str, list[str]] = {}   # recipe id -> object paths the run created
         self._preflights: dict[str, PreflightReport] = {}
         self.last_failure_s: float | None = None   # time from a fatal state appearing to the failure
-        self._autoscaler: tuple[str | None] | None = None  # (the node autoscaler or None), once looked up
 
     @property
     def kube(self) -> Kube:
@@ -260,11 +260,10 @@ class KubernetesTarget:
             last[0] = now
             _log(f"waiting for {what}: {now - started:.0f}s of {limit:g}s ({option}); {state}")
 
+    @functools.cached_property
     def _node_autoscaler(self) -> str | None:
         """The cluster's node autoscaler, looked up once, when a pod is first unschedulable."""
-        if self._autoscaler is None:
-            self._autoscaler = (node_autoscaler(self.kube),)
-        return self._autoscaler[0]
+        return node_autoscaler(self.kube)
 
     def _awaiting_nodes(self, failures: list[Failure], ws: WatchSet, since: datetime,
                         noted: set[str]) -> list[Failure]:
@@ -290,7 +289,7 @@ class KubernetesTarget:
                 continue
             if coming is False:
                 kept.append(replace(f, message=f"{f.message}; autoscaler: {said[:300]}"))
-            elif self.options.autoscaler_wait > 0 and (autoscaler := self._node_autoscaler()) is not None:
+            elif self.options.autoscaler_wait > 0 and (autoscaler := self._node_autoscaler) is not None:
                 kept.append(replace(f, grace=analysis.GRACE_AUTOSCALER,
                                     hint=analysis.AUTOSCALER_HINT.format(autoscaler=autoscaler)))
             else:
