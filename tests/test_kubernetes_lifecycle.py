@@ -3,7 +3,9 @@ run's namespace, Jobs and namespaces that take long to go, requests whose answer
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ from recipe_harness.deploy.kubernetes.namespace import (  # noqa: E402
     OperatorSkipsNamespace,
     namespace_name,
 )
+from recipe_harness.deploy.kubernetes.target import KubernetesTarget  # noqa: E402
 
 # -- 1. an operator that never reconciles the run's namespace -----------------------------------------
 
@@ -103,14 +106,21 @@ def _perf_writes(fake):
     return write
 
 
-def test_a_job_still_being_deleted_is_not_replaced_onto(cluster, fake, recipe, tmp_path, monkeypatch):
-    """The old Job outlives the wait: a clear error naming it, not a new Job applied onto a dying one."""
-    monkeypatch.setenv("HF_TOKEN", "x")
+@contextlib.contextmanager
+def _perf_job_ran_once(cluster, fake, recipe, tmp_path) -> Iterator[tuple[KubernetesTarget, str]]:
+    """The recipe deployed and its perf Job run once: the next run replaces that Job."""
     cluster.call(lambda: fake.job_effects.update({"tiny-agg-perf": _perf_writes(fake)}))
     target = target_for(cluster)
     with target.deploy(recipe, tmp_path / "w"):
         ns = target.namespace_of(recipe.id)
         target.run_perf_job(recipe, ns, tmp_path / "a1")
+        yield target, ns
+
+
+def test_a_job_still_being_deleted_is_not_replaced_onto(cluster, fake, recipe, tmp_path, monkeypatch):
+    """The old Job outlives the wait: a clear error naming it, not a new Job applied onto a dying one."""
+    monkeypatch.setenv("HF_TOKEN", "x")
+    with _perf_job_ran_once(cluster, fake, recipe, tmp_path) as (target, ns):
         cluster.call(setattr, cluster.emu, "foreground_delay", 3.0)
         target.options.delete_timeout = 0.5
         with pytest.raises(DeployError, match=r"Job tiny-agg-perf in namespace .* is still being deleted after "
@@ -122,11 +132,7 @@ def test_a_job_still_being_deleted_is_not_replaced_onto(cluster, fake, recipe, t
 
 def test_a_job_whose_deletion_takes_a_while_is_replaced_once_gone(cluster, fake, recipe, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "x")
-    cluster.call(lambda: fake.job_effects.update({"tiny-agg-perf": _perf_writes(fake)}))
-    target = target_for(cluster)
-    with target.deploy(recipe, tmp_path / "w"):
-        ns = target.namespace_of(recipe.id)
-        target.run_perf_job(recipe, ns, tmp_path / "a1")
+    with _perf_job_ran_once(cluster, fake, recipe, tmp_path) as (target, ns):
         cluster.call(setattr, cluster.emu, "foreground_delay", 1.0)
         out = target.run_perf_job(recipe, ns, tmp_path / "a2")
         assert list(out.rglob("profile_export_aiperf.json"))
