@@ -76,6 +76,24 @@ def test_tolerance_and_time_limit_options_reach_the_target(cluster, recipes, tmp
     assert harness_namespaces(cluster) == []
 
 
+def test_autoscaler_and_operator_pickup_options_reach_the_target(cluster, recipes, tmp_path):
+    """--autoscaler-wait and --operator-pickup-timeout through the console script: a cluster-autoscaler
+    that stays silent fails the pod after --autoscaler-wait; with no operator running the deploy fails
+    after --operator-pickup-timeout."""
+    from test_kubernetes_failfast import _cluster_autoscaler
+
+    fake = cluster.call(lambda: FakeCluster(cluster.emu, platform=True, dgd_outcome="Unschedulable:VllmWorker"))
+    _cluster_autoscaler(cluster)
+    code, out, _ = run(cluster, recipes, tmp_path, "--no-preflight", "--autoscaler-wait", "1")
+    assert code == 1, out
+    assert "limit 1s --autoscaler-wait" in out and "node autoscaler (cluster-autoscaler)" in out, out
+    cluster.call(setattr, fake, "operator_down", True)
+    code, out, _ = run(cluster, recipes, tmp_path, "--no-preflight", "--operator-pickup-timeout", "1")
+    assert code == 1, out
+    assert "no Dynamo operator reconciles namespace" in out and "after 1s (--operator-pickup-timeout)" in out, out
+    assert harness_namespaces(cluster) == []
+
+
 def test_the_whole_user_path_on_a_cluster_preflight_and_smoke_of_a_twin(tmp_path):
     """`recipe-harness test --target kubernetes --suite preflight --suite smoke -- --twin mocker` on the
     emulated cluster whose kubelet runs the twin's real Dynamo frontend and mocker processes."""
