@@ -272,6 +272,14 @@ def test_a_modelled_gpu_profile_records_the_models_estimate_beside_each_limit(tm
     assert v.returncode == 0, v.stdout
 
 
+def test_a_prediction_not_made_says_why():
+    skipped = {"predict-b200": {"outcome": "skipped", "message": "the workers load the local path /opt/models\n..."}}
+    assert qb.prediction_of(skipped, "b200", []) == {
+        "status": "not run", "why": "predict-b200 skipped: the workers load the local path /opt/models"}
+    assert qb.prediction_of({}, "b200", [])["why"].startswith("no predict-b200 result")
+    assert qb.prediction_of({}, "cpu-mocker", [])["status"] == "not modelled"
+
+
 def test_a_failed_prediction_never_counts_against_a_recipe(qualified):
     rec = json.loads((qualified[1] / "qualification.json").read_text())["recipes"][AGG]
     assert qb.derive(rec) == ("qualified", [])

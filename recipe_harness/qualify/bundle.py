@@ -153,9 +153,15 @@ def prediction_of(checks: dict[str, Any], profile: str, limits: list[dict[str, A
         system_of(profile)
     except UnmappedProfile as exc:
         return {"status": "not modelled", "why": str(exc)}
-    pred = ((checks.get(f"predict-{profile}") or {}).get("metrics") or {}).get("prediction")
+    check = checks.get(f"predict-{profile}") or {}
+    pred = (check.get("metrics") or {}).get("prediction")
+    if not pred and check:  # the predict suite ran and made no estimate: say why
+        first = (check.get("message") or "").strip().splitlines()[:1]
+        return {"status": "not run", "why": f"predict-{profile} {check.get('outcome')}"
+                + (f": {first[0]}" if first else "")}
     if not pred:
-        return {"status": "not run", "why": "add --suite predict to record the model's estimate"}
+        return {"status": "not run", "why": f"no predict-{profile} result: the predict suite was not run or "
+                                            "its test was deselected"}
     rows = []
     predicted = {r.get("metric"): r.get("predicted") for r in pred.get("limits") or []}
     for row in limits:
