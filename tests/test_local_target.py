@@ -312,3 +312,97 @@ def test_kv_routing_check_fails_when_routing_ignores_the_prefix():
         with smoke.SmokeClient(posing, watchdog=lambda: target.check(ep)) as client, \
                 pytest.raises(smoke.SmokeFailure, match="went to several workers"):
             smoke.check_kv_routing(client, settle_s=0.5)  # a round-robin router applies no KV events
+
+
+# -- ports taken between the harness's choice and the process's bind --------------------------------
+
+
+@pytest.fixture
+def held_port():
+    """A loopback port another program holds (listening) for the whole test; one a Dynamo system
+    server could use too (under 32768)."""
+    import socket
+
+    from recipe_harness.deploy.local import SYSTEM_PORT_LIMIT
+    from recipe_harness.deploy.procs import free_port
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", free_port(below=SYSTEM_PORT_LIMIT)))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+def _hand_out(monkeypatch, port: int, *, system: bool, times: int) -> list[int]:
+    """Make the local target's first ``times`` frontend (or worker system) ports ``port``."""
+    import recipe_harness.deploy.local as local
+
+    real, given = local.free_port, []
+
+    def fake(host: str = "127.0.0.1", *, below: int | None = None) -> int:
+        chosen = port if (below is not None) == system and given.count(port) < times else real(host, below=below)
+        given.append(chosen)
+        return chosen
+
+    monkeypatch.setattr(local, "free_port", fake)
+    return given
+
+
+@needs_dynamo
+def test_a_frontend_port_taken_before_its_bind_starts_the_deployment_again(tmp_path, monkeypatch, held_port):
+    given = _hand_out(monkeypatch, held_port, system=False, times=1)
+    target = LocalTarget(python=DYNAMO_PY, logs_dest=tmp_path / "logs")
+    with target.deploy(load("ok", "tiny/mocker/agg"), tmp_path / "work") as ep:
+        assert ep.base_url != f"http://127.0.0.1:{held_port}"
+        assert chat(ep.base_url, ep.model)["usage"]["completion_tokens"] == 3
+        assert {c: len(v) for c, v in instances(ep.base_url).items()} == {"backend": 2}  # not 4: kv/ emptied
+        marker = target.deployment(ep).supervisor.marker
+        assert len(processes_with_env(MARKER_ENV, marker)) == 3
+        [note] = [n for n in ep.notes if n.startswith("started again")]
+        assert f"Frontend (frontend) could not bind port {held_port}, taken by another program" in note
+        assert f"127.0.0.1:{held_port}" in note and "already in use" in note
+    assert given.count(held_port) == 1 and processes_with_env(MARKER_ENV, marker) == []
+    log = (tmp_path / "logs" / "tiny" / "mocker" / "agg" / "Frontend.log").read_text()
+    assert log.count("$ ") == 2 and "already in use" in log  # both starts' output kept
+
+
+@needs_dynamo
+def test_a_worker_system_port_taken_starts_again_rather_than_serve_another_programs_metrics(
+        tmp_path, monkeypatch, held_port):
+    given = _hand_out(monkeypatch, held_port, system=True, times=1)
+    target = LocalTarget(python=DYNAMO_PY)
+    with target.deploy(load("ok", "tiny/mocker/agg"), tmp_path) as ep:
+        [note] = [n for n in ep.notes if n.startswith("started again")]
+        assert f"MockerWorker-0 (worker) could not bind port {held_port}" in note and "Address already in use" in note
+        urls = [c.metrics_url for c in ep.components if c.role == "worker"]
+        assert all(f":{held_port}/" not in u for u in urls)
+        for url in urls:  # each worker's own system server answers
+            assert "dynamo_component_requests_total" in httpx.get(url, timeout=5).text
+    assert given.count(held_port) == 1
+
+
+@needs_dynamo
+def test_a_port_taken_at_every_start_is_a_deploy_error_that_leaves_nothing(tmp_path, monkeypatch, held_port):
+    from recipe_harness.deploy.local import PORT_ATTEMPTS
+
+    given = _hand_out(monkeypatch, held_port, system=False, times=99)
+    target = LocalTarget(python=DYNAMO_PY)
+    with pytest.raises(DeployError) as info, target.deploy(load("ok", "tiny/mocker/agg"), tmp_path):
+        pass
+    message = str(info.value)
+    assert f"Frontend (frontend) could not bind port {held_port}" in message
+    assert f"start {PORT_ATTEMPTS} of {PORT_ATTEMPTS}, each on fresh ports" in message
+    assert "ip_local_port_range" in message
+    assert given.count(held_port) == PORT_ATTEMPTS
+    assert list(tmp_path.iterdir()) == []
+    assert processes_with_env("DYN_FILE_KV", str(tmp_path), prefix=True) == []
+
+
+def test_free_ports_stay_below_the_kernels_ephemeral_range():
+    from recipe_harness.deploy.procs import ephemeral_ports, free_port
+
+    low, high = ephemeral_ports()
+    assert 0 < low <= high
+    ports = [free_port() for _ in range(50)]
+    if low >= 2048:
+        assert all(1024 <= p < low for p in ports), (low, ports)
+    assert all(1024 <= free_port(below=4000) < 4000 for _ in range(20))

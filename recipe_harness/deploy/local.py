@@ -40,6 +40,13 @@ LOOPBACK = "127.0.0.1"
 SYSTEM_PORT_LIMIT = 32768  # DYN_SYSTEM_PORT is parsed as an i16
 DP_RANK_ENDPOINT = "worker_kv_query_source_"
 """Prefix of the endpoint the mocker registers per DP rank of a prefill or aggregated worker (see :mod:`..twin`)."""
+PORT_ATTEMPTS = 3
+"""Starts of a deployment, each on fresh ports, when a process finds the port chosen for it taken."""
+# A port taken between the harness's choice and the process's bind. The frontend exits ("Failed to
+# start HTTP server: port N already in use"); a worker's runtime logs "System status server startup
+# failed ... Address already in use" and runs on without its system (metrics) server, so another
+# program would answer for it. Either way the deployment starts again on new ports.
+_PORT_TAKEN = re.compile(r"port \d+ already in use|Address already in use|\(os error 98\)")
 PLANES = ["--discovery-backend", "file", "--request-plane", "tcp", "--event-plane", "zmq"]
 INSTALL_HINT = (
     "install the Dynamo frontend and mocker in a side environment: `python3 bootstrap.py` or "
@@ -180,15 +187,31 @@ class LocalTarget:
         marker = f"{run_dir.name}-{uuid.uuid4().hex[:8]}"
         logs = run_dir / "logs"
         logs.mkdir()
-        deployment: LocalDeployment | None = None
+        retried: list[str] = []
         try:
-            with sigterm_as_interrupt(), Supervisor(marker, grace=self.grace) as sup:
-                deployment = self._start(recipe, twin, python, model_dir, run_dir, sup)
-                self._active[deployment.endpoint.base_url] = deployment
-                try:
-                    yield deployment.endpoint
-                finally:
-                    self._active.pop(deployment.endpoint.base_url, None)
+            with sigterm_as_interrupt():
+                for attempt in range(1, PORT_ATTEMPTS + 1):
+                    with Supervisor(marker, grace=self.grace) as sup:
+                        try:
+                            deployment = self._start(recipe, twin, python, model_dir, run_dir, sup)
+                        except PortTaken as exc:
+                            if attempt == PORT_ATTEMPTS:
+                                raise DeployError(
+                                    f"{exc}; that was start {attempt} of {PORT_ATTEMPTS}, each on fresh ports: "
+                                    "some other program on this machine keeps taking the ports the harness "
+                                    "picks (below the kernel's ephemeral range, "
+                                    "/proc/sys/net/ipv4/ip_local_port_range); stop it or run again"
+                                ) from exc
+                            retried.append(str(exc))
+                            continue
+                        deployment.endpoint.notes.extend(
+                            f"started again on fresh ports: {why}" for why in retried)
+                        self._active[deployment.endpoint.base_url] = deployment
+                        try:
+                            yield deployment.endpoint
+                        finally:
+                            self._active.pop(deployment.endpoint.base_url, None)
+                        return
         finally:
             self._finish(recipe.id, run_dir, logs)
 
@@ -207,14 +230,16 @@ class LocalTarget:
                sup: Supervisor) -> LocalDeployment:
         started = time.monotonic()
         kv = run_dir / "kv"
-        kv.mkdir()
         scratch = run_dir / "tmp"  # Dynamo writes a logging config file a process into the temp dir
-        scratch.mkdir()
+        for folder in (kv, scratch):  # empty: an earlier start's registrations must not be seen
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
         logs = run_dir / "logs"
         base_env = {"DYN_FILE_KV": str(kv), "TMPDIR": str(scratch)}
         port = free_port()
         base_url = f"http://{LOOPBACK}:{port}"
         components: list[Component] = []
+        ports: dict[str, int] = {twin.frontend_service: port}
         front_log = logs / f"{_slug(twin.frontend_service)}.log"
         sup.start(ProcSpec(
             name=twin.frontend_service, role="frontend", service=twin.frontend_service, log_file=front_log,
@@ -227,7 +252,7 @@ class LocalTarget:
         for worker in twin.workers:
             for i in range(worker.processes):
                 name = f"{worker.service}-{i}"
-                sys_port = free_port(below=SYSTEM_PORT_LIMIT)
+                sys_port = ports[name] = free_port(below=SYSTEM_PORT_LIMIT)
                 log = logs / f"{_slug(name)}.log"
                 sup.start(ProcSpec(
                     name=name, role=worker.role, service=worker.service, log_file=log,
@@ -236,9 +261,21 @@ class LocalTarget:
                 ))
                 components.append(Component(name, worker.role, worker.service,
                                             metrics_url=f"http://{LOOPBACK}:{sys_port}/metrics", log_file=log))
+
+        def probe() -> None:
+            taken = _port_taken(sup, ports)
+            if taken is not None:
+                raise taken
+            _probe_ready(client, base_url, twin)
+
         with httpx.Client(timeout=2.0, trust_env=False) as client:
-            sup.wait_until(lambda: _probe_ready(client, base_url, twin), timeout=self.deploy_timeout,
-                           what=f"{recipe.id} (local twin)")
+            try:
+                sup.wait_until(probe, timeout=self.deploy_timeout, what=f"{recipe.id} (local twin)")
+            except DeployError as exc:  # a process exited: because its port was taken?
+                taken = _port_taken(sup, ports)
+                if taken is None or isinstance(exc, PortTaken):
+                    raise
+                raise taken from exc
         ready_s = time.monotonic() - started
         endpoint = Endpoint(
             base_url=base_url, model=twin.model_name, target=self.name, recipe_id=recipe.id,
@@ -260,6 +297,22 @@ class LocalTarget:
         shutil.rmtree(run_dir / "tmp", ignore_errors=True)
         if not self.keep_logs:
             shutil.rmtree(run_dir, ignore_errors=True)
+
+
+class PortTaken(DeployError):
+    """A process of the deployment found the port chosen for it taken by another program."""
+
+
+def _port_taken(sup: Supervisor, ports: dict[str, int]) -> PortTaken | None:
+    for proc in sup.procs:
+        found = _PORT_TAKEN.search(proc.output())
+        if found is not None:
+            line = found.string[found.string.rfind("\n", 0, found.start()) + 1:].split("\n", 1)[0].strip()
+            port = ports.get(proc.name)
+            return PortTaken(f"{proc.name} ({proc.spec.role or 'process'}) could not bind "
+                             f"{f'port {port}' if port else 'its port'}, taken by another program "
+                             f"({proc.spec.log_file}: {line[:240]})")
+    return None
 
 
 def _probe_ready(client: httpx.Client, base_url: str, twin: Twin) -> None:

@@ -56,6 +56,7 @@ class Proc:
     spec: ProcSpec
     popen: subprocess.Popen
     started: float
+    log_start: int = 0              # where this process's output begins in its (appended) log file
 
     @property
     def name(self) -> str:
@@ -70,6 +71,17 @@ class Proc:
 
     def tail(self, lines: int = TAIL_LINES) -> str:
         return log_tail(self.spec.log_file, lines)
+
+    def output(self, limit: int = 256 * 1024) -> str:
+        """What this process has written so far (its first ``limit`` bytes), without colour codes;
+        earlier processes' output in the same log file is not part of it."""
+        try:
+            with open(self.spec.log_file, "rb") as f:
+                f.seek(self.log_start)
+                data = f.read(limit).decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+        return _ANSI.sub("", data)
 
 
 def log_tail(path: Path, lines: int = TAIL_LINES) -> str:
@@ -129,13 +141,14 @@ class Supervisor:
         env = dict(spec.env)
         env[MARKER_ENV] = self.marker
         with open(spec.log_file, "ab") as log:
+            log_start = log.tell()
             log.write(f"$ {' '.join(spec.argv)}\n".encode())
             log.flush()
             popen = subprocess.Popen(
                 spec.argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, preexec_fn=_child_setup if os.name == "posix" else None,
             )
-        proc = Proc(spec, popen, time.monotonic())
+        proc = Proc(spec, popen, time.monotonic(), log_start)
         self.procs.append(proc)
         with _LIVE_LOCK:
             _LIVE.add(self)
@@ -268,9 +281,26 @@ def processes_with_env(name: str, value: str | None = None, *, prefix: bool = Fa
     return out
 
 
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for ports it picks itself (``bind`` to port 0, outgoing connections)."""
+    try:
+        low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+    return low, high
+
+
 def free_port(host: str = "127.0.0.1", *, below: int | None = None) -> int:
-    """A TCP port free right now on ``host``: the kernel's pick, or a random free one under ``below``
-    (Dynamo reads ``DYN_SYSTEM_PORT`` as a signed 16-bit number, so system ports must be < 32768)."""
+    """A TCP port free right now on ``host``, picked at random under ``below`` and under the
+    kernel's ephemeral range.
+
+    Between this check and the moment the program it is for binds the port, another program may
+    take it. Outside the ephemeral range, only another program that also picks ports itself can:
+    the kernel never hands these ports out for ``bind`` to port 0 or for outgoing connections.
+    Callers still handle a lost port (see :mod:`recipe_harness.deploy.local`). With no room
+    under the ephemeral range, the kernel's own pick. (Dynamo reads ``DYN_SYSTEM_PORT`` as a
+    signed 16-bit number, so system ports pass ``below=32768``.)
+    """
     import random
     import socket
 
@@ -282,11 +312,14 @@ def free_port(host: str = "127.0.0.1", *, below: int | None = None) -> int:
                 return None
             return s.getsockname()[1]
 
-    if below is None:
-        return try_bind(0) or 0
+    top = min(below or 65536, ephemeral_ports()[0])
+    if top < 2048:  # the ephemeral range starts at the bottom: nothing is outside it
+        if below is None:
+            return try_bind(0) or 0
+        top = below
     rng = random.SystemRandom()
     for _ in range(200):
-        port = try_bind(rng.randrange(max(1024, below // 2), below))
+        port = try_bind(rng.randrange(max(1024, top // 2), top))
         if port:
             return port
-    raise OSError(f"no free TCP port below {below} on {host}")
+    raise OSError(f"no free TCP port below {top} on {host}")
