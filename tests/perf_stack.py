@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -32,9 +31,11 @@ def available() -> str | None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range: no other program's bind to port 0 or outgoing
+    connection takes it before the frontend binds it."""
+    from recipe_harness.deploy.procs import free_port as pick
+
+    return pick()
 
 
 @dataclass
