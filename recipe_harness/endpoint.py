@@ -45,6 +45,7 @@ class Endpoint:
     components: list[Component] = field(default_factory=list)
     logs_dir: Path | None = None
     router_mode: str = "round-robin"    # frontend router mode (kv, round-robin, random)
+    router_kv_events: bool = True       # a kv router indexes the workers' KV events (off: --no-router-kv-events)
     disaggregated: bool = False
     tokenizer_dir: Path | None = None   # a local tokenizer matching what the workers use, if any
     notes: list[str] = field(default_factory=list)

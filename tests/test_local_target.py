@@ -314,6 +314,40 @@ def test_kv_routing_check_fails_when_routing_ignores_the_prefix():
             smoke.check_kv_routing(client, settle_s=0.5)  # a round-robin router applies no KV events
 
 
+def test_twin_of_an_engine_that_publishes_no_kv_events_publishes_none_under_a_kv_router():
+    silent, events = plan(load("kv-events", "tiny/vllm/agg-kv-silent")), plan(load("kv-events", "tiny/vllm/agg-kv-events"))
+    [quiet], [loud] = silent.workers, events.workers
+    assert "--no-enable-prefix-caching" in quiet.args and quiet.dp_rank_endpoints == 0
+    assert "--enable-prefix-caching" in loud.args and loud.dp_rank_endpoints == 2
+    assert "VllmWorker: vllm publishes no KV events without --kv-events-config with enable_kv_cache_events, so " \
+           "the KV router hears nothing from it; its mocker runs without prefix caching to publish none either " \
+           "(RH333)" in silent.notes
+    assert not any("RH333" in n for n in events.notes)
+    assert silent.router_kv_events and events.router_kv_events
+
+
+@needs_dynamo
+@pytest.mark.parametrize("recipe_id, verdict", [
+    ("tiny/vllm/agg-kv-silent", "the frontend's KV router applied no KV events in 4 requests: the workers it "
+                                "routes to (VllmWorker-0, VllmWorker-1) publish none, so it routes by load alone"),
+    ("tiny/vllm/agg-kv-events", None),
+])
+def test_kv_routing_check_on_workers_that_do_and_do_not_publish_kv_events(recipe_id, verdict):
+    """Without KV events a router keeps a shared prefix together only by chance (2 of 6 checks did
+    before this verdict): the check fails on the missing events, every time."""
+    target = LocalTarget(python=DYNAMO_PY, speedup_ratio=10)
+    with target.deploy(load("kv-events", recipe_id)) as ep:
+        assert ep.router_mode == "kv" and ep.router_kv_events
+        for _ in range(2):
+            if verdict is None:
+                result = smoke.run("kv-routing", ep, watchdog=lambda: target.check(ep))
+                assert result.notes == [] and max(result.metrics["per_worker"].values()) == 4
+            else:
+                with pytest.raises(smoke.SmokeFailure) as info:
+                    smoke.run("kv-routing", ep, watchdog=lambda: target.check(ep))
+                assert verdict in str(info.value) and "RH333" in str(info.value)
+
+
 # -- ports taken between the harness's choice and the process's bind --------------------------------
 
 

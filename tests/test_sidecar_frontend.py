@@ -84,6 +84,22 @@ def test_plan_keeps_the_sidecar_router_mode_and_runs_a_lone_decode_label_aggrega
     assert any("labelled decode" in n and "serves alone" in n for n in twin.notes)
 
 
+def test_a_kv_router_sidecar_over_workers_without_kv_events_is_rh333_and_its_twin_publishes_none():
+    """The sidecar routes by KV events its vLLM worker (no --kv-events-config) never publishes: the
+    static check says so, and both twins' mockers publish none either (so the smoke agrees)."""
+    from recipe_harness.static.checks import StaticChecker
+
+    recipe = load(BETA)
+    found = [f for fs in StaticChecker().run_all(recipe).values() for f in fs if f.rule == "RH333"]
+    assert [(f.line, f.message) for f in found] == [
+        (26, "the frontend routes by KV cache but worker (vllm) publishes no KV events: it has no KV events "
+             "configuration")]
+    (worker,) = plan(recipe).workers
+    assert "--no-enable-prefix-caching" in worker.args
+    cluster = json.dumps(twin_dgd(recipe)[0])
+    assert "--no-enable-prefix-caching" in cluster and "--enable-prefix-caching" not in cluster
+
+
 def test_a_frontend_service_wins_over_sidecars(tmp_path):
     recipe_dir = tmp_path / "tiny" / "vllm" / "both"
     recipe_dir.mkdir(parents=True)

@@ -43,7 +43,8 @@ CLI = Path(sys.executable).parent / "recipe-harness"
 DYNAMO_PY = ROOT / ".venv-dynamo" / "bin" / "python"
 needs_dynamo = pytest.mark.skipif(not DYNAMO_PY.exists(), reason=f"{DYNAMO_PY} missing (run `recipe-harness setup`)")
 RECIPE_ROOTS = [ROOT / "recipes", ROOT / "fixtures" / "upstream-patterns" / "recipes",
-                ROOT / "fixtures" / "upstream-patterns" / "recipes-moe", ROOT / "fixtures" / "local" / "sidecar"]
+                ROOT / "fixtures" / "upstream-patterns" / "recipes-moe", ROOT / "fixtures" / "local" / "sidecar",
+                ROOT / "fixtures" / "local" / "kv-events"]
 MOCKER = ["python3", "-m", "dynamo.mocker"]
 SHIPPED = tuple(int(x) for x in DEFAULT_DYNAMO_VERSION.split("."))
 DISAGG = "qwen3-32b/vllm/disagg-kv-router"   # prefill + decode workers, --max-model-len set

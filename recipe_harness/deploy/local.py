@@ -279,7 +279,7 @@ class LocalTarget:
         ready_s = time.monotonic() - started
         endpoint = Endpoint(
             base_url=base_url, model=twin.model_name, target=self.name, recipe_id=recipe.id,
-            components=components, logs_dir=logs, router_mode=twin.router_mode,
+            components=components, logs_dir=logs, router_mode=twin.router_mode, router_kv_events=twin.router_kv_events,
             disaggregated=twin.disaggregated, tokenizer_dir=model_dir,
             notes=[*twin.notes, f"ready in {ready_s:.1f}s ({len(sup.procs)} processes)"],
         )

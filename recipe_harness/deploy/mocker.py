@@ -160,11 +160,24 @@ def data_parallel(service: Service, cfg: EngineConfig, cap: int | None, notes: l
     return runs
 
 
+# What an engine needs to publish KV events (Dynamo 1.6.1: components/src/dynamo/vllm/args.py
+# create_kv_events_config returns None without a user --kv-events-config; sglang/args.py derives
+# use_kv_events from --kv-events-config; trtllm/backend_args.py --publish-kv-events defaults False).
+KV_EVENTS_NEED = {"vllm": "--kv-events-config with enable_kv_cache_events", "sglang": "--kv-events-config",
+                  "trtllm": "--publish-kv-events"}
+
+
 def mocker_args(recipe_id: str, service: Service, cfg: EngineConfig, role: str, *, model_name: str,
                 notes: list[str], model_path: str | None = None, speedup_ratio: float | None = None,
-                data_parallel_cap: int | None = None, release: str = DEFAULT_DYNAMO_VERSION) -> list[str]:
+                data_parallel_cap: int | None = None, release: str = DEFAULT_DYNAMO_VERSION,
+                kv_events_routed: bool = False) -> list[str]:
     """The mocker's arguments for one worker of ``service`` (engine ``cfg``) running in ``role``;
-    the parameters are described in the module docstring. Notes what the release cannot simulate."""
+    the parameters are described in the module docstring. Notes what the release cannot simulate.
+
+    ``kv_events_routed``: the frontend routes by the KV events workers publish. The mocker publishes
+    KV events whenever it caches prefixes, an engine only when configured to; an engine that caches
+    prefixes but publishes nothing cannot be matched in both, and under a KV-event router the events
+    decide (what the router sees), so its twin runs without prefix caching and publishes none."""
     flags = release_flags(release)
     args = ["--model-path", model_path] if model_path else []
     args += ["--model-name", model_name]
@@ -196,7 +209,14 @@ def mocker_args(recipe_id: str, service: Service, cfg: EngineConfig, role: str, 
                          f"(the mocker of Dynamo {release} has no --max-model-len)")
     if cfg.max_num_seqs:
         args += ["--max-num-seqs", str(cfg.max_num_seqs)]
-    args.append("--enable-prefix-caching" if cfg.prefix_caching else "--no-enable-prefix-caching")
+    caching = cfg.prefix_caching
+    if caching and kv_events_routed and mode != "decode" and cfg.backend in KV_EVENTS_NEED \
+            and not cfg.publishes_kv_events:
+        caching = False
+        notes.append(f"{service.name}: {cfg.backend} publishes no KV events without "
+                     f"{KV_EVENTS_NEED[cfg.backend]}, so the KV router hears nothing from it; its mocker "
+                     f"runs without prefix caching to publish none either (RH333)")
+    args.append("--enable-prefix-caching" if caching else "--no-enable-prefix-caching")
     if cfg.backend == "mocker":
         own = [[name, value] for name in MOCKER_VALUE_FLAGS if (value := flag_value(cfg.argv, name))]
         own += [[name] for name in MOCKER_BOOL_FLAGS if name in cfg.argv]

@@ -90,6 +90,7 @@ class Twin:
     recipe_id: str
     model_name: str             # the name clients use (the recipe's served model name)
     router_mode: str
+    router_kv_events: bool      # a kv router listens to the workers' KV events (not --no-router-kv-events)
     frontend_service: str
     frontend_args: list[str]
     workers: list[WorkerTwin]
@@ -248,7 +249,8 @@ def plan(recipe: LoadedRecipe, caps: Caps | None = None, *, speedup_ratio: float
             notes.append(f"{service.name}: {service.replicas} replicas -> {n} mocker processes "
                          f"(cap {caps.processes_per_service} per service, {caps.worker_processes} in all)")
         args = mocker_args(recipe.id, service, cfg, role, model_name=model_name, speedup_ratio=speedup_ratio,
-                           data_parallel_cap=caps.data_parallel, notes=notes)
+                           data_parallel_cap=caps.data_parallel, notes=notes,
+                           kv_events_routed=router == "kv" and kv_events)
         note = _parallelism_note(service, cfg)
         if note:
             notes.append(note)
@@ -260,5 +262,6 @@ def plan(recipe: LoadedRecipe, caps: Caps | None = None, *, speedup_ratio: float
         notes.append("decode workers without prefill workers: decode workers prefill locally")
     if ROLE_PREFILL in roles and not roles & {ROLE_DECODE, "worker"}:
         raise DeployError(f"{recipe.id}: prefill workers but no decode or aggregated worker; nothing serves the model")
-    return Twin(recipe_id=recipe.id, model_name=model_name, router_mode=router, frontend_service=front_name,
+    return Twin(recipe_id=recipe.id, model_name=model_name, router_mode=router, router_kv_events=kv_events,
+                frontend_service=front_name,
                 frontend_args=frontend_args, workers=twins, notes=notes)

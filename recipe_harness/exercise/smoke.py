@@ -481,24 +481,31 @@ def check_disagg(client: SmokeClient, n: int = 4) -> Result:
     return Result(metrics={"requests": n, "prefill_served": p, "decode_served": d, "per_worker": delta})
 
 
-def kv_events_applied(client: SmokeClient, frontend: Component) -> float:
-    """KV cache "stored" events the frontend's router has applied so far."""
+def kv_events_applied(client: SmokeClient, frontend: Component) -> float | None:
+    """KV cache "stored" events the frontend's router has applied so far; ``None`` when the frontend
+    does not expose the counter (a Dynamo release that names it differently, or no KV router)."""
     url = frontend.metrics_url
     if not url:
         raise SmokeFailure(f"{frontend.name}: no metrics URL to read the router's KV events from")
     resp = client.guarded(lambda: client.http.get(url), f"GET {url}")
-    return sum(v for name, labels, v in parse_metrics(resp.text)
-               if name == KV_EVENTS_METRIC and labels.get("event_type") == "stored")
+    series = [(labels, v) for name, labels, v in parse_metrics(resp.text) if name == KV_EVENTS_METRIC]
+    if not series:
+        return None
+    return sum(v for labels, v in series if labels.get("event_type") == "stored")
 
 
 def _kv_events_seen(client: SmokeClient, frontend: Component | None, before: float, within_s: float) -> bool:
     """Whether the frontend's router applies more than ``before`` KV events within ``within_s`` seconds."""
     return Retrying(stop=stop_after_delay(within_s), wait=wait_fixed(0.05), retry=retry_if_result(lambda seen: not seen),
                     retry_error_callback=lambda state: False)(
-        lambda: frontend is not None and kv_events_applied(client, frontend) > before)
+        lambda: frontend is not None and (kv_events_applied(client, frontend) or 0.0) > before)
 
 
 def check_kv_routing(client: SmokeClient, n: int = 4, settle_s: float = 5.0) -> Result:
+    """``n`` requests sharing a long prefix stay on one worker. When the router listens to KV events
+    and its frontend counts them (``dynamo_component_kv_cache_events_applied``), it must also have
+    applied some: a router that hears none routes by load alone, and keeps requests together only
+    by chance."""
     ep = client.endpoint
     if ep.router_mode != "kv":
         raise SmokeSkip(f"router mode {ep.router_mode!r}: no KV-aware routing to check")
@@ -508,13 +515,20 @@ def check_kv_routing(client: SmokeClient, n: int = 4, settle_s: float = 5.0) -> 
     frontend = next((c for c in ep.components if c.role == "frontend" and c.metrics_url), None)
     notes: list[str] = []
     before = served_requests(client, routed)
-    events = kv_events_applied(client, frontend) if frontend else 0.0
+    counted = kv_events_applied(client, frontend) if frontend else None
+    events = counted or 0.0
     shared = prompt(120, f"kv-{uuid.uuid4().hex}")
     for i in range(n):
         _expect_ok(client.chat(shared + f" Question {i}: what comes next?", max_tokens=4), f"request {i}")
         if i == 0 and not _kv_events_seen(client, frontend, events, settle_s):
             # the router must have indexed the first request's blocks before the next one
             notes.append(f"the router applied no KV events within {settle_s:g}s of the first request")
+    if notes and counted is not None and ep.router_kv_events and not _kv_events_seen(client, frontend, events, settle_s):
+        raise SmokeFailure(
+            f"the frontend's KV router applied no KV events in {n} requests: the workers it routes to "
+            f"({', '.join(c.name for c in routed)}) publish none, so it routes by load alone (vLLM: "
+            "--kv-events-config with enable_kv_cache_events; SGLang: --kv-events-config; TRT-LLM: "
+            "--publish-kv-events; or run the frontend with --no-router-kv-events; see RH333)")
     after = served_requests(client, routed)
     delta = {k: after[k] - before.get(k, 0) for k in after}
     top = max(delta, key=lambda k: delta[k])

@@ -303,6 +303,7 @@ class Access:
         return Endpoint(base_url=self.url, model=served, target="kubernetes", recipe_id=recipe.id,
                         components=list(self.components), logs_dir=diag_dir,
                         router_mode=router_mode(recipe, self.api.frontend),
+                        router_kv_events=frontend_config(recipe, self.api.frontend).router_kv_events,
                         disaggregated=bool(roles & {ROLE_PREFILL, ROLE_DECODE}), notes=notes)
 
 

@@ -118,10 +118,12 @@ def kv_named_recipes_route_by_kv(recipe: LoadedRecipe) -> Iterator[Finding]:
       "--kv-events-config; TRT-LLM: --publish-kv-events; or run the frontend with --no-router-kv-events")
 def kv_router_has_events(recipe: LoadedRecipe) -> Iterator[Finding]:
     dep = recipe.deployment
-    if dep is None or dep.frontend is None:
+    if dep is None:
         return
-    fc = frontend_config(recipe, dep.frontend)
-    if fc.router_mode != "kv" or not fc.router_kv_events:
+    # the frontend service, else the frontend sidecars of the worker pods (GAIE)
+    fronts = [dep.frontend] if dep.frontend is not None else \
+        [s.frontend_sidecar for s in dep.sidecar_frontends if s.frontend_sidecar is not None]
+    if not any((fc := frontend_config(recipe, f)).router_mode == "kv" and fc.router_kv_events for f in fronts):
         return
     ws = [(s, c) for s, c in workers(recipe) if known(c)]
     modes = {s.name: effective_mode(s, c) for s, c in ws}
