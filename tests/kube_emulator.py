@@ -723,6 +723,8 @@ def running_pod(name: str, ns: str, labels: dict[str, str], containers: list[str
 
 
 PVCS: Res = ("", "v1", "persistentvolumeclaims")
+CONFIGMAPS: Res = ("", "v1", "configmaps")
+SECRETS: Res = ("", "v1", "secrets")
 RS_HASH = "7d9f5c8b4"  # the pod-template-hash part of a Deployment's ReplicaSet name
 # capabilities Pod Security baseline allows to add (pod-security-admission check_capabilities_baseline.go)
 BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
@@ -773,6 +775,9 @@ class FakeCluster:
     operator skips; a cluster-wide operator also skips namespaces whose name contains ``ephemeral``
     (``EphemeralDeploymentEventFilter``, deploy/operator/internal/controller_common/predicate.go);
     ``operator_down``: no operator runs (nothing reconciles, nothing is finalized);
+    Pods whose ConfigMaps or Secrets do not exist wait as the kubelet makes them (``FailedMount``
+    while ContainerCreating, ``CreateContainerConfigError``) and start once they do
+    (``config_retry``).
     ``kubelet``: run Dynamo containers as real processes (:class:`kube_kubelet.ProcessKubelet`);
     ``platform``: the Dynamo platform is installed as its Helm chart does it (the DGD CRD, the
     operator Deployment labelled ``app.kubernetes.io/part-of=dynamo-operator`` in
@@ -789,6 +794,7 @@ class FakeCluster:
     ready_after: float = 0.2
     failure_after: float = 0.3
     autoscaler_notice: float = 0.5
+    config_retry: float = 0.5       # the kubelet's next sync of a pod waiting for a ConfigMap or Secret
     frontend_addr: tuple[str, int] | None = None
     pvc_dirs: dict[str, Path] = field(default_factory=dict)       # claimName -> local dir
     job_effects: dict[str, Callable[[dict[str, Any]], str]] = field(default_factory=dict)  # job -> fn -> log
@@ -1069,6 +1075,13 @@ class FakeCluster:
 
     def _start_pod(self, ns: str, pod_name: str, comp: op.Component, index: int, slot: str) -> dict[str, Any]:
         pod = self.emu.get(PODS, ns, pod_name)
+        if pod is None or pod["metadata"].get("deletionTimestamp"):
+            return pod or {}
+        problem = self._config_problem(ns, pod["spec"])
+        if problem is not None:  # the kubelet retries the pod's sync until what it reads exists
+            self._config_waiting(ns, pod_name, *problem)
+            asyncio.get_running_loop().call_later(self.config_retry, self._start_pod, ns, pod_name, comp, index, slot)
+            return self.emu.get(PODS, ns, pod_name) or {}
         if self.kubelet is not None and self.kubelet.admit(self.emu, pod):
             return self.emu.get(PODS, ns, pod_name)
         # a pod that runs no process: Running at once, Ready after ready_after (unless never)
@@ -1090,6 +1103,57 @@ class FakeCluster:
         elif self.dgd_outcome == "ready" or (bad and (comp.name != bad or heals)):
             loop.call_later(self.ready_after, self._set_running, ns, pod_name, True)
         return pod
+
+    def _config_problem(self, ns: str, spec: dict[str, Any]) -> tuple[str, str] | None:
+        """What keeps the kubelet from starting a pod whose ConfigMaps or Secrets are missing, as
+        (waiting reason, message). Volumes are mounted first (pkg/kubelet/volumemanager
+        ``WaitForAttachAndMount``; pkg/volume/configmap and pkg/volume/secret ``SetUpAt`` return the
+        kubelet's object manager's NotFound, ``configmap "x" not found`` with its singular resource
+        name, for a source that is not ``optional``), with ``FailedMount`` events while the pod stays
+        ``ContainerCreating``; then each container's environment (pkg/kubelet/kubelet_pods.go
+        ``makeEnvironmentVariables``): ``CreateContainerConfigError`` with ``secret "x" not found``
+        or ``couldn't find key K in Secret ns/x``."""
+        def lookup(kind: str, name: str) -> dict[str, Any] | None:
+            return self.emu.get(CONFIGMAPS if kind == "configmap" else SECRETS, ns, name)
+
+        for vol in spec.get("volumes") or []:
+            for kind, key, name_key in (("configmap", "configMap", "name"), ("secret", "secret", "secretName")):
+                src = vol.get(key)
+                if isinstance(src, dict) and not src.get("optional") and lookup(kind, str(src.get(name_key))) is None:
+                    return ("FailedMount", f'MountVolume.SetUp failed for volume "{vol.get("name")}" : '
+                                           f'{kind} "{src.get(name_key)}" not found')
+        for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+            refs = [(kind, ref, None) for e in c.get("envFrom") or []
+                    for kind, key in (("configmap", "configMapRef"), ("secret", "secretRef"))
+                    if isinstance(ref := e.get(key), dict)]
+            refs += [(kind, ref, ref.get("key")) for e in c.get("env") or []
+                     for kind, key in (("configmap", "configMapKeyRef"), ("secret", "secretKeyRef"))
+                     if isinstance(ref := (e.get("valueFrom") or {}).get(key), dict)]
+            for kind, ref, data_key in refs:
+                if ref.get("optional"):
+                    continue
+                found = lookup(kind, str(ref.get("name")))
+                if found is None:
+                    return ("CreateContainerConfigError", f'{kind} "{ref.get("name")}" not found')
+                data = {**(found.get("data") or {}), **(found.get("stringData") or {})}
+                if data_key is not None and data_key not in data:
+                    title = "ConfigMap" if kind == "configmap" else "Secret"
+                    return ("CreateContainerConfigError", f"couldn't find key {data_key} in {title} {ns}/{ref.get('name')}")
+        return None
+
+    def _config_waiting(self, ns: str, pod_name: str, reason: str, message: str) -> None:
+        pod = copy.deepcopy(self.emu.get(PODS, ns, pod_name))
+        if pod is None:
+            return
+        waiting = {"reason": "ContainerCreating"} if reason == "FailedMount" else {"reason": reason, "message": message}
+        pod["status"] = {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}],
+                         "containerStatuses": [{"name": c["name"], "ready": False, "restartCount": 0,
+                                                "state": {"waiting": waiting}} for c in pod["spec"]["containers"]]}
+        self.emu.put(PODS, pod, create=False)
+        if reason == "FailedMount":
+            self.record_event(ns, "Pod", pod_name, "Warning", "FailedMount", message, "kubelet")
+        else:  # pkg/kubelet/kuberuntime/kuberuntime_container.go: events.FailedToCreateContainer, "Error: %v"
+            self.record_event(ns, "Pod", pod_name, "Warning", "Failed", f"Error: {message}", "kubelet")
 
     def _pod_security(self, ns: str, generate_name: str, spec: dict[str, Any]) -> str | None:
         """Pod Security admission (kubernetes staging/src/k8s.io/pod-security-admission, policy

@@ -73,6 +73,7 @@ class Component:
     volume_mounts: list[dict[str, Any]] = field(default_factory=list)
     shared_memory: dict[str, Any] | None = None
     sidecars: list[dict[str, Any]] = field(default_factory=list)
+    pod: dict[str, Any] = field(default_factory=dict)  # extraPodSpec's PodSpec fields (volumes, tolerations ...)
 
     @property
     def is_worker(self) -> bool:
@@ -96,7 +97,8 @@ def components(dgd: dict[str, Any]) -> list[Component]:
             out.append(Component(name, svc.get("componentType") or "", int(svc.get("replicas", 1)),
                                  copy.deepcopy(extra.get("mainContainer") or {}), svc.get("subComponentType") or "",
                                  list(svc.get("envs") or []) + list(spec.get("envs") or []), svc.get("envFromSecret"),
-                                 list(svc.get("volumeMounts") or []), svc.get("sharedMemory"), sidecars))
+                                 list(svc.get("volumeMounts") or []), svc.get("sharedMemory"), sidecars,
+                                 {k: copy.deepcopy(v) for k, v in extra.items() if k != "mainContainer"}))
     else:
         for comp in spec.get("components") or []:
             pod = ((comp.get("podTemplate") or {}).get("spec") or {})
@@ -106,7 +108,8 @@ def components(dgd: dict[str, Any]) -> list[Component]:
             shm = comp.get("sharedMemorySize")
             out.append(Component(comp["name"], comp.get("type") or "", int(comp.get("replicas", 1)),
                                  copy.deepcopy(main), envs=list(spec.get("env") or []),
-                                 shared_memory={"size": shm} if shm else None, sidecars=rest))
+                                 shared_memory={"size": shm} if shm else None, sidecars=rest,
+                                 pod={k: copy.deepcopy(v) for k, v in pod.items() if k != "containers"}))
     return out
 
 
@@ -176,7 +179,10 @@ def _merge_env(*lists: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def pod_spec(comp: Component, dgd_name: str, k8s_namespace: str, discovery: bool) -> dict[str, Any]:
-    """The pod the operator's Deployment runs for one replica of ``comp`` (``GenerateBasePodSpec``)."""
+    """The pod the operator's Deployment runs for one replica of ``comp`` (``GenerateBasePodSpec``,
+    deploy/operator/internal/dynamo/graph.go: the component's ``extraPodSpec`` PodSpec fields are
+    merged in first (``mergo.Merge(&podSpec, ExtraPodSpec.PodSpec, mergo.WithOverride)``), then the
+    main container, the PVC and shared-memory volumes are appended)."""
     main = copy.deepcopy(comp.main)
     container: dict[str, Any] = {"name": "main", "command": ["/bin/sh", "-c"]}
     if comp.type == "frontend":
@@ -188,7 +194,8 @@ def pod_spec(comp: Component, dgd_name: str, k8s_namespace: str, discovery: bool
     container.setdefault("ports", base_ports(comp))
     if comp.env_from_secret:
         container.setdefault("envFrom", []).append({"secretRef": {"name": comp.env_from_secret}})
-    volumes: list[dict[str, Any]] = []
+    extra = comp.pod
+    volumes: list[dict[str, Any]] = [copy.deepcopy(v) for v in extra.get("volumes") or [] if isinstance(v, dict)]
     mounts = list(container.get("volumeMounts") or [])
     for vm in comp.volume_mounts:
         if isinstance(vm, dict) and vm.get("name"):
@@ -200,14 +207,15 @@ def pod_spec(comp: Component, dgd_name: str, k8s_namespace: str, discovery: bool
         mounts.append({"name": "shared-memory", "mountPath": "/dev/shm"})
     if mounts:
         container["volumeMounts"] = mounts
-    containers = [container]
+    containers = [copy.deepcopy(c) for c in extra.get("containers") or [] if isinstance(c, dict)] + [container]
     for side in comp.sidecars:
         side = copy.deepcopy(side)
         side["env"] = _merge_env(base_env(Component(side["name"], "frontend", 1, {}), dgd_name, k8s_namespace,
                                           discovery), side.get("env") or [])
         containers.append(side)
-    return {"containers": containers, "volumes": volumes, "restartPolicy": "Always",
-            "terminationGracePeriodSeconds": 60, "securityContext": {"fsGroup": 1000}}
+    base = {"restartPolicy": "Always", "terminationGracePeriodSeconds": 60, "securityContext": {"fsGroup": 1000}}
+    base.update({k: copy.deepcopy(v) for k, v in extra.items() if k not in ("containers", "volumes")})
+    return {"containers": containers, "volumes": volumes, **base}
 
 
 def service(comp: Component, dgd_name: str, k8s_namespace: str, discovery: bool) -> dict[str, Any] | None:

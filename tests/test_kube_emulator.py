@@ -76,7 +76,12 @@ def graph(name: str = "g", **services) -> dict:
             "spec": {"backendFramework": "vllm", "services": services}}
 
 
-def apply_dgd(kube, ns: str, body: dict):
+def apply_dgd(kube, ns: str, body: dict, *, secret: bool = True):
+    """Apply a DGD as a user does: with ``secret``, the Secret its workers read (hf-token-secret) first."""
+    if secret:
+        kube.apply(f"/api/v1/namespaces/{ns}/secrets/hf-token-secret",
+                   {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hf-token-secret"},
+                    "stringData": {"HF_TOKEN": "x"}})
     return kube.apply(DGD_PATH.format(ns=ns, name=body["metadata"]["name"]), body)
 
 
@@ -220,6 +225,50 @@ def test_dgd_structural_schema_types_required_fields_and_enums(cluster):
 
 
 # -- what the operator creates ------------------------------------------------------------------------
+
+
+def test_pods_wait_for_the_secret_they_read_and_start_once_it_exists(cluster):
+    """The kubelet (pkg/kubelet/kubelet_pods.go makeEnvironmentVariables) keeps a container whose
+    envFrom Secret is missing in CreateContainerConfigError and retries; the Secret made later
+    starts it."""
+    operator(cluster)
+    kube = cluster.kube()
+    cluster.namespace("team-a")
+    apply_dgd(kube, "team-a", graph("g"), secret=False)
+
+    def waiting() -> list:
+        pod = cluster.get(PODS, "team-a", "g-vllmdecodeworker-0") or {}
+        return [cs["state"].get("waiting") for cs in (pod.get("status") or {}).get("containerStatuses") or []]
+
+    wait_for("CreateContainerConfigError", lambda: waiting() == [
+        {"reason": "CreateContainerConfigError", "message": 'secret "hf-token-secret" not found'}])
+    events = [e["message"] for e in kube.get("/api/v1/namespaces/team-a/events")["items"] if e["reason"] == "Failed"]
+    assert 'Error: secret "hf-token-secret" not found' in events
+    assert (cluster.get(DGD, "team-a", "g")["status"] or {}).get("state") != "successful"
+    apply_dgd(kube, "team-a", graph("g"))
+    wait_for("successful", lambda: (cluster.get(DGD, "team-a", "g")["status"] or {}).get("state") == "successful")
+
+
+def test_a_configmap_volume_that_does_not_exist_keeps_the_pod_creating_with_failedmount(cluster):
+    operator(cluster)
+    kube = cluster.kube()
+    cluster.namespace("team-a")
+    body = graph("g")
+    extra = body["spec"]["services"]["VllmDecodeWorker"]["extraPodSpec"]
+    extra["volumes"] = [{"name": "cfg", "configMap": {"name": "engine"}}]
+    apply_dgd(kube, "team-a", body)
+    wait_for("FailedMount", lambda: any(
+        e["reason"] == "FailedMount" and e["involvedObject"]["name"] == "g-vllmdecodeworker-0"
+        for e in kube.get("/api/v1/namespaces/team-a/events")["items"]))
+    [event] = [e for e in kube.get("/api/v1/namespaces/team-a/events")["items"]
+               if e["reason"] == "FailedMount" and e["involvedObject"]["name"] == "g-vllmdecodeworker-0"]
+    assert event["message"] == 'MountVolume.SetUp failed for volume "cfg" : configmap "engine" not found'
+    pod = cluster.get(PODS, "team-a", "g-vllmdecodeworker-0")
+    assert pod["status"]["containerStatuses"][0]["state"] == {"waiting": {"reason": "ContainerCreating"}}
+    assert {"name": "cfg", "configMap": {"name": "engine"}} in pod["spec"]["volumes"]  # extraPodSpec merged in
+    kube.apply("/api/v1/namespaces/team-a/configmaps/engine",
+               {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "engine"}, "data": {"a": "b"}})
+    wait_for("successful", lambda: (cluster.get(DGD, "team-a", "g")["status"] or {}).get("state") == "successful")
 
 
 def test_operator_pods_labels_ports_env_and_services_with_kubernetes_discovery(cluster):

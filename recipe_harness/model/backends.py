@@ -336,7 +336,7 @@ def _recipe_cache(recipe: LoadedRecipe) -> dict:
     return recipe.__dict__.setdefault("_backends_cache", {})
 
 
-def _config_maps(recipe: LoadedRecipe) -> dict[str, Document]:
+def config_maps(recipe: LoadedRecipe) -> dict[str, Document]:
     """ConfigMaps of the recipe: its loaded files, then the other YAML files of the recipe folder."""
     cache = _recipe_cache(recipe)
     if "config_maps" in cache:
@@ -376,7 +376,7 @@ def _mounted_file(recipe: LoadedRecipe, service: Service, file_path: str) -> tup
     if not isinstance(volume, dict) or not isinstance(volume.get("configMap"), dict):
         return None, f"{file_path!r} is on volume {mount.name!r}, which is not a ConfigMap"
     cm_name = volume["configMap"].get("name")
-    doc = _config_maps(recipe).get(str(cm_name))
+    doc = config_maps(recipe).get(str(cm_name))
     if doc is None:
         return None, f"ConfigMap {cm_name!r} mounted at {mount.mount_path!r} is not in the recipe"
     rel = file_path[len(mount.mount_path.rstrip("/")):].lstrip("/")

@@ -46,7 +46,7 @@ from recipe_harness.deploy.kubernetes.portforward import (
     pod_ready,
     ready_pods,
 )
-from recipe_harness.deploy.kubernetes.resources import POD
+from recipe_harness.deploy.kubernetes.resources import POD, Resolver, UnknownKind
 from recipe_harness.deploy.twin import has_prefill_worker, run_role
 from recipe_harness.model import (
     ROLE_DECODE,
@@ -224,8 +224,8 @@ def unsupported(recipe: LoadedRecipe, manifests: Any, kube: Kube) -> str | None:
     target's Manifests, twin or not), or ``None``. Checked before anything is created; the
     target raises :class:`~recipe_harness.deploy.DeploySkip` with it."""
     deploy_file = recipe.recipe.deploy_file
-    bodies = [("deploy", manifests.dgd), *(("model-cache", b) for b in manifests.model_cache),
-              *(("perf", b) for b in manifests.perf)]
+    bodies = [("deploy", manifests.dgd), *(("deploy", b) for b in manifests.companions),
+              *(("model-cache", b) for b in manifests.model_cache), *(("perf", b) for b in manifests.perf)]
     for what, body in bodies:
         for path, image in _images(body):
             if placeholder_image(image):
@@ -234,6 +234,9 @@ def unsupported(recipe: LoadedRecipe, manifests: Any, kube: Kube) -> str | None:
                         f"{deploy_file if what == 'deploy' else 'recipe'}) is a placeholder to fill in; no cluster "
                         "can pull it. Replace it with a published image and tag (e.g. the Dynamo release the "
                         "other images use) to deploy this recipe")
+    missing_kind = _unserved_companion(manifests.companions, kube)
+    if missing_kind:
+        return f"{recipe.id}: {deploy_file} creates {missing_kind}"
     dep = recipe.deployment
     epp = [s.name for s in (dep.services if dep else []) if s.component_type == EPP_TYPE]
     kinds = sorted({str(b.get("kind")) for _, b in bodies[1:] if isinstance(b, dict) and b.get("kind") in GAIE_KINDS})
@@ -251,6 +254,23 @@ def unsupported(recipe: LoadedRecipe, manifests: Any, kube: Kube) -> str | None:
     return (f"{recipe.id}: the graph needs the Gateway API Inference Extension ({why}), and this cluster serves no "
             f"{', '.join(missing)} ({' or '.join(GAIE_GROUPS)}). Install the GAIE CRDs (and a Gateway) to run "
             f"this recipe; its frontend sidecars are checked on the local target")
+
+
+def _unserved_companion(bodies: list[dict[str, Any]], kube: Kube) -> str | None:
+    """The first object of the deploy file besides the DGD whose kind the cluster does not serve
+    (a ComputeDomain without NVIDIA's DRA driver ...), said as ``Kind name: why``; ``None`` when all
+    are served or discovery cannot tell (the apply will show what happens)."""
+    resolver = Resolver(kube)
+    for body in bodies:
+        if body.get("kind") in GAIE_KINDS:
+            continue  # the GAIE check below says more
+        try:
+            resolver.resolve(str(body.get("apiVersion") or ""), str(body.get("kind")))
+        except UnknownKind as exc:
+            return f"{body.get('kind')} {(body.get('metadata') or {}).get('name')}: {exc}"
+        except KubeError:
+            return None
+    return None
 
 
 # -- forwards, components, endpoint --------------------------------------------------------------

@@ -77,6 +77,21 @@ _CREATE_REFUSED = (
      "the apiserver refused to create its pods (a LimitRange or another admission rule); fix what the "
      "message names"),
 )
+# FailedMount: the kubelet cannot mount a volume, and the pod waits in ContainerCreating. When the
+# ConfigMap or Secret a volume names does not exist, its configmap/secret plugin says so with the
+# kubelet object manager's NotFound (pkg/volume/configmap/configmap.go, pkg/volume/secret/secret.go
+# SetUpAt; singular resource names: 'configmap "x" not found'), or a key the volume lists is not in
+# it ("configmap references non-existent config key: k"); the kubelet retries, so the target
+# confirms with the API that the object is still missing (:func:`missing_config`). Other mount
+# failures (a slow attach, a CSI driver's error) may heal and are left to --deploy-timeout.
+_MOUNT_MISSING = re.compile(r'\b(configmap|secret) "([^"]+)" not found|references non-existent (config|secret) key',
+                            re.I)
+MOUNT_HINT = ("the pod mounts a {kind} that does not exist in the run's namespace: ship it in the recipe's deploy "
+              "file (the harness applies every document of it before the DGD, as kubectl apply -f does) or fix "
+              "the name the DGD's volumes give")
+# CreateContainerConfigError that clears by itself: a kubelet that has just started cannot build
+# service env vars yet (pkg/kubelet/kubelet_pods.go getServiceEnvVarMap).
+_CONFIG_TRANSIENT = re.compile(r"services have not yet been read at least once", re.I)
 QUOTA_HINT = ("the namespace's ResourceQuota is used up; it may free up as other workloads end (allowed "
               "--unschedulable-grace), else raise the quota or ask for less (kubectl describe resourcequota)")
 
@@ -177,7 +192,8 @@ def pod_failures(pod: dict[str, Any], tolerance: Tolerance | None = None) -> lis
         reason = waiting.get("reason")
         msg = str(waiting.get("message") or "").strip()[:400]
         if reason in FATAL_WAITING:
-            out.append(Failure(reason, "Pod", name, cname, msg, FATAL_WAITING[reason]))
+            if not _CONFIG_TRANSIENT.search(msg):
+                out.append(Failure(reason, "Pod", name, cname, msg, FATAL_WAITING[reason]))
             continue
         if reason in PULL_WAITING:
             out.append(_pull_failure(name, cname, reason, msg))
@@ -273,6 +289,10 @@ def event_failures(event: dict[str, Any]) -> list[Failure]:
         return [Failure("ErrImagePull", "Pod", name, m.group(1) if m else "", msg[:600], PULL_HINT)]
     if reason == "FailedCreate":
         return _failed_create(str(kind or "?"), name, msg)
+    if kind == "Pod" and reason == "FailedMount" and _MOUNT_MISSING.search(msg):
+        ref = missing_config(msg)
+        return [Failure("FailedMount", "Pod", name, "", msg[:600],
+                        MOUNT_HINT.format(kind="Secret" if ref and ref[0] == "secret" else "ConfigMap"))]
     if kind == "PersistentVolumeClaim" and reason in PVC_EVENTS:
         terminal = bool(_PVC_TERMINAL.search(msg))
         return [Failure(str(reason), "PersistentVolumeClaim", name, "", msg[:600],
@@ -371,6 +391,15 @@ AUTOSCALER_HINT = ("the cluster runs a node autoscaler ({autoscaler}), which has
                    "Karpenter's NodePools and logs")
 
 
+def missing_config(message: str) -> tuple[str, str] | None:
+    """The ConfigMap or Secret a ``FailedMount`` message says does not exist, as (``configmap`` |
+    ``secret``, name); ``None`` when it names none (a missing key)."""
+    m = _MOUNT_MISSING.search(message)
+    if m is None or m.group(1) is None:
+        return None
+    return m.group(1).lower(), m.group(2)
+
+
 def contradicted(failure: Failure, pods: dict[str, dict[str, Any]],
                  pvcs: dict[str, dict[str, Any] | None], event: dict[str, Any] | None = None) -> bool:
     """Whether the current state of the object an event-based ``failure`` names says it is over:
@@ -392,6 +421,10 @@ def contradicted(failure: Failure, pods: dict[str, dict[str, Any]],
             return False
         if failure.reason == "Unschedulable":
             return _scheduled(pod)
+        if failure.reason == "FailedMount":  # mounted since: a container got past ContainerCreating
+            status = pod.get("status") or {}
+            return any(_container_started(pod, str(cs.get("name")))
+                       for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])])
         if failure.reason == "ErrImagePull" and failure.container:
             return _container_started(pod, failure.container)
         return False

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recipe_harness.deploy.kubernetes.client import ApiError, Kube, KubeError
+from recipe_harness.deploy.kubernetes.manifests import walk_maps
 from recipe_harness.deploy.kubernetes.resources import (
     CRD,
     DEPLOYMENT,
@@ -25,7 +26,6 @@ from recipe_harness.deploy.kubernetes.resources import (
     NODE,
     STORAGE_CLASS,
     split_api_version,
-    walk_maps,
 )
 from recipe_harness.model.bundle import LoadedRecipe
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -65,6 +64,7 @@ POD = ResourceType("", "v1", "pods")
 EVENT = ResourceType("", "v1", "events")
 SERVICE = ResourceType("", "v1", "services")
 SECRET = ResourceType("", "v1", "secrets")
+CONFIGMAP = ResourceType("", "v1", "configmaps")
 PVC = ResourceType("", "v1", "persistentvolumeclaims")
 NAMESPACE = ResourceType("", "v1", "namespaces", namespaced=False)
 NODE = ResourceType("", "v1", "nodes", namespaced=False)
@@ -127,14 +127,3 @@ def pod_claims(pod: dict[str, Any]) -> list[str]:
     spec = pod.get("spec") or {}
     return [str(v["persistentVolumeClaim"].get("claimName")) for v in spec.get("volumes") or []
             if isinstance(v, dict) and isinstance(v.get("persistentVolumeClaim"), dict)]
-
-
-def walk_maps(obj: Any) -> Iterator[dict]:
-    """Every mapping inside a manifest body, depth first."""
-    if isinstance(obj, dict):
-        yield obj
-        for v in obj.values():
-            yield from walk_maps(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from walk_maps(v)

@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from recipe_harness.deploy.kubernetes import analysis, cache, diagnostics, perf_
 from recipe_harness.deploy.kubernetes.access import Access, api_service, open_access, unsupported
 from recipe_harness.deploy.kubernetes.analysis import Failure
 from recipe_harness.deploy.kubernetes.client import MERGE_PATCH, ApiError, Backoff, Kube, KubeError, poll
+from recipe_harness.deploy.kubernetes.manifests import Manifests, companions, referenced_secrets
 from recipe_harness.deploy.kubernetes.namespace import (
     REGISTRY,
     NamespaceBudgetError,
@@ -36,6 +37,7 @@ from recipe_harness.deploy.kubernetes.namespace import (
 )
 from recipe_harness.deploy.kubernetes.preflight import PreflightReport, node_autoscaler, preflight
 from recipe_harness.deploy.kubernetes.resources import (
+    CONFIGMAP,
     EVENT,
     JOB,
     NAMESPACE,
@@ -46,7 +48,6 @@ from recipe_harness.deploy.kubernetes.resources import (
     ResourceType,
     dgd_type,
     pod_claims,
-    walk_maps,
 )
 from recipe_harness.deploy.kubernetes.twin import TwinOptions, mocker_twin
 from recipe_harness.deploy.kubernetes.watch import WatchSet
@@ -106,30 +107,8 @@ class KubeOptions:
                 "namespace deletion": f"{self.delete_timeout:g}s (--delete-timeout)"}
 
 
-@dataclass
-class Manifests:
-    dgd: dict[str, Any]
-    model_cache: list[dict[str, Any]] = field(default_factory=list)
-    perf: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
 def _log(message: str) -> None:
     print(f"[recipe-harness kubernetes] {message}", file=sys.stderr, flush=True)
-
-
-def referenced_secrets(manifests: Manifests) -> list[str]:
-    """Secrets the manifests read env from (``envFromSecret``, ``secretRef``, ``secretKeyRef``)."""
-    names: set[str] = set()
-    for body in [manifests.dgd, *manifests.model_cache, *manifests.perf]:
-        for node in walk_maps(body):
-            if isinstance(node.get("envFromSecret"), str):
-                names.add(node["envFromSecret"])
-            for key in ("secretRef", "secretKeyRef"):
-                ref = node.get(key)
-                if isinstance(ref, dict) and isinstance(ref.get("name"), str):
-                    names.add(ref["name"])
-    return sorted(names)
 
 
 class KubernetesTarget:
@@ -160,10 +139,11 @@ class KubernetesTarget:
             raise DeployError(f"{recipe.id}: no DynamoGraphDeployment in {recipe.recipe.deploy_file}")
         if self.options.twin == "mocker":
             twin = mocker_twin(recipe, TwinOptions(image=self.options.twin_image))
-            return Manifests(twin.dgd, twin.model_cache, twin.perf, twin.notes)
+            return Manifests(twin.dgd, twin.model_cache, twin.perf, twin.notes, twin.companions)
         return Manifests(copy.deepcopy(dep.document.body),
                          [copy.deepcopy(d.body) for d in recipe.model_cache_documents if isinstance(d.body, dict)],
-                         [copy.deepcopy(d.body) for d in recipe.perf_documents if isinstance(d.body, dict)])
+                         [copy.deepcopy(d.body) for d in recipe.perf_documents if isinstance(d.body, dict)],
+                         companions=copy.deepcopy(companions(recipe)))
 
     def apply(self, namespace: str, body: dict[str, Any], resolver: Resolver) -> ResourceType:
         """Server-side apply of one manifest into ``namespace`` (namespaced kinds only)."""
@@ -377,7 +357,21 @@ class KubernetesTarget:
                 pvcs[name] = self.kube.get_or_none(PVC.path(namespace, name))
             except KubeError:
                 pvcs[name] = None  # unreadable: the event stands
-        return [f for f, ev in found if not analysis.contradicted(f, pods, pvcs, ev)]
+        return [f for f, ev in found if not analysis.contradicted(f, pods, pvcs, ev)
+                and not (f.reason == "FailedMount" and self._config_exists(namespace, f.message))]
+
+    def _config_exists(self, namespace: str, message: str) -> bool:
+        """Whether the ConfigMap or Secret a ``FailedMount`` says is missing exists now (the kubelet
+        mounts it at its next try); ``False`` when the API cannot tell (unreadable: the kubelet's
+        word stands)."""
+        ref = analysis.missing_config(message)
+        if ref is None:
+            return False
+        rtype = CONFIGMAP if ref[0] == "configmap" else SECRET
+        try:
+            return self.kube.get_or_none(rtype.path(namespace, ref[1])) is not None
+        except KubeError:
+            return False
 
     def wait_dgd(self, namespace: str, rtype: ResourceType, name: str, timeout: float,
                  diag_dir: Path | None = None) -> dict[str, Any]:
@@ -594,6 +588,8 @@ class KubernetesTarget:
         try:
             try:
                 resolver = Resolver(kube)
+                for body in manifests.companions:  # kubectl apply -f deploy.yaml: ConfigMaps ... before the DGD
+                    created.append(self.apply(ns, body, resolver).path(ns, body["metadata"]["name"]))
                 created += [SECRET.path(ns, n) for n in self._secrets(ns, manifests)]
                 self._model_cache(ns, manifests, resolver, diag_dir, created)
                 created.append(self.apply(ns, manifests.dgd, resolver).path(ns, dgd_name))

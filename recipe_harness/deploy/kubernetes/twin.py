@@ -46,6 +46,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from recipe_harness.deploy.kubernetes.manifests import companions
 from recipe_harness.deploy.mocker import (
     DEFAULT_DYNAMO_VERSION,
     MOCKER_FLAGS,
@@ -81,6 +82,9 @@ PERF_REQUEST_CAP = 32
 PERF_WARMUP_CAP = 2
 HF_INCLUDE = '--include "*.json" "tokenizer*" "*.model" "*.tiktoken" "*.txt"'
 GPU_KEYS = ("gpu", "gpuType", "nvidia.com/gpu")
+# Dynamic Resource Allocation objects a recipe may ship for its pods' GPUs (NVIDIA's ComputeDomain,
+# ResourceClaimTemplates): the twin's pods claim nothing (their resourceClaims are dropped).
+DRA_GROUPS = ("resource.nvidia.com", "resource.k8s.io")
 _RDMA = re.compile(r"^(rdma/|nvidia\.com/(hostdev|mlnx|sriov)|mellanox\.com/)")
 _GPU_LABELS = re.compile(r"^(nvidia\.com/|feature\.node\.kubernetes\.io/pci-10de|cloud\.google\.com/gke-accelerator)")
 _PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
@@ -98,6 +102,7 @@ class Twin:
     model_cache: list[dict[str, Any]] = field(default_factory=list)
     perf: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    companions: list[dict[str, Any]] = field(default_factory=list)  # the deploy file's other objects
 
 
 # -- the twin image and its mocker's flags -------------------------------------------------------
@@ -438,9 +443,25 @@ def twin_perf(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[st
     return out, notes
 
 
+def twin_companions(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The deploy file's other objects (:func:`~.manifests.companions`) the twin keeps: all but the
+    DRA objects that share GPUs between pods (NVIDIA's ComputeDomain); the twin's pods claim none."""
+    out, notes = [], []
+    for doc in docs:
+        group = str(doc.get("apiVersion") or "").rpartition("/")[0]
+        if group in DRA_GROUPS:
+            notes.append(f"{doc.get('kind')} {(doc.get('metadata') or {}).get('name')}: left out (the twin's pods "
+                         "claim no GPUs)")
+            continue
+        out.append(copy.deepcopy(doc))
+    return out, notes
+
+
 def mocker_twin(recipe: LoadedRecipe, opts: TwinOptions | None = None) -> Twin:
-    """The GPU-free twin of a recipe: DGD, model-cache manifests and perf Job."""
+    """The GPU-free twin of a recipe: DGD, the deploy file's other objects, model-cache manifests
+    and perf Job."""
     dgd, notes = twin_dgd(recipe, opts)
     cache, n2 = twin_model_cache([d.body for d in recipe.model_cache_documents if isinstance(d.body, dict)])
     perf, n3 = twin_perf([d.body for d in recipe.perf_documents if isinstance(d.body, dict)])
-    return Twin(dgd, cache, perf, notes + n2 + n3)
+    kept, n4 = twin_companions(companions(recipe))
+    return Twin(dgd, cache, perf, notes + n4 + n2 + n3, kept)
