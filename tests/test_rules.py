@@ -39,6 +39,7 @@ EXPECTED = {
     "RH311": ("RH311", "tiny/vllm/agg/deploy.yaml", 42),
     "RH312": ("RH312", "tiny/model-cache/model-cache.yaml", 7),
     "RH313": ("RH313", "tiny/vllm/agg/deploy.yaml", 47),
+    "RH314": ("RH314", "tiny/vllm/agg/deploy.yaml", 46),
     "RH320": ("RH320", "tiny/vllm/disagg-kv-router/deploy.yaml", 80),
     "RH321": ("RH321", "tiny/vllm/agg/deploy.yaml", 47),
     "RH322": ("RH322", "tiny/vllm/agg/perf.yaml", 19),
@@ -319,6 +320,23 @@ def test_a_claim_documented_as_prerequisite_is_accepted(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "RH310" / "recipes", root)
     readme = root / "tiny" / "README.md"
     readme.write_text(readme.read_text() + "\nCreate the PVC `perf-results` (ReadWriteOnce) before the benchmark.\n")
+    assert all_findings(root) == []
+
+
+@pytest.mark.parametrize("how", ["readme", "optional", "beside"])
+def test_a_configmap_documented_optional_or_shipped_beside_the_deploy_file_is_accepted(tmp_path: Path, how: str) -> None:
+    root = tmp_path / "recipes"
+    shutil.copytree(FIXTURES / "RH314" / "recipes", root)
+    deploy = root / "tiny" / "vllm" / "agg" / "deploy.yaml"
+    if how == "readme":
+        readme = root / "tiny" / "README.md"
+        readme.write_text(readme.read_text() + "\nCreate the ConfigMap `tiny-chat-template` with your chat template.\n")
+    elif how == "optional":
+        deploy.write_text(deploy.read_text().replace("name: tiny-chat-template", "name: tiny-chat-template\n"
+                                                     "              optional: true"))
+    else:
+        (deploy.parent / "chat-template.yaml").write_text(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tiny-chat-template\ndata:\n  t.jinja: x\n")
     assert all_findings(root) == []
 
 

@@ -1,5 +1,5 @@
-"""Storage (RH310-RH319): every claim resolves, shared claims are ReadWriteMany, and the workers read
-the model where the download Job writes it."""
+"""Storage (RH310-RH319): every claim and mounted ConfigMap resolves, shared claims are ReadWriteMany,
+and the workers read the model where the download Job writes it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from recipe_harness.findings import Finding
 from recipe_harness.load.manifests import Document
 from recipe_harness.model import Service
-from recipe_harness.model.backends import service_env
+from recipe_harness.model.backends import config_maps, service_env
 from recipe_harness.model.bundle import LoadedRecipe
 from recipe_harness.model.shell import Container, pod_spec_path
 from recipe_harness.static.rules import rule
@@ -91,6 +91,50 @@ def claims_resolve(recipe: LoadedRecipe) -> Iterator[Finding]:
         yield emit("RH310", recipe, at(doc, path),
                    f"PVC {name!r} is not created by the recipe (its PVCs: {have}) nor documented as a "
                    f"prerequisite{more}")
+
+
+def _config_map_refs(body: object, path: tuple = ()) -> Iterator[tuple[str, tuple]]:
+    """(name, path of the name) of every ConfigMap a manifest mounts (``volumes[].configMap``,
+    projected sources) or reads env from (``configMapRef``, ``configMapKeyRef``), optional ones
+    aside: the kubelet waits for these (``FailedMount``, ``CreateContainerConfigError``)."""
+    if isinstance(body, dict):
+        for key in ("configMap", "configMapRef", "configMapKeyRef"):
+            ref = body.get(key)
+            if isinstance(ref, dict) and isinstance(ref.get("name"), str) and not ref.get("optional"):
+                yield ref["name"], path + (key, "name")
+        for k, v in body.items():
+            yield from _config_map_refs(v, path + (k,))
+    elif isinstance(body, list):
+        for i, v in enumerate(body):
+            yield from _config_map_refs(v, path + (i,))
+
+
+@rule("RH314", "storage",
+      "Every ConfigMap a workload of the recipe mounts or reads env from is shipped with the recipe (its "
+      "manifests or a YAML file beside the deploy file) or documented in its README as a prerequisite.",
+      "add the ConfigMap to the deploy file (kubectl apply -f applies it with the DGD) or a YAML file beside it, "
+      "fix the name, mark the reference optional, or name the ConfigMap as a prerequisite in the README")
+def config_maps_resolve(recipe: LoadedRecipe) -> Iterator[Finding]:
+    shipped = config_maps(recipe)
+    have = ", ".join(sorted(shipped)) or "none"
+    seen: set[str] = set()
+    for doc in recipe.documents():
+        if doc.kind != "DynamoGraphDeployment" and pod_spec_path(doc) is None:
+            continue
+        for name, path in _config_map_refs(doc.body):
+            if name in shipped or name in seen or _documented_config_map(recipe, name):
+                continue
+            seen.add(name)
+            yield emit("RH314", recipe, at(doc, path),
+                       f"ConfigMap {name!r} is not shipped with the recipe (its ConfigMaps: {have}) nor documented "
+                       "as a prerequisite: the pods wait for it in ContainerCreating (FailedMount)")
+
+
+def _documented_config_map(recipe: LoadedRecipe, name: str) -> bool:
+    """The README names the ConfigMap as a prerequisite (`name` on a line about ConfigMaps)."""
+    pattern = re.compile(r"[`'\"]" + re.escape(name) + r"[`'\"]|configmaps?[/ ]" + re.escape(name) + r"\b", re.I)
+    return any(pattern.search(line) and re.search(r"(?i)config ?map", line)
+               for text in recipe.readme_texts.values() for line in text.splitlines())
 
 
 @rule("RH311", "storage",
