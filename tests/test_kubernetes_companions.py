@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from kube_emulator import CONFIGMAPS, DGD_LABEL, EVENTS, PODS, EmulatedCluster, FakeCluster, event  # noqa: E402
-from test_kubernetes_target import CACHE, DEPLOY, frontend, harness_namespaces, target_for  # noqa: E402,F401
+from kube_emulator import CONFIGMAPS, DGD_LABEL, EVENTS, PODS, event  # noqa: E402
+from test_kubernetes_target import CACHE, DEPLOY, cluster, fake, frontend, harness_namespaces, target_for  # noqa: E402,F401 -- fixtures: the emulated cluster and its frontend
 
 from recipe_harness.deploy import DeployError, DeploySkip  # noqa: E402
 from recipe_harness.deploy.kubernetes import analysis  # noqa: E402
@@ -59,20 +59,6 @@ def make_recipe(root: Path, deploy: str, beside: dict[str, str] | None = None) -
         (folder / name).write_text(text)
     [found] = discover(root).recipes
     return LoadedRecipe.load(found)
-
-
-@pytest.fixture
-def cluster():
-    c = EmulatedCluster(namespace_finalize_delay=0.1, watch_timeout_cap=5.0)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def fake(cluster: EmulatedCluster, frontend, tmp_path: Path) -> FakeCluster:  # noqa: F811
-    pvc = tmp_path / "pvc-model-cache"
-    pvc.mkdir()
-    return cluster.call(lambda: FakeCluster(cluster.emu, frontend_addr=frontend, pvc_dirs={"model-cache": pvc}))
 
 
 @pytest.fixture(autouse=True)

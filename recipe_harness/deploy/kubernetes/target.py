@@ -138,8 +138,7 @@ class KubernetesTarget:
         if dep is None:
             raise DeployError(f"{recipe.id}: no DynamoGraphDeployment in {recipe.recipe.deploy_file}")
         if self.options.twin == "mocker":
-            twin = mocker_twin(recipe, TwinOptions(image=self.options.twin_image))
-            return Manifests(twin.dgd, twin.model_cache, twin.perf, twin.notes, twin.companions)
+            return mocker_twin(recipe, TwinOptions(image=self.options.twin_image))
         return Manifests(copy.deepcopy(dep.document.body),
                          [copy.deepcopy(d.body) for d in recipe.model_cache_documents if isinstance(d.body, dict)],
                          [copy.deepcopy(d.body) for d in recipe.perf_documents if isinstance(d.body, dict)],

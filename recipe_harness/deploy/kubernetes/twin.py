@@ -43,10 +43,10 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from recipe_harness.deploy.kubernetes.manifests import companions
+from recipe_harness.deploy.kubernetes.manifests import Manifests, companions
 from recipe_harness.deploy.mocker import (
     DEFAULT_DYNAMO_VERSION,
     MOCKER_FLAGS,
@@ -96,13 +96,8 @@ class TwinOptions:
     speedup_ratio: float = 10.0
 
 
-@dataclass
-class Twin:
-    dgd: dict[str, Any]
-    model_cache: list[dict[str, Any]] = field(default_factory=list)
-    perf: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    companions: list[dict[str, Any]] = field(default_factory=list)  # the deploy file's other objects
+Twin = Manifests
+"""A twin is what the target applies: :class:`~.manifests.Manifests` written for the mocker."""
 
 
 # -- the twin image and its mocker's flags -------------------------------------------------------
@@ -464,4 +459,4 @@ def mocker_twin(recipe: LoadedRecipe, opts: TwinOptions | None = None) -> Twin:
     cache, n2 = twin_model_cache([d.body for d in recipe.model_cache_documents if isinstance(d.body, dict)])
     perf, n3 = twin_perf([d.body for d in recipe.perf_documents if isinstance(d.body, dict)])
     kept, n4 = twin_companions(companions(recipe))
-    return Twin(dgd, cache, perf, notes + n4 + n2 + n3, kept)
+    return Manifests(dgd, cache, perf, notes + n4 + n2 + n3, kept)
