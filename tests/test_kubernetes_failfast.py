@@ -149,6 +149,17 @@ def test_dgd_failed_from_a_reconcile_error_gets_a_grace_validation_failed_is_fin
     assert analysis.dgd_failure(dgd("pending", "some_resources_are_not_ready")) is None
 
 
+@pytest.mark.parametrize("state", ["failed", "pending"])
+def test_no_multinode_orchestrator_is_final_whatever_the_state(state):
+    """The operator looks for Grove or LWS + Volcano at start-up only: no reconcile clears it."""
+    f = analysis.dgd_failure(dgd(state, "no_multinode_orchestrator_available", "no multinode orchestrator available"))
+    assert f is not None and f.terminal and "restart the operator" in f.hint
+    older = analysis.dgd_failure(dgd("failed", "failed_to_reconcile_the_resources",
+                                     "failed to reconcile Dynamo components deployments: no multinode orchestrator "
+                                     "available"))
+    assert older is not None and older.terminal
+
+
 def test_a_signal_that_clears_is_forgotten_and_starts_a_new_grace_when_it_returns():
     target = KubernetesTarget(KubeOptions(dgd_failed_grace=0.2), kube=object())  # type: ignore[arg-type]
     seen: dict = {}
@@ -513,6 +524,32 @@ def test_failed_create_from_any_controller_is_a_failure_naming_object_reason_and
     assert f.describe().startswith(f"{kind.lower()} w: FailedCreate: Error creating:") and hint in f.describe()
     if not terminal:
         assert f.grace == analysis.GRACE_UNSCHEDULABLE
+
+
+def test_grove_pod_create_failed_on_a_podclique_is_judged_as_failed_create():
+    """Grove's PodClique controller says it with its own reason (ReasonPodCreateFailed)."""
+    msg = ('Error creating pod g-0-vllmworker-abc12: pods "g-0-vllmworker-abc12" is forbidden: violates PodSecurity '
+           '"baseline:latest": hostPath volumes (volume "dev")')
+    [f] = analysis.event_failures(warning("PodClique", "g-0-vllmworker", "PodCreateFailed", msg))
+    assert (f.kind, f.name, f.reason, f.terminal) == ("PodClique", "g-0-vllmworker", "FailedCreate", True)
+    owner = {"kind": "PodClique", "name": "g-0-vllmworker", "controller": True}
+    made = {"metadata": {"name": "p", "creationTimestamp": _ago(1), "ownerReferences": [owner]}}
+    assert analysis.contradicted(f, {"p": made}, {}, {"lastTimestamp": _ago(20)})
+
+
+def test_a_read_write_once_volume_attached_elsewhere_gets_the_pvc_grace_and_ends_when_the_pod_starts():
+    msg = ('Multi-Attach error for volume "pvc-1" Volume is already exclusively attached to one node and can\'t be '
+           "attached to another")
+    [f] = analysis.event_failures(warning("Pod", "w-0", "FailedAttachVolume", msg))
+    assert (f.reason, f.grace) == ("MultiAttach", analysis.GRACE_PVC) and "ReadWriteMany" in f.hint
+    creating = {"metadata": {"name": "w-0"}, "status": {"containerStatuses": [
+        {"name": "main", "state": {"waiting": {"reason": "ContainerCreating"}}}]}}
+    started = {"metadata": {"name": "w-0"}, "status": {"containerStatuses": [
+        {"name": "main", "state": {"running": {}}, "imageID": "sha256:1"}]}}
+    assert not analysis.contradicted(f, {"w-0": creating}, {})
+    assert analysis.contradicted(f, {"w-0": started}, {})
+    assert analysis.event_failures(warning("Pod", "w-0", "FailedAttachVolume", "AttachVolume.Attach failed for "
+                                           "volume \"pvc-1\" : rpc error: code = DeadlineExceeded")) == []
 
 
 def test_failed_create_for_a_service_account_not_made_yet_is_retried_not_a_failure():

@@ -63,6 +63,10 @@ DGD_TERMINAL_REASONS = ("ValidationFailed",)
 # in this order: a ServiceAccount not made yet (a fresh namespace's "default" comes a moment after
 # it) is retried by the controller and is no failure; an exhausted ResourceQuota may free up;
 # Pod Security, an admission webhook's denial and any other "forbidden" do not change by retrying.
+# Grove (the operator's default for graphs when the grove.io API is served) says the same on the
+# PodClique with its own reason (ai-dynamo/grove operator/internal/constants/constants.go
+# ReasonPodCreateFailed; podclique/components/pod: "Error creating pod <name>: <err>").
+CREATE_FAILED_REASONS = ("FailedCreate", "PodCreateFailed")
 _CREATE_TRANSIENT = re.compile(r"error looking up service account|serviceaccounts? \"[^\"]*\" not found", re.I)
 _CREATE_QUOTA = re.compile(r"exceeded quota", re.I)
 _CREATE_REFUSED = (
@@ -89,6 +93,13 @@ _MOUNT_MISSING = re.compile(r'\b(configmap|secret) "([^"]+)" not found|reference
 MOUNT_HINT = ("the pod mounts a {kind} that does not exist in the run's namespace: ship it in the recipe's deploy "
               "file (the harness applies every document of it before the DGD, as kubectl apply -f does) or fix "
               "the name the DGD's volumes give")
+# A ReadWriteOnce volume attached to another node: the attach/detach controller reports it once per
+# pod (kubernetes pkg/controller/volume/attachdetach/reconciler/reconciler.go reportMultiAttachError,
+# "Multi-Attach error for volume ... Volume is already exclusively attached to one node and can't be
+# attached to another") and the pod waits in ContainerCreating until the other pod lets go.
+_MULTI_ATTACH = re.compile(r"Multi-Attach error", re.I)
+MULTI_ATTACH_HINT = ("a ReadWriteOnce volume is in use by a pod on another node: give the model-cache PVC a "
+                     "ReadWriteMany storage class (RH312), or keep the pods that share it on one node")
 # CreateContainerConfigError that clears by itself: a kubelet that has just started cannot build
 # service env vars yet (pkg/kubelet/kubelet_pods.go getServiceEnvVarMap).
 _CONFIG_TRANSIENT = re.compile(r"services have not yet been read at least once", re.I)
@@ -287,8 +298,10 @@ def event_failures(event: dict[str, Any]) -> list[Failure]:
         fieldpath = str(involved.get("fieldPath") or "")
         m = re.search(r"containers\{([^}]*)\}", fieldpath)
         return [Failure("ErrImagePull", "Pod", name, m.group(1) if m else "", msg[:600], PULL_HINT)]
-    if reason == "FailedCreate":
+    if reason in CREATE_FAILED_REASONS:
         return _failed_create(str(kind or "?"), name, msg)
+    if kind == "Pod" and reason == "FailedAttachVolume" and _MULTI_ATTACH.search(msg):
+        return [Failure("MultiAttach", "Pod", name, "", msg[:600], MULTI_ATTACH_HINT, GRACE_PVC)]
     if kind == "Pod" and reason == "FailedMount" and _MOUNT_MISSING.search(msg):
         ref = missing_config(msg)
         return [Failure("FailedMount", "Pod", name, "", msg[:600],
@@ -406,7 +419,7 @@ def contradicted(failure: Failure, pods: dict[str, dict[str, Any]],
     the pod has been scheduled since (``PodScheduled=True``), the container whose image would not
     pull has started, the claim is ``Bound``, the controller that could not create a pod created
     one after the ``event`` was last seen. ``pods`` and ``pvcs`` map names to current objects."""
-    if failure.reason == "FailedCreate":
+    if failure.reason == "FailedCreate":  # (Grove's PodCreateFailed too: its pods are owned by the PodClique)
         last = event_last_seen(event or {})
         for made in pods.values():
             owner = controller_of(made) or {}
@@ -421,7 +434,7 @@ def contradicted(failure: Failure, pods: dict[str, dict[str, Any]],
             return False
         if failure.reason == "Unschedulable":
             return _scheduled(pod)
-        if failure.reason == "FailedMount":  # mounted since: a container got past ContainerCreating
+        if failure.reason in ("FailedMount", "MultiAttach"):  # mounted since: a container got past ContainerCreating
             status = pod.get("status") or {}
             return any(_container_started(pod, str(cs.get("name")))
                        for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])])
@@ -514,15 +527,32 @@ def dgd_ready(dgd: dict[str, Any]) -> bool:
         return False
 
 
+# Reconcile errors that no later reconcile clears: the operator looks for a multinode orchestrator
+# once, at start-up (deploy/operator main.go: LWS counts only with Volcano; Grove when its API group
+# is served), and fails every DGD with a multinode service without one (dynamographdeployment
+# controller: "no multinode orchestrator available", Ready reason no_multinode_orchestrator_available).
+DGD_TERMINAL_MESSAGES = (
+    (re.compile(r"no.multinode.orchestrator.available", re.I),
+     "the Dynamo operator found no multinode orchestrator when it started (Grove, or LeaderWorkerSet together "
+     "with Volcano) and fails every DGD with multinode services: install Grove, or LWS and Volcano, then restart "
+     "the operator (it looks only at start-up); or deploy a recipe without multinode"),
+)
+
+
 def dgd_failure(dgd: dict[str, Any]) -> Failure | None:
-    """``status.state: failed``: final when the operator refused the spec (``ValidationFailed``),
-    else allowed the ``dgd-failed`` grace (the next good reconcile clears it)."""
+    """``status.state: failed``: final when the operator refused the spec (``ValidationFailed``) or
+    hit an error only a change to the cluster clears (:data:`DGD_TERMINAL_MESSAGES`, said on a
+    condition whatever the state), else allowed the ``dgd-failed`` grace (the next good reconcile
+    clears it)."""
     status = dgd.get("status") or {}
-    if str(status.get("state") or "").lower() != "failed":
-        return None
     conds = [c for c in status.get("conditions") or [] if c.get("status") != "True"]
     msgs = [f"{c.get('type')}={c.get('status')} {c.get('reason') or ''}: {c.get('message') or ''}".strip()
             for c in conds]
+    for pattern, why in DGD_TERMINAL_MESSAGES:
+        if any(pattern.search(m) for m in msgs):
+            return Failure("DGDFailed", "DynamoGraphDeployment", _name(dgd), "", "; ".join(msgs)[:600], why)
+    if str(status.get("state") or "").lower() != "failed":
+        return None
     ready: dict[str, Any] = next((c for c in conds if c.get("type") == "Ready"), {})
     terminal = ready.get("reason") in DGD_TERMINAL_REASONS
     hint = ("the operator refused the spec; fix the DGD" if terminal else
