@@ -515,6 +515,25 @@ def test_every_worker_pod_gets_a_metrics_url_through_its_own_forward(cluster, se
     assert by_name["tiny-disagg-kv-frontend-0"].metrics_url == endpoint.base_url + "/metrics"
 
 
+@pytest.mark.parametrize("labels", [
+    {"leaderworkerset.sigs.k8s.io/worker-index": "1"},
+    {"grove.io/podclique": "tiny-disagg-kv-0-mockerprefillworker-wkr"},
+])
+def test_pods_of_multinode_ranks_get_no_metrics_forward_and_the_checks_still_run(cluster, servers, labels):
+    """A multinode worker's non-leader pods run engine ranks (ray, a headless vLLM, sshd for mpirun), not
+    Dynamo's system server: a forward to them would fail every check that reads worker metrics."""
+    from recipe_harness.deploy.kubernetes.access import multinode_rank
+    rank = operator_pod("tiny-disagg-kv", "MockerPrefillWorker", "worker", 9)
+    rank["metadata"]["labels"].update(labels)
+    assert multinode_rank(rank) and not multinode_rank(operator_pod("tiny-disagg-kv", "MockerPrefillWorker", "worker", 0))
+    cluster.put(PODS, rank)  # ready, but nothing answers on its port 9090
+    sticky, endpoint, *_ = _run("kv-routing", load(DISAGG, OK_FIXTURES), cluster, servers, lambda i: [PREFILL[1], DECODE])
+    assert not isinstance(sticky, Exception), sticky
+    [comp] = [c for c in endpoint.components if c.name == rank["metadata"]["name"]]
+    assert comp.role == "prefill" and comp.metrics_url is None
+    assert any("multinode workers run engine ranks" in n and rank["metadata"]["name"] in n for n in endpoint.notes)
+
+
 def test_disagg_check_passes_when_prefill_and_decode_both_serve(cluster, servers):
     result, *_ = _run("disagg", load(DISAGG, OK_FIXTURES), cluster, servers,
                       lambda i: [PREFILL[i % 2], DECODE])

@@ -347,6 +347,23 @@ def open_access(kube: Kube, recipe: LoadedRecipe, namespace: str, dgd: str | Non
     return access
 
 
+# Pods of a multinode worker that are not its leader run the engine's other ranks, not Dynamo's
+# runtime, and serve no system port: vLLM's `ray start --block` or `--headless` ranks, TRT-LLM's
+# sshd for mpirun (deploy/operator/internal/dynamo backend_vllm.go, backend_trtllm.go). The operator
+# runs them as LeaderWorkerSet pods with a worker index above 0, or as Grove's worker clique
+# "<service>-wkr" (graph.go expandRolesForService) whose pods carry its name.
+LWS_WORKER_INDEX = "leaderworkerset.sigs.k8s.io/worker-index"
+GROVE_CLIQUE = "grove.io/podclique"
+GROVE_WORKER_SUFFIX = "-wkr"
+
+
+def multinode_rank(pod: dict[str, Any]) -> bool:
+    """Whether ``pod`` is a non-leader pod of a multinode worker (see above)."""
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    index = labels.get(LWS_WORKER_INDEX)
+    return (index is not None and str(index) != "0") or str(labels.get(GROVE_CLIQUE, "")).endswith(GROVE_WORKER_SUFFIX)
+
+
 def _components(access: Access, kube: Kube, recipe: LoadedRecipe, namespace: str, dgd: str) -> None:
     dep = recipe.deployment
     assert dep is not None and access.forward.backend is not None
@@ -359,6 +376,7 @@ def _components(access: Access, kube: Kube, recipe: LoadedRecipe, namespace: str
     engines = [(w, engine_config(recipe, w)) for w in dep.workers]
     has_prefill = has_prefill_worker(engines)
     by_name = {s.name.lower(): s for s in dep.services}
+    ranks: list[str] = []
     for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
         name = pod["metadata"]["name"]
         label = str(((pod.get("metadata") or {}).get("labels") or {}).get(COMPONENT_LABEL, ""))
@@ -367,7 +385,9 @@ def _components(access: Access, kube: Kube, recipe: LoadedRecipe, namespace: str
         if svc is not None and svc.is_worker:
             role = run_role(svc, engine_config(recipe, svc), has_prefill)
         comp = Component(name=name, role=role, service=svc.name if svc else label)
-        if svc is not None and svc.is_worker and pod_ready(pod):
+        if svc is not None and svc.is_worker and multinode_rank(pod):
+            ranks.append(name)
+        elif svc is not None and svc.is_worker and pod_ready(pod):
             port = system_port(pod)
             if port is None:
                 access.notes.append(f"{name}: no system port (container port {SYSTEM_PORT_NAME} or DYN_SYSTEM_PORT); "
@@ -379,6 +399,9 @@ def _components(access: Access, kube: Kube, recipe: LoadedRecipe, namespace: str
         if role == ROLE_FRONTEND and access.api.via_service and name == api_pod:
             comp.metrics_url = f"{access.url}/metrics"
         access.components.append(comp)
+    if ranks:
+        access.notes.append(f"{len(ranks)} pod(s) of multinode workers run engine ranks, not Dynamo's runtime: no "
+                            f"metrics read from {', '.join(ranks[:4])}{' ...' if len(ranks) > 4 else ''}")
     if not access.api.via_service:
         access.components.append(Component(name=f"{api_pod}/{access.api.container}", role=ROLE_FRONTEND,
                                            service=access.api.frontend.name, metrics_url=f"{access.url}/metrics"))
