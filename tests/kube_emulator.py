@@ -760,6 +760,7 @@ class FakeCluster:
     Scenario options: ``dgd_outcome`` ``ready`` | ``never`` (pods never Ready) | ``failed`` (every
     reconcile errors with ``failure_message``) | ``<Reason>:<Service>`` (its first pod breaks with
     CrashLoopBackOff, ImagePullBackOff, OOMKilled or Unschedulable after ``failure_after``; with
+    ``GroupRestart`` it crashes and is made again under the same name, as a LeaderWorkerSet does; with
     ``Evicted`` it is evicted and its ReplicaSet replaces it; with ``ScaleUp`` it is unschedulable
     until the cluster-autoscaler says it adds a node (``autoscaler_notice``) and the node joins
     (``failure_after`` later); with ``NoScaleUp`` the autoscaler says it will not); ``pod_security_default``: the cluster's Pod
@@ -802,8 +803,11 @@ class FakeCluster:
     k8s_discovery: bool = True
     transient_failed: int = 0
     transient_retry: float = 0.3
-    failure_message: str = ("failed to reconcile Dynamo components deployments: no multinode orchestrator "
-                            "available")
+    # a reconcile error a later reconcile may clear: a policy webhook that is down
+    failure_message: str = ('failed to reconcile Dynamo components deployments: Internal error occurred: failed '
+                            'calling webhook "validate.kyverno.svc-fail": failed to call webhook: Post '
+                            '"https://kyverno-svc.kyverno.svc:443/validate/fail?timeout=10s": dial tcp '
+                            "10.96.0.12:443: connect: connection refused")
     storage_classes: list[str] | None = None
     delete_after: float = 0.2
     operator_stuck: bool = False
@@ -1323,8 +1327,31 @@ class FakeCluster:
                                   "metadata": {"name": f"{pod_name}.fs", "namespace": ns},
                                   "involvedObject": {"kind": "Pod", "name": pod_name, "namespace": ns},
                                   "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."})
+        elif reason == "GroupRestart":
+            # a LeaderWorkerSet group (RecreateGroupOnPodRestart, kubernetes-sigs/lws
+            # pkg/controllers/pod_controller.go handleRestartPolicy): the container exits, the
+            # kubelet restarts it once, the LWS controller deletes the group and its StatefulSet makes
+            # the pod again under the same name (a new uid, restartCount 0), where it crashes again
+            cs.update(restartCount=1, state={"running": {}}, lastState={"terminated": {
+                "reason": "Error", "exitCode": 1, "message": "NCCL error: unhandled system error"}})
+            asyncio.get_running_loop().call_later(self.failure_after, self._recreate, ns, pod_name)
         self.failed_at = asyncio.get_running_loop().time()
         self.emu.put(PODS, pod, create=False)
+
+    def _recreate(self, ns: str, pod_name: str) -> None:
+        old = self.emu.remove(PODS, ns, pod_name)
+        if old is None or old["metadata"].get("deletionTimestamp"):
+            return
+        pod = copy.deepcopy(old)
+        for key in ("uid", "resourceVersion", "creationTimestamp"):
+            pod["metadata"].pop(key, None)
+        pod["status"] = {"phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"},
+                                                             {"type": "Ready", "status": "False"}],
+                         "containerStatuses": [{"name": c["name"], "ready": False, "restartCount": 0,
+                                                "state": {"running": {"startedAt": _now()}}}
+                                               for c in pod["spec"]["containers"]]}
+        self.emu.put(PODS, pod)
+        asyncio.get_running_loop().call_later(self.failure_after, self._break_pod, ns, pod_name, "GroupRestart")
 
     # Jobs -> pods -> completion
     def _run_job(self, job: dict[str, Any]) -> None:

@@ -392,9 +392,10 @@ def test_a_persistent_reconcile_error_keeps_failed_with_the_operator_s_reason(cl
     cluster.namespace("ns")
     apply_dgd(cluster.kube(), "ns", graph())
     wait_for("failed", lambda: (cluster.get(DGD, "ns", "g")["status"] or {}).get("state") == "failed")
-    assert states(cluster, "ns", "g")[-1] == ("failed", "failed_to_reconcile_the_resources",
-                                              "failed to reconcile Dynamo components deployments: no multinode "
-                                              "orchestrator available")
+    state, reason, message = states(cluster, "ns", "g")[-1]
+    assert (state, reason) == ("failed", "failed_to_reconcile_the_resources")
+    assert message.startswith("failed to reconcile Dynamo components deployments: Internal error occurred: failed "
+                              'calling webhook "validate.kyverno.svc-fail"')
 
 
 # -- deletion ------------------------------------------------------------------------------------------

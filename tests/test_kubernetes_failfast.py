@@ -53,6 +53,52 @@ def test_a_crash_loop_within_max_restarts_is_tolerated_past_it_fails():
     assert "restarted 4 times (limit --max-restarts 3)" in f.message and "exit code 1" in f.message
 
 
+def _incarnation(uid: str, exit_code: int | None, restarts: int = 0) -> dict:
+    cs = {"name": "main", "restartCount": restarts, "state": {"running": {}}}
+    if exit_code is not None:
+        cs["lastState"] = {"terminated": {"reason": "Error", "exitCode": exit_code, "message": "NCCL error"}}
+    return {"metadata": {"name": "g-worker-0", "uid": uid}, "status": {"phase": "Running", "containerStatuses": [cs]}}
+
+
+def test_a_pod_recreated_under_its_name_after_each_crash_counts_as_restarts():
+    """A LeaderWorkerSet recreates its group at a container restart: restartCount starts at 0 each time."""
+    seen = analysis.Recreations()
+    for i in range(4):  # 3 crashed incarnations replaced, the 4th running: within --max-restarts 3
+        seen.observe(_incarnation(f"u{i}", None))
+        seen.observe(_incarnation(f"u{i}", 1, restarts=1))
+    seen.observe(_incarnation("u4", None))
+    assert seen.failures(Tolerance(max_restarts=4)) == []
+    [f] = seen.failures(Tolerance(max_restarts=3))
+    assert (f.reason, f.name, f.container, f.terminal) == ("CrashLoopBackOff", "g-worker-0", "main", True)
+    assert "exit code 1, NCCL error, pod recreated 4 times after its container exited (limit --max-restarts 3)" \
+        in f.describe() and "LeaderWorkerSet" in f.hint
+
+
+def test_a_pod_recreated_after_a_usage_error_fails_at_once_and_a_restart_in_place_is_not_a_recreation():
+    seen = analysis.Recreations()
+    seen.observe(_incarnation("u0", 2, restarts=1))
+    seen.observe(_incarnation("u1", None))
+    [f] = seen.failures(Tolerance(max_restarts=3))
+    assert "rejected its command line" in f.hint
+    in_place = analysis.Recreations()
+    for restarts in range(1, 6):  # the same pod restarting: pod_failures judges it (CrashLoopBackOff)
+        in_place.observe(_incarnation("u0", 1, restarts=restarts))
+    assert in_place.failures(Tolerance(max_restarts=3)) == []
+
+
+def test_a_group_that_is_recreated_after_each_crash_fails_the_deploy(cluster, fake, recipe, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.call(setattr, fake, "dgd_outcome", "GroupRestart:VllmWorker")
+    cluster.call(setattr, fake, "failure_after", 0.1)
+    with pytest.raises(DeployError) as info:
+        with target_for(cluster, deploy_timeout=120, max_restarts=2).deploy(recipe, tmp_path / "w"):
+            pass
+    text = str(info.value)
+    assert "pod tiny-agg-vllmworker-0" in text and "CrashLoopBackOff" in text and "NCCL error" in text
+    assert "pod recreated 3 times after its container exited (limit --max-restarts 2)" in text
+    assert "not Ready within" not in text
+
+
 def test_a_usage_error_exit_code_is_terminal_at_the_first_restart():
     [f] = analysis.pod_failures(pod(waiting={"reason": "CrashLoopBackOff"}, last={"exitCode": 2}, restarts=1))
     assert f.terminal and "command line" in f.hint

@@ -246,6 +246,16 @@ def test_dgd_failed_state_that_persists_past_its_grace_fails(cluster, fake, reci
             pass
 
 
+def test_no_multinode_orchestrator_fails_at_once_without_the_grace(cluster, fake, recipe, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.call(setattr, fake, "dgd_outcome", "failed")
+    cluster.call(setattr, fake, "failure_message",
+                 "failed to reconcile Dynamo components deployments: no multinode orchestrator available")
+    with pytest.raises(DeployError, match=r"DGDFailed: .*no multinode orchestrator available .*restart the operator"):
+        with target_for(cluster, deploy_timeout=120, dgd_failed_grace=600).deploy(recipe, tmp_path / "w"):
+            pass
+
+
 def test_model_download_backoff_exhausted(cluster, fake, recipe, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "x")
     cluster.call(lambda: fake.job_outcome.update({"model-download": "fail"}))

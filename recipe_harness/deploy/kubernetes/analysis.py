@@ -245,6 +245,53 @@ def pod_failures(pod: dict[str, Any], tolerance: Tolerance | None = None) -> lis
     return out
 
 
+class Recreations:
+    """Pods a controller deletes and makes again under the same name after a container exits: a
+    LeaderWorkerSet restarts its whole group that way (``RecreateGroupOnPodRestart``, its default,
+    which the Dynamo operator keeps: kubernetes-sigs/lws pkg/controllers/pod_controller.go
+    ``handleRestartPolicy``), so each new pod starts at restartCount 0 and a crashing engine never
+    shows ``CrashLoopBackOff``. Fed every pod state the wait sees, it counts per pod name the
+    incarnations replaced after a container exited with an error (or restarted), and judges them as
+    restarts: past ``--max-restarts`` they fail, exit code 2 (a rejected command line) at once."""
+
+    def __init__(self) -> None:
+        self._pods: dict[str, dict[str, Any]] = {}
+
+    def observe(self, pod: dict[str, Any]) -> None:
+        meta = pod.get("metadata") or {}
+        uid = str(meta.get("uid") or meta.get("creationTimestamp") or "")
+        if not uid:
+            return
+        rec = self._pods.setdefault(_name(pod), {"uids": [], "crashed": set(), "last": "", "container": "",
+                                                 "usage": False})
+        if uid not in rec["uids"]:
+            rec["uids"].append(uid)
+        status = pod.get("status") or {}
+        for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+            for term in ((cs.get("state") or {}).get("terminated") or {}, (cs.get("lastState") or {}).get("terminated") or {}):
+                if term.get("exitCode") not in (None, 0):
+                    rec["crashed"].add(uid)
+                    rec["last"], rec["container"] = _terminated_text(term), str(cs.get("name") or "")
+                    rec["usage"] = rec["usage"] or term.get("exitCode") == USAGE_EXIT_CODE
+            if int(cs.get("restartCount") or 0) > 0:
+                rec["crashed"].add(uid)
+
+    def failures(self, tolerance: Tolerance | None = None) -> list[Failure]:
+        tol = tolerance or Tolerance()
+        out: list[Failure] = []
+        for name, rec in self._pods.items():
+            replaced = sum(1 for uid in rec["uids"][:-1] if uid in rec["crashed"])
+            if not replaced or (replaced <= tol.max_restarts and not rec["usage"]):
+                continue
+            text = ", ".join(p for p in (rec["last"], f"pod recreated {replaced} times after its container exited "
+                                         f"(limit --max-restarts {tol.max_restarts})") if p)
+            hint = ("exit code 2: the program rejected its command line (an unknown flag or a bad value); see the "
+                    "last log lines" if rec["usage"] else CRASH_HINT + "; its controller recreates the pod (and a "
+                    "LeaderWorkerSet its whole group) each time")
+            out.append(Failure("CrashLoopBackOff", "Pod", name, rec["container"], text, hint))
+        return out
+
+
 def controller_of(obj: dict[str, Any]) -> dict[str, Any] | None:
     """The ownerReference with ``controller: true`` (ReplicaSet, Job, StatefulSet, LeaderWorkerSet,
     PodClique ...), if any."""

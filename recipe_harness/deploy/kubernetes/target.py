@@ -387,6 +387,7 @@ class KubernetesTarget:
         last = [started]
         key = f"{namespace}/{name}"
         dgd: dict[str, Any] | None = None
+        recreated = analysis.Recreations()
         with WatchSet(self.kube, self.options.watch_timeout) as ws:
             ws.add("dgd", rtype.path(namespace), {"fieldSelector": f"metadata.name={name}"})
             ws.add("pods", POD.path(namespace), {"labelSelector": f"{DGD_LABEL}={name}"})
@@ -399,6 +400,8 @@ class KubernetesTarget:
                 pods = ws.objects["pods"]
                 for pod in pods.values():
                     failures += analysis.pod_failures(pod, self.options.tolerance)
+                    recreated.observe(pod)
+                failures += recreated.failures(self.options.tolerance)
                 pod_names = {(p.get("metadata") or {}).get("name") for p in pods.values()}
                 claims = {c for p in pods.values() for c in pod_claims(p)}
                 failures += self._event_failures(ws, namespace, since, pod_names, claims, prefix=f"{name}-")
