@@ -463,3 +463,19 @@ def test_kubeconfig_and_context_are_used(cluster, tmp_path):
     assert kube.get("/version")["major"] == "1"
     last = cluster.call(lambda: cluster.emu._requests[-1])
     assert last.headers.get("Authorization") == "Bearer emulated-token"
+
+
+def test_diagnostics_save_the_status_of_the_workloads_the_operator_made(cluster, tmp_path):
+    """LeaderWorkerSets and Grove's PodCliques say why pods are missing; kinds not served are left out."""
+    from recipe_harness.deploy.kubernetes import diagnostics
+
+    cluster.namespace("rh-diag")
+    lws = {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
+           "metadata": {"name": "g-decode", "namespace": "rh-diag"},
+           "status": {"readyReplicas": 0, "conditions": [{"type": "Progressing", "status": "True",
+                                                          "reason": "GroupsProgressing"}]}}
+    cluster.put(("leaderworkerset.x-k8s.io", "v1", "leaderworkersets"), lws)
+    written = diagnostics.collect(cluster.kube(), "rh-diag", tmp_path)
+    data = json.loads((tmp_path / "workloads.json").read_text())
+    assert data["leaderworkersets"] == [{"name": "g-decode", "status": lws["status"]}]
+    assert "deployments" not in data and tmp_path / "workloads.json" in written

@@ -1,5 +1,6 @@
 """Save what explains a deployment's state to the report dir: events, pod status, the last
-log lines of every container (and of its previous run), Jobs and the DGD status.
+log lines of every container (and of its previous run), Jobs, the DGD status and the status of
+the workloads the operator made from it.
 
 Secrets are never read, so nothing here can leak a token.
 """
@@ -14,9 +15,17 @@ from typing import Any
 
 from recipe_harness.deploy.kubernetes.analysis import pod_summary
 from recipe_harness.deploy.kubernetes.client import ApiError, Kube
-from recipe_harness.deploy.kubernetes.resources import EVENT, JOB, POD, ResourceType
+from recipe_harness.deploy.kubernetes.resources import DEPLOYMENT, EVENT, JOB, POD, ResourceType
 
 LOG_TAIL_LINES = 200
+# What the operator runs a graph's services as: Deployments (one node a replica), LeaderWorkerSets
+# and their StatefulSets (multinode without Grove), Grove's PodCliqueSets, PodCliques and scaling
+# groups (deploy/operator/internal/dynamo graph.go, grove.go). Their status says why pods are
+# missing or not ready, which the pods alone cannot; kinds the cluster does not serve are left out.
+WORKLOADS = (DEPLOYMENT, ResourceType("apps", "v1", "statefulsets"),
+             ResourceType("leaderworkerset.x-k8s.io", "v1", "leaderworkersets"),
+             ResourceType("grove.io", "v1alpha1", "podcliquesets"), ResourceType("grove.io", "v1alpha1", "podcliques"),
+             ResourceType("grove.io", "v1alpha1", "podcliquescalinggroups"))
 
 
 def _safe(name: str) -> str:
@@ -127,4 +136,19 @@ def collect(kube: Kube, namespace: str, out_dir: Path, *, dgd: ResourceType | No
     except ApiError as exc:
         dump("jobs.txt", f"could not list jobs: {exc}\n")
 
+    workloads: dict[str, Any] = {}
+    for rtype in WORKLOADS:
+        if late():
+            break
+        try:
+            items = (kube.get(rtype.path(namespace)) or {}).get("items") or []
+        except ApiError as exc:
+            if exc.status != 404:  # 404: the cluster does not serve the kind
+                workloads[rtype.plural] = f"could not list: {exc}"
+            continue
+        if items:
+            workloads[rtype.plural] = [{"name": (i.get("metadata") or {}).get("name"), "status": i.get("status")}
+                                       for i in items]
+    if workloads:
+        dump("workloads.json", workloads)
     return written
