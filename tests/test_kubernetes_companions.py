@@ -156,6 +156,31 @@ def test_the_twin_leaves_the_compute_domain_out_and_keeps_the_configmaps(cluster
         assert cluster.get(("resource.nvidia.com", "v1beta1", "computedomains"), ns, "tiny-domain") is None
 
 
+STORAGE_CLASS = """\
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: fast-rwx}
+provisioner: nfs.csi.k8s.io
+"""
+NAMESPACE = "apiVersion: v1\nkind: Namespace\nmetadata: {name: dynamo}\n"
+
+
+def test_a_cluster_scoped_object_of_the_deploy_file_is_used_if_there_else_the_recipe_is_skipped(cluster, fake,
+                                                                                                 tmp_path):
+    """The harness makes objects only in the run's namespace; a Namespace document is left out."""
+    recipe = make_recipe(tmp_path / "recipes", NAMESPACE + "---\n" + STORAGE_CLASS + "---\n" + DEPLOY)
+    assert [b["kind"] for b in companions(recipe)] == ["StorageClass"]
+    with pytest.raises(DeploySkip) as info, target_for(cluster).deploy(recipe, tmp_path / "work"):
+        pass
+    assert "creates StorageClass fast-rwx, which is cluster-scoped: the harness makes objects only in the run's " \
+           "namespace; create it on the cluster first" in str(info.value)
+    assert harness_namespaces(cluster) == []
+    cluster.put(("storage.k8s.io", "v1", "storageclasses"), yaml.safe_load(STORAGE_CLASS))
+    with target_for(cluster).deploy(recipe, tmp_path / "work"):
+        pass
+    assert cluster.get(("storage.k8s.io", "v1", "storageclasses"), None, "fast-rwx")["provisioner"] == "nfs.csi.k8s.io"
+
+
 # -- the analysis, on recorded shapes -----------------------------------------------------------------
 
 

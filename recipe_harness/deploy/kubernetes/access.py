@@ -257,17 +257,23 @@ def unsupported(recipe: LoadedRecipe, manifests: Any, kube: Kube) -> str | None:
 
 
 def _unserved_companion(bodies: list[dict[str, Any]], kube: Kube) -> str | None:
-    """The first object of the deploy file besides the DGD whose kind the cluster does not serve
-    (a ComputeDomain without NVIDIA's DRA driver ...), said as ``Kind name: why``; ``None`` when all
-    are served or discovery cannot tell (the apply will show what happens)."""
+    """The first object of the deploy file besides the DGD the run cannot make, said as ``Kind
+    name: why``: its kind is not served (a ComputeDomain without NVIDIA's DRA driver ...), or it is
+    cluster-scoped and not on the cluster yet (the harness makes objects only in the run's
+    namespace; one that exists is used as it is). ``None`` when all can be made or discovery
+    cannot tell (the apply will show what happens)."""
     resolver = Resolver(kube)
     for body in bodies:
         if body.get("kind") in GAIE_KINDS:
             continue  # the GAIE check below says more
+        name = (body.get("metadata") or {}).get("name")
         try:
-            resolver.resolve(str(body.get("apiVersion") or ""), str(body.get("kind")))
+            rtype = resolver.resolve(str(body.get("apiVersion") or ""), str(body.get("kind")))
+            if not rtype.namespaced and kube.get_or_none(rtype.path(None, str(name))) is None:
+                return (f"{body.get('kind')} {name}, which is cluster-scoped: the harness makes objects only in "
+                        "the run's namespace; create it on the cluster first (kubectl apply) and run again")
         except UnknownKind as exc:
-            return f"{body.get('kind')} {(body.get('metadata') or {}).get('name')}: {exc}"
+            return f"{body.get('kind')} {name}: {exc}"
         except KubeError:
             return None
     return None

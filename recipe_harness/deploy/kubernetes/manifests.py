@@ -72,7 +72,8 @@ def companions(recipe: LoadedRecipe) -> list[dict[str, Any]]:
     """The documents of the deploy file besides the DGD, in file order, then the ConfigMaps the
     DGD references that only another YAML file of the recipe folder holds."""
     out = [d.body for d in recipe.deploy_documents  # nameless or kindless ones: the schema checks report them
-           if isinstance(d.body, dict) and isinstance(d.kind, str) and d.kind != DGD_KIND and isinstance(d.name, str)]
+           if isinstance(d.body, dict) and isinstance(d.kind, str) and d.kind not in (DGD_KIND, "Namespace")
+           and isinstance(d.name, str)]  # a Namespace: the run has its own
     have = {(b.get("kind"), (b.get("metadata") or {}).get("name")) for b in out}
     dgd = recipe.dgd_documents[0].body if recipe.dgd_documents else None
     maps = config_maps(recipe)

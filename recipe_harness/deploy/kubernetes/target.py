@@ -591,6 +591,11 @@ class KubernetesTarget:
             try:
                 resolver = Resolver(kube)
                 for body in manifests.companions:  # kubectl apply -f deploy.yaml: ConfigMaps ... before the DGD
+                    kind = resolver.resolve(body.get("apiVersion", ""), body.get("kind", ""))
+                    if not kind.namespaced:  # the cluster's own (unsupported() checked it exists): used as it is
+                        _log(f"{recipe.id}: {body.get('kind')} {body['metadata']['name']} is cluster-scoped: the "
+                             "cluster's is used, not made by the harness")
+                        continue
                     created.append(self.apply(ns, body, resolver).path(ns, body["metadata"]["name"]))
                 created += [SECRET.path(ns, n) for n in self._secrets(ns, manifests)]
                 self._model_cache(ns, manifests, resolver, diag_dir, created)
