@@ -6,7 +6,8 @@ caller -- diagnostics saved and the namespace deleted included. Goal: <= 10 s.
 Terminal failures: OOMKilled; a crash loop past --max-restarts (the scenario's container has
 restarted 3 times; the limit is set to 2); an unschedulable pod (no node has the GPUs); a pod made
 again under its name after each crash, as a LeaderWorkerSet group is (limit 2: the third
-recreation fails it; timed from its last crash, so the time includes the recreation, 1 s here).
+recreation fails it; timed from its last crash, so the time includes the recreation, 1 s here);
+a worker that mounts a ConfigMap nothing provides (the kubelet's FailedMount, confirmed with the API).
 
     .venv/bin/python bench/kube_failfast.py [--runs 5]
 """
@@ -28,6 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import test_kubernetes_target as t  # noqa: E402  (fixtures: the tiny recipe and a fake frontend)
 from kube_emulator import EmulatedCluster, FakeCluster  # noqa: E402
+from test_kubernetes_companions import mounting  # noqa: E402  (the tiny DGD with a worker mounting a ConfigMap)
 
 
 def main() -> int:
@@ -38,7 +40,7 @@ def main() -> int:
     server = ThreadingHTTPServer(("127.0.0.1", 0), t._Frontend)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     scenarios = [("OOMKilled", {}), ("CrashLoopBackOff", {"max_restarts": 2}), ("Unschedulable", {}),
-                 ("GroupRestart", {"max_restarts": 2})]
+                 ("GroupRestart", {"max_restarts": 2}), ("FailedMount", {})]
     for reason, options in scenarios:
         rc = run(reason, options, args.runs, server)
         if rc:
@@ -52,10 +54,15 @@ def run(reason: str, options: dict, runs: int, server: ThreadingHTTPServer) -> i
     delays, namespaces_left = [], 0
     for _ in range(runs):
         tmp = Path(tempfile.mkdtemp())
-        recipe = t.LoadedRecipe.load(t.discover(t.write_tiny_recipes(tmp / "recipes", perf=False)).recipes[0])
+        root = t.write_tiny_recipes(tmp / "recipes", perf=False)
+        outcome = f"{reason}:VllmWorker"
+        if reason == "FailedMount":
+            (root / "tiny" / "vllm" / "agg" / "deploy.yaml").write_text(mounting("engine-config"))
+            outcome = "ready"
+        recipe = t.LoadedRecipe.load(t.discover(root).recipes[0])
         cluster = EmulatedCluster(namespace_finalize_delay=0.1, watch_timeout_cap=5.0)
-        fake = cluster.call(lambda c=cluster: FakeCluster(c.emu, frontend_addr=server.server_address, pvc_dirs={},
-                                                          dgd_outcome=f"{reason}:VllmWorker", failure_after=1.0))
+        fake = cluster.call(lambda c=cluster, o=outcome: FakeCluster(c.emu, frontend_addr=server.server_address,
+                                                                     pvc_dirs={}, dgd_outcome=o, failure_after=1.0))
         target = t.target_for(cluster, deploy_timeout=600, **options)
         try:
             with target.deploy(recipe, tmp / "work"):

@@ -1154,6 +1154,8 @@ class FakeCluster:
                          "containerStatuses": [{"name": c["name"], "ready": False, "restartCount": 0,
                                                 "state": {"waiting": waiting}} for c in pod["spec"]["containers"]]}
         self.emu.put(PODS, pod, create=False)
+        if self.failed_at is None:
+            self.failed_at = asyncio.get_running_loop().time()
         if reason == "FailedMount":
             self.record_event(ns, "Pod", pod_name, "Warning", "FailedMount", message, "kubelet")
         else:  # pkg/kubelet/kuberuntime/kuberuntime_container.go: events.FailedToCreateContainer, "Error: %v"
