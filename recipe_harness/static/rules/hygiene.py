@@ -5,38 +5,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from recipe_harness.findings import Finding, Severity
 from recipe_harness.load.manifests import Document, PathT
 from recipe_harness.model.bundle import LoadedRecipe
+from recipe_harness.model.deployment import quantity
 from recipe_harness.static.rules import rule
 from recipe_harness.static.rules.common import at, effective_mode, emit, known, service_at, workers
-
-_SUFFIX: dict[str, int | Decimal] = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-           "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
-           "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
-
-
-def quantity(value: Any) -> Decimal | None:
-    """A Kubernetes resource quantity (``500m``, ``16Gi``, ``4``) as a number; ``None`` if unparsable."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return Decimal(str(value))
-    if not isinstance(value, str):
-        return None
-    m = _QUANTITY.match(value.strip())
-    if not m:
-        return None
-    try:
-        number = Decimal(m.group(1))
-    except InvalidOperation:
-        return None
-    return number * Decimal(_SUFFIX[m.group(2)]) if m.group(2) else number
 
 
 def _resource_blocks(recipe: LoadedRecipe) -> Iterator[tuple[Document, PathT, str]]:
