@@ -212,7 +212,10 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         if old is None and not create:
             raise KubernetesError(404, "NotFound", f'{res[2]} "{meta["name"]}" not found')
         if old is not None and meta.get("deletionTimestamp") and not meta.get("finalizers") \
-                and res[2] != "namespaces":  # a namespace goes when the namespace controller is done
+                and res[2] != "namespaces" \
+                and not (res[2] == "pods" and meta.get("deletionGracePeriodSeconds")):
+            # a namespace goes when the namespace controller is done; a pod with a grace period when
+            # its kubelet has stopped it (pkg/registry/core/pod/strategy.go: graceful deletion)
             self.store[key] = obj  # the last finalizer is gone: the deletion completes
             return self.remove(res, ns, meta["name"]) or obj
         if old is None:
@@ -810,6 +813,7 @@ class FakeCluster:
                             "10.96.0.12:443: connect: connection refused")
     storage_classes: list[str] | None = None
     delete_after: float = 0.2
+    pod_grace: float = 0.0          # seconds a deleted graph pod stays Terminating (0: gone at once)
     operator_stuck: bool = False
     restricted_namespace: str | None = None
     excluded_namespaces: tuple[str, ...] = ()
@@ -1227,7 +1231,17 @@ class FakeCluster:
                 continue
             owned = any(o.get("name") == name and o.get("kind") == "DynamoGraphDeployment"
                         for o in obj["metadata"].get("ownerReferences") or [])
-            if (r == PODS and (obj["metadata"].get("labels") or {}).get(op.DGD_NAME) == name) or owned:
+            if r == PODS and self.pod_grace > 0 and ((obj["metadata"].get("labels") or {}).get(op.DGD_NAME) == name
+                                                     or owned):
+                # a pod being deleted stays, Terminating, until its containers have stopped (up to its
+                # terminationGracePeriodSeconds, 60 s in the operator's pods)
+                if not obj["metadata"].get("deletionTimestamp"):
+                    gone = copy.deepcopy(obj)
+                    gone["metadata"]["deletionTimestamp"] = _now()
+                    gone["metadata"]["deletionGracePeriodSeconds"] = max(1, round(self.pod_grace))
+                    self.emu.put(r, gone, create=False)
+                    asyncio.get_running_loop().call_later(self.pod_grace, self.emu.remove, r, n, obj_name)
+            elif (r == PODS and (obj["metadata"].get("labels") or {}).get(op.DGD_NAME) == name) or owned:
                 self.emu.remove(r, n, obj_name)
         dgd = copy.deepcopy(self.emu.get(res, ns, name))
         if dgd is not None:

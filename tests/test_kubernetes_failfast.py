@@ -763,3 +763,103 @@ def test_the_node_autoscaler_is_found_by_what_each_one_leaves_in_the_api(cluster
     assert node_autoscaler(kube) == "Karpenter"
     _cluster_autoscaler(cluster)
     assert node_autoscaler(kube) == "cluster-autoscaler"
+
+
+# -- a cache namespace shared across runs ------------------------------------------------------------
+
+
+def test_a_cache_namespace_run_ends_only_when_its_graphs_pods_are_gone(cluster, fake, recipe, tmp_path, monkeypatch):
+    """Deleted pods keep their GPUs while they terminate (60 s grace in the operator's pods); the next
+    run in the same namespace (the perf module after the smoke module) needs them."""
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.call(setattr, fake, "pod_grace", 4.0)
+    with target_for(cluster, cache_namespace="model-cache-qwen").deploy(recipe, tmp_path / "w"):
+        pass
+    left = [p["metadata"]["name"] for p in cluster.items(PODS)
+            if (p["metadata"].get("labels") or {}).get("nvidia.com/dynamo-graph-deployment-name") == "tiny-agg"]
+    assert left == []
+
+
+def test_the_cache_key_is_every_download_with_its_arguments():
+    from recipe_harness.deploy.kubernetes.cache import cache_key
+
+    def job(script: str) -> dict:
+        return {"spec": {"template": {"spec": {"containers": [{"name": "d", "command": ["sh", "-c"], "args": [script]}]}}}}
+
+    full = cache_key(job("pip install hf && hf download Qwen/Qwen3-32B"))
+    tokenizer = cache_key(job('pip install hf && hf download Qwen/Qwen3-32B --include "*.json" "tokenizer*"'))
+    assert full.value == tokenizer.value == "Qwen/Qwen3-32B@main"  # the same model, what the annotation says
+    assert full.digest != tokenizer.digest                        # but not the same download
+    one = cache_key(job("set -e\nhf download nvidia/DeepSeek-R1-FP4 --local-dir /m/fp4\n"))
+    two = cache_key(job("set -e\nhf download nvidia/DeepSeek-R1-FP4 --local-dir /m/fp4\nhf download deepseek-ai/DeepSeek-R1"))
+    assert one.digest != two.digest
+    assert cache_key(job("hf   download  Qwen/Qwen3-32B")).digest == full.digest  # spacing is not a new download
+
+
+def test_a_kept_claim_that_does_not_fit_the_recipe_fails_before_anything_runs(cluster, fake, recipe, tmp_path,
+                                                                               monkeypatch):
+    """A PVC's access modes and class cannot change: a twin's 1Gi ReadWriteOnce claim left in the cache
+    namespace would leave the real recipe with no room for its weights."""
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.namespace("model-cache-qwen", {"recipe-harness/cache": "true"})
+    cluster.put(("", "v1", "persistentvolumeclaims"), {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "model-cache", "namespace": "model-cache-qwen"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        "status": {"phase": "Bound", "capacity": {"storage": "1Gi"}}})
+    with pytest.raises(DeployError) as info:
+        with target_for(cluster, cache_namespace="model-cache-qwen").deploy(recipe, tmp_path / "w"):
+            pass
+    text = str(info.value)
+    assert "cache namespace model-cache-qwen holds PVC model-cache" in text
+    assert "access modes ['ReadWriteOnce'] (asks ['ReadWriteMany'])" in text and "size 1Gi (asks 10Gi)" in text
+    assert "storage class None (asks 'fast-rwx')" in text and "kubectl -n model-cache-qwen delete pvc model-cache" in text
+    assert cluster.get(JOBS, "model-cache-qwen", "model-download") is None
+    assert cluster.get(DGD_RES, "model-cache-qwen", "tiny-agg") is None
+
+
+def test_a_secret_already_in_the_cache_namespace_is_used_and_kept(cluster, fake, recipe, tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)  # not needed: the namespace has the Secret
+    cluster.namespace("model-cache-qwen", {"recipe-harness/cache": "true"})
+    mine = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hf-token-secret", "namespace": "model-cache-qwen"},
+            "stringData": {"HF_TOKEN": "hf_owner"}}
+    cluster.put(("", "v1", "secrets"), mine)
+    with target_for(cluster, cache_namespace="model-cache-qwen").deploy(recipe, tmp_path / "w"):
+        pass
+    assert cluster.get(("", "v1", "secrets"), "model-cache-qwen", "hf-token-secret")["stringData"] == {"HF_TOKEN": "hf_owner"}
+
+
+def test_a_download_job_another_run_replaces_fails_the_wait_instead_of_hanging(cluster, fake, recipe, tmp_path,
+                                                                             monkeypatch):
+    import copy
+    import threading
+
+    monkeypatch.setenv("HF_TOKEN", "x")
+    cluster.call(lambda: fake.job_outcome.update({"model-download": "ImagePullBackOff"}))  # stays active
+
+    def other_run() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            job = next((j for j in cluster.items(JOBS) if j["metadata"]["name"] == "model-download"), None)
+            if job is not None:
+                time.sleep(0.5)
+                again = copy.deepcopy(job)
+                for key in ("uid", "resourceVersion", "creationTimestamp"):
+                    again["metadata"].pop(key, None)
+                again.pop("status", None)
+                ns = job["metadata"]["namespace"]
+                cluster.call(cluster.emu.remove, JOBS, ns, "model-download")
+                cluster.put(JOBS, again)
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=other_run)
+    thread.start()
+    with pytest.raises(DeployError) as info:
+        with target_for(cluster, cache_namespace="model-cache-qwen", image_pull_grace=600).deploy(recipe,
+                                                                                                tmp_path / "w"):
+            pass
+    thread.join()
+    import re
+    assert re.search(r"model-cache Job model-download was (deleted|replaced) while this run waited for it", str(info.value))
+    assert "one run per cache namespace at a time" in str(info.value)

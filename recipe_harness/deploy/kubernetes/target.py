@@ -160,7 +160,15 @@ class KubernetesTarget:
         return rtype
 
     def _secrets(self, namespace: str, manifests: Manifests) -> list[str]:
+        """Make the Secrets the manifests read (the HF token); the names of those made. In a cache
+        namespace one that is there already is the namespace owner's: used as it is, never
+        overwritten or deleted."""
         names = referenced_secrets(manifests)
+        if self.options.cache_namespace:
+            kept = [n for n in names if self.kube.get_or_none(SECRET.path(namespace, n)) is not None]
+            for name in kept:
+                _log(f"Secret {name} is already in cache namespace {namespace}: used as it is")
+            names = [n for n in names if n not in kept]
         if not names:
             return []
         data: dict[str, str] | None = None
@@ -295,12 +303,28 @@ class KubernetesTarget:
         noted: set[str] = set()
         last = [started]
         jobs: dict[str, dict[str, Any] | None] = {n: None for n in names}
+        uids: dict[str, str] = {}  # the Job each name was when first seen: one that goes or changes was not ours to wait for
+        done: dict[str, dict[str, Any]] = {}
         with WatchSet(self.kube, self.options.watch_timeout) as ws:
             ws.add("jobs", JOB.path(namespace))
             ws.add("pods", POD.path(namespace))
             ws.add("events", EVENT.path(namespace))
             for _ in ws.events(deadline):
                 jobs = {n: ws.objects["jobs"].get(f"{namespace}/{n}") for n in names}
+                for n, job in list(jobs.items()):
+                    if job is None and n in done:  # finished, then removed (ttlSecondsAfterFinished)
+                        jobs[n] = job = done[n]
+                    elif job is not None and analysis.job_succeeded(job):
+                        done[n] = job
+                    uid = ((job or {}).get("metadata") or {}).get("uid")
+                    if n in uids and uid != uids[n]:
+                        raise DeployError(
+                            f"{what} {n} was {'deleted' if job is None else 'replaced'} while this run waited for it: "
+                            f"another run using namespace {namespace} (two runs sharing a --cache-namespace replace "
+                            "each other's Jobs), or someone deleted it; run again, one run per cache namespace at a time"
+                            + (f"\n  diagnostics: {diag_dir}" if diag_dir else ""))
+                    if uid and n not in uids:
+                        uids[n] = uid
                 failures: list[Failure] = []
                 for job in jobs.values():
                     if job is not None and (f := analysis.job_failure(job)) is not None:
@@ -529,7 +553,16 @@ class KubernetesTarget:
         others = [b for b in manifests.model_cache if b.get("kind") not in ("PersistentVolumeClaim", "Job")]
         shared = bool(self.options.cache_namespace)
         for body in pvcs:
-            if shared and kube.get_or_none(PVC.path(ns, body["metadata"]["name"])) is not None:
+            kept = kube.get_or_none(PVC.path(ns, body["metadata"]["name"])) if shared else None
+            if kept is not None:
+                mismatch = cache.claim_mismatch(kept, body)
+                if mismatch:
+                    name = body["metadata"]["name"]
+                    raise DeployError(
+                        f"cache namespace {ns} holds PVC {name}, made by an earlier run, and this recipe asks for it "
+                        f"otherwise: {mismatch}. A PVC's access modes and storage class cannot change, and it only "
+                        f"grows where its class allows: delete it (kubectl -n {ns} delete pvc {name}; the model "
+                        "cached on it goes too) or give this recipe another --cache-namespace")
                 continue
             self.apply(ns, body, resolver)
         for body in others:
@@ -596,7 +629,11 @@ class KubernetesTarget:
                         _log(f"{recipe.id}: {body.get('kind')} {body['metadata']['name']} is cluster-scoped: the "
                              "cluster's is used, not made by the harness")
                         continue
-                    created.append(self.apply(ns, body, resolver).path(ns, body["metadata"]["name"]))
+                    path = kind.path(ns, body["metadata"]["name"])
+                    new = not shared or kube.get_or_none(path) is None  # in a cache namespace: delete only what we made
+                    self.apply(ns, body, resolver)
+                    if new:
+                        created.append(path)
                 created += [SECRET.path(ns, n) for n in self._secrets(ns, manifests)]
                 self._model_cache(ns, manifests, resolver, diag_dir, created)
                 created.append(self.apply(ns, manifests.dgd, resolver).path(ns, dgd_name))
@@ -672,11 +709,24 @@ class KubernetesTarget:
         interrupt no more requests are spent) and not waited for again at exit."""
         try:
             if self.options.cache_namespace:
-                for path in reversed(self._created.get(recipe_id, [])):
-                    kube.delete(path, propagation="Foreground" if "/jobs/" in path else "Background")
+                # Foreground: an object goes only after what it owns, so the DGD only after its pods
+                # have ended (they keep their GPUs for their grace period, 60 s by the operator's
+                # default, and the next run in this namespace needs them); the DGD's pods are then
+                # waited for by label as well, whatever made them (Deployments, LWS, Grove)
+                created = self._created.get(recipe_id, [])
+                graphs = [path.rsplit("/", 1)[1] for path in created if "/dynamographdeployments/" in path]
+                for path in reversed(created):
+                    kube.delete(path, propagation="Foreground")
                 if wait > 0:
-                    poll(lambda: any(kube.get_or_none(p) is not None for p in self._created.get(recipe_id, [])),
-                         lambda left: not left, wait, 0.5)
+                    def left() -> list[str]:
+                        paths = [p for p in created if kube.get_or_none(p) is not None]
+                        pods = [f"pods of {g}" for g in graphs
+                                if (kube.get(POD.path(ns), labelSelector=f"{DGD_LABEL}={g}") or {}).get("items")]
+                        return paths + pods
+                    still = poll(left, lambda remaining: not remaining, wait, 0.5)
+                    if still:
+                        _log(f"{recipe_id}: still in cache namespace {ns} after {wait:.0f}s (--delete-timeout): "
+                             f"{', '.join(still[:5])}")
                 return
             if delete_namespace(kube, ns, wait=wait):
                 REGISTRY.discard(ns)
