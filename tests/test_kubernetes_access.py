@@ -132,6 +132,40 @@ def test_concurrent_requests_through_a_forward_leave_the_api_client_working(clus
     assert not [t for t in threading.enumerate() if t.name.startswith("port-forward")]
 
 
+def test_a_request_the_kubelet_refuses_before_the_pod_answers_goes_to_another_ready_pod(cluster, servers):
+    """The apiserver opens a forward to any existing pod; the kubelet then finds nothing listening (a
+    restarting container) and ends the stream with an error: the request is replayed on the next
+    ready pod, and a pod that answers is never replayed."""
+    web1 = serve(_Echo, pod_name="web-1")
+    servers.append(web1)
+    labels = {"app": "web"}
+    container = [{"name": "main", "ports": [{"name": "http", "containerPort": 8000}]}]
+    for name in ("web-0", "web-1"):  # both Ready in the API; web-0's container is not listening
+        cluster.put(PODS, ready_pod(name, labels, container))
+    cluster.put(SERVICES, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": NS},
+                           "spec": {"selector": labels, "ports": [{"name": "http", "port": 8000, "targetPort": "http"}]}})
+    relay(cluster, "web-1", 8000, web1)
+    with PortForward(cluster.kube(), NS, "web", 8000) as pf:
+        assert pf.backend is not None and pf.backend.pod == "web-0"
+        for i in range(3):
+            assert get_json(f"{pf.url}/req/{i}") == {"path": f"/req/{i}", "pod": "web-1"}
+        assert any("web-0" in e or "8000" in e for e in pf.errors)
+        assert cluster.emu.portforwards.count((NS, "web-0", 8000)) == 1  # then the forward stays on web-1
+
+
+def test_a_pod_that_is_not_listening_and_has_no_replacement_fails_the_request(cluster):
+    labels = {"app": "web"}
+    cluster.put(PODS, ready_pod("web-0", labels, [{"name": "main", "ports": [{"name": "http", "containerPort": 8000}]}]))
+    cluster.put(SERVICES, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": NS},
+                           "spec": {"selector": labels, "ports": [{"name": "http", "port": 8000, "targetPort": "http"}]}})
+    from recipe_harness.deploy.kubernetes.portforward import RETRIES
+    with PortForward(cluster.kube(), NS, "web", 8000) as pf:
+        with pytest.raises(OSError):
+            get_json(f"{pf.url}/req")
+        assert cluster.emu.portforwards.count((NS, "web-0", 8000)) == RETRIES + 1
+        assert pf.errors and all("does not listen on port 8000" in e for e in pf.errors)
+
+
 class _RaisingApiClient:
     """An ApiClient whose request building raises what the kubernetes client raises when its
     ``call_api`` was left swapped by ``kubernetes.stream.portforward``."""

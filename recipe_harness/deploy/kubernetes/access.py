@@ -43,6 +43,7 @@ from recipe_harness.deploy.kubernetes.portforward import (
     PortForward,
     ServiceTarget,
     container_port,
+    pick_pod,
     pod_ready,
     ready_pods,
 )
@@ -92,12 +93,12 @@ class SidecarTarget:
     default_port: int
     what: str = ""
 
-    def resolve(self, kube: Kube, namespace: str) -> Backend:
+    def resolve(self, kube: Kube, namespace: str, avoid: frozenset[str] = frozenset()) -> Backend:
         ready = ready_pods(kube, namespace, self.labels)
         if not ready:
             raise Unreachable(f"no ready pod of {self.what or self.labels} to reach its frontend "
                               f"sidecar {self.container}")
-        pod = ready[0]
+        pod = pick_pod(ready, avoid)
         name = pod["metadata"]["name"]
         spec = next((c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name") == self.container),
                     None)

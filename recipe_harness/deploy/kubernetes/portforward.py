@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import select
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ from recipe_harness.deploy.kubernetes.resources import POD, SERVICE
 
 JOIN_TIMEOUT = 5.0         # seconds close() waits, in all, for the relaying threads to end
 POLL = 0.2                 # seconds between checks of the stop flag while relaying
+RETRIES = 2                # a connection the kubelet refuses before the pod answers goes to another ready pod
+REPLAY_LIMIT = 1 << 20     # bytes of a request kept for that replay (a larger one is not retried)
+ERROR_WAIT = 1.0           # seconds to wait for the kubelet's error after a stream that ended unanswered
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,15 @@ def container_port(pod: dict[str, Any], port: int | str, container: str | None =
     return int(found[0])
 
 
-def resolve_service(kube: Kube, namespace: str, service: str, port: int | str = 8000) -> Backend:
-    """A ready pod behind ``service`` and the container port its ``port`` (number or name) targets.
+def pick_pod(ready: list[dict[str, Any]], avoid: frozenset[str]) -> dict[str, Any]:
+    """The first ready pod not in ``avoid`` (pods a forward just failed on), else the first."""
+    return next((p for p in ready if p["metadata"]["name"] not in avoid), ready[0])
+
+
+def resolve_service(kube: Kube, namespace: str, service: str, port: int | str = 8000,
+                    avoid: frozenset[str] = frozenset()) -> Backend:
+    """A ready pod behind ``service`` (one not in ``avoid`` if there is one) and the container
+    port its ``port`` (number or name) targets.
 
     A Service without that port is an error naming the ports it has: forwarding to another port
     would reach another server (a worker's Service carries only ``system`` 9090, not the API).
@@ -100,11 +111,12 @@ def resolve_service(kube: Kube, namespace: str, service: str, port: int | str = 
     ready = ready_pods(kube, namespace, selector)
     if not ready:
         raise Unreachable(f"no ready pod behind service {service} (selector {_selector(selector)})")
-    return Backend(ready[0]["metadata"]["name"], container_port(ready[0], target))
+    pod = pick_pod(ready, avoid)
+    return Backend(pod["metadata"]["name"], container_port(pod, target))
 
 
 class ForwardTarget(Protocol):
-    def resolve(self, kube: Kube, namespace: str) -> Backend: ...
+    def resolve(self, kube: Kube, namespace: str, avoid: frozenset[str] = frozenset()) -> Backend: ...
 
     def describe(self) -> str: ...
 
@@ -114,8 +126,8 @@ class ServiceTarget:
     service: str
     port: int | str = 8000
 
-    def resolve(self, kube: Kube, namespace: str) -> Backend:
-        return resolve_service(kube, namespace, self.service, self.port)
+    def resolve(self, kube: Kube, namespace: str, avoid: frozenset[str] = frozenset()) -> Backend:
+        return resolve_service(kube, namespace, self.service, self.port, avoid)
 
     def describe(self) -> str:
         return f"service {self.service} port {self.port}"
@@ -128,12 +140,13 @@ class SelectorTarget:
     container: str | None = None
     what: str = ""
 
-    def resolve(self, kube: Kube, namespace: str) -> Backend:
+    def resolve(self, kube: Kube, namespace: str, avoid: frozenset[str] = frozenset()) -> Backend:
         ready = ready_pods(kube, namespace, self.labels)
         if not ready:
             raise Unreachable(f"no ready pod of {self.what or 'the selector'} "
                               f"({_selector(self.labels)})")
-        return Backend(ready[0]["metadata"]["name"], container_port(ready[0], self.port, self.container))
+        pod = pick_pod(ready, avoid)
+        return Backend(pod["metadata"]["name"], container_port(pod, self.port, self.container))
 
     def describe(self) -> str:
         where = f" container {self.container}" if self.container else ""
@@ -145,7 +158,7 @@ class PodTarget:
     pod: str
     port: int
 
-    def resolve(self, kube: Kube, namespace: str) -> Backend:
+    def resolve(self, kube: Kube, namespace: str, avoid: frozenset[str] = frozenset()) -> Backend:
         return Backend(self.pod, self.port)
 
     def describe(self) -> str:
@@ -257,47 +270,105 @@ class PortForward:
             raise ApiError(getattr(exc, "status", 0) or 0, "PortForward",
                            f"{getattr(exc, 'reason', None) or exc}", "GET", path) from exc
 
-    def _open(self) -> tuple[ws_client.PortForward, Backend]:
+    def _open(self, avoid: frozenset[str] = frozenset()) -> tuple[ws_client.PortForward, Backend]:
         with self._lock:
             backend = self.backend
         assert backend is not None
+        if backend.pod in avoid:  # the pod just failed a connection: another ready one, if there is one
+            backend = self.target.resolve(self.kube, self.namespace, avoid)
+            with self._lock:
+                self.backend = backend
         try:
             return self._connect(backend), backend
         except KubeError:  # the pod may have moved: resolve once more
-            fresh = self.target.resolve(self.kube, self.namespace)
+            fresh = self.target.resolve(self.kube, self.namespace, avoid)
             with self._lock:
                 self.backend = fresh
             return self._connect(fresh), fresh
 
     def _serve(self, conn: socket.socket) -> None:
-        pf = None
+        """Relay one local connection. The apiserver opens a forward to any pod that exists, and the
+        kubelet only then finds the container not listening (restarting, or a pod still terminating):
+        it says so on the port's error channel and ends the stream (kubelet
+        pkg/kubelet/cri/streaming/portforward/websocket.go; containerd "failed to connect to
+        localhost:N inside namespace"). When that happens before the pod sent a byte, what the client
+        sent is replayed on another ready pod (up to ``RETRIES`` times), so a restarting frontend
+        does not fail a request another replica can serve."""
+        sent = bytearray()  # what the client sent while the pod has said nothing: replayable
+        avoid: frozenset[str] = frozenset()
+        conn.setblocking(True)
+        client_done = False
         try:
-            pf, backend = self._open()
-            remote = pf.socket(backend.port)
-            remote.setblocking(True)
-            conn.setblocking(True)
-            pair = {conn: remote, remote: conn}
-            open_ends = {conn, remote}
-            while open_ends and not self._stop.is_set():
-                readable, _, _ = select.select(list(open_ends), [], [], POLL)
-                for sock in readable:
-                    data = sock.recv(65536)
-                    if not data:
-                        open_ends.discard(sock)
-                        try:
-                            pair[sock].shutdown(socket.SHUT_WR)
-                        except OSError:
-                            pass
-                        continue
-                    pair[sock].sendall(data)
-                if remote not in open_ends:
-                    break
-            err = pf.error(backend.port)
-            if err:
-                self.stats.errors.append(err)
+            for attempt in range(RETRIES + 1):
+                pf = None
+                try:
+                    pf, backend = self._open(avoid)
+                    remote = pf.socket(backend.port)
+                    remote.setblocking(True)
+                    try:
+                        if sent:
+                            remote.sendall(bytes(sent))
+                        if client_done:
+                            remote.shutdown(socket.SHUT_WR)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # this pod's end is gone too: the relay sees it end and the error says why
+                    answered, client_done = self._relay(conn, remote, sent, client_done)
+                    err = pf.error(backend.port)
+                    if not answered and not err:  # the error channel's message may come just after the end
+                        deadline = time.monotonic() + ERROR_WAIT
+                        while not err and pf.connected and time.monotonic() < deadline:
+                            time.sleep(0.02)
+                            err = pf.error(backend.port)
+                        err = err or pf.error(backend.port)
+                    if err:
+                        self.stats.errors.append(err)
+                    if answered or not err or attempt == RETRIES or len(sent) > REPLAY_LIMIT:
+                        return
+                    print(f"[recipe-harness kubernetes] port-forward to pod {backend.pod} port {backend.port}: "
+                          f"{err.strip()}; trying another ready pod", file=sys.stderr, flush=True)
+                    avoid = avoid | {backend.pod}
+                finally:
+                    if pf is not None:
+                        pf.close()
         except Exception as exc:  # noqa: BLE001 -- report, never kill the listener
             self.stats.errors.append(f"{type(exc).__name__}: {exc}")
         finally:
             conn.close()
-            if pf is not None:
-                pf.close()
+
+    def _relay(self, conn: socket.socket, remote: socket.socket, sent: bytearray,
+               client_done: bool) -> tuple[bool, bool]:
+        """Pump bytes both ways until the pod's side ends; keep what the client sends in ``sent``
+        until the pod answers. Returns (the pod sent anything, the client has closed its side)."""
+        answered = False
+        pair = {conn: remote, remote: conn}
+        open_ends = {remote} if client_done else {conn, remote}
+        while open_ends and not self._stop.is_set():
+            readable, _, _ = select.select(list(open_ends), [], [], POLL)
+            for sock in readable:
+                try:
+                    data = sock.recv(65536)
+                except ConnectionResetError:  # the client library drops its end unread when the stream ends
+                    data = b""
+                if not data:
+                    open_ends.discard(sock)
+                    if sock is conn:
+                        client_done = True
+                    if sock is conn or answered:  # the pod's end with no answer: the caller may retry
+                        try:
+                            pair[sock].shutdown(socket.SHUT_WR)
+                        except OSError:
+                            pass
+                    continue
+                if sock is remote:
+                    answered = True
+                elif not answered and len(sent) <= REPLAY_LIMIT:
+                    sent.extend(data)
+                try:
+                    pair[sock].sendall(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    if pair[sock] is conn:
+                        raise  # the client is gone
+                    open_ends.discard(remote)  # the pod's end is gone: what it missed is in ``sent``
+            if remote not in open_ends:
+                break
+        return answered, client_done
