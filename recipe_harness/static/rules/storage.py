@@ -29,14 +29,13 @@ from recipe_harness.static.rules.common import (
 from recipe_harness.static.rules.scripts import downloads
 
 
-def _documented(recipe: LoadedRecipe, name: str) -> bool:
-    """The README names the claim as a prerequisite (`name` on a line about PVCs / claims)."""
-    pattern = re.compile(r"[`'\"]" + re.escape(name) + r"[`'\"]|pvc[/ ]" + re.escape(name) + r"\b", re.I)
-    for text in recipe.readme_texts.values():
-        for line in text.splitlines():
-            if pattern.search(line) and re.search(r"(?i)pvc|persistentvolumeclaim|claim", line):
-                return True
-    return False
+def _documented(recipe: LoadedRecipe, name: str, *, prefix: str = r"pvc",
+                about: str = r"pvc|persistentvolumeclaim|claim") -> bool:
+    """The README names ``name`` as a prerequisite: quoted or after ``prefix`` (``pvc/NAME``), on a
+    line about its kind (``about``: PVCs and claims unless told otherwise)."""
+    pattern = re.compile(r"[`'\"]" + re.escape(name) + r"[`'\"]|" + prefix + r"[/ ]" + re.escape(name) + r"\b", re.I)
+    return any(pattern.search(line) and re.search(about, line, re.I)
+               for text in recipe.readme_texts.values() for line in text.splitlines())
 
 
 def _claim_refs(recipe: LoadedRecipe) -> Iterator[tuple[str, Document, tuple]]:
@@ -122,19 +121,12 @@ def config_maps_resolve(recipe: LoadedRecipe) -> Iterator[Finding]:
         if doc.kind != "DynamoGraphDeployment" and pod_spec_path(doc) is None:
             continue
         for name, path in _config_map_refs(doc.body):
-            if name in shipped or name in seen or _documented_config_map(recipe, name):
+            if name in shipped or name in seen or _documented(recipe, name, prefix=r"configmaps?", about=r"config ?map"):
                 continue
             seen.add(name)
             yield emit("RH314", recipe, at(doc, path),
                        f"ConfigMap {name!r} is not shipped with the recipe (its ConfigMaps: {have}) nor documented "
                        "as a prerequisite: the pods wait for it in ContainerCreating (FailedMount)")
-
-
-def _documented_config_map(recipe: LoadedRecipe, name: str) -> bool:
-    """The README names the ConfigMap as a prerequisite (`name` on a line about ConfigMaps)."""
-    pattern = re.compile(r"[`'\"]" + re.escape(name) + r"[`'\"]|configmaps?[/ ]" + re.escape(name) + r"\b", re.I)
-    return any(pattern.search(line) and re.search(r"(?i)config ?map", line)
-               for text in recipe.readme_texts.values() for line in text.splitlines())
 
 
 @rule("RH311", "storage",
