@@ -16,6 +16,11 @@ another host younger than ``--older-than``. ``--all`` deletes every harness name
 
 Each namespace gets one line: ``deleted``, ``would delete``, ``kept`` or ``failed``, its name, and why.
 
+``--cache-namespace NS`` (repeatable) cleans inside cache namespaces instead: a run there stamps what
+it makes (its DGD, Jobs, Secrets, ConfigMaps ...) with the same labels and annotations, and each run
+found is judged as above and, if over, its objects are deleted (the PVCs, the cache, never are).
+Each run gets one line, named ``NS/run-<id>``.
+
 Exit status: 0 nothing selected is left (kept runs in progress are fine); 1 a namespace could not be
 deleted, or was still terminating after ``--wait``; 2 usage error, or the cluster could not be reached
 or listed.
@@ -163,6 +168,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="list what would be deleted and why; delete nothing")
     p.add_argument("--wait", metavar="SECONDS", type=float, default=300.0,
                    help="how long to wait for each namespace to go (default: 300)")
+    p.add_argument("--cache-namespace", metavar="NS", action="append", default=None,
+                   help="clean the runs left in cache namespace NS (their DGDs, Jobs, Secrets ...; never its "
+                        "PVCs) instead of harness namespaces; repeatable")
     return p
 
 
@@ -181,6 +189,8 @@ def run(args: argparse.Namespace, kube: Kube | None = None) -> int:
     from recipe_harness.deploy.kubernetes.client import Kube, KubeError
     from recipe_harness.deploy.kubernetes.namespace import delete_namespace, list_harness_namespaces
 
+    if args.cache_namespace:
+        return _clean_cache_namespaces(args, kube)
     try:
         kube = kube or Kube.connect(args.kubeconfig, args.context)
         found = list_harness_namespaces(kube, args.namespace_prefix)
@@ -224,3 +234,68 @@ def run(args: argparse.Namespace, kube: Kube | None = None) -> int:
         return EXIT_OK
     print(f"recipe-harness clean: {deleted} deleted, {kept} kept, {len(left)} failed")
     return EXIT_LEFT if left else EXIT_OK
+
+
+def _clean_cache_namespaces(args: argparse.Namespace, kube: Kube | None) -> int:
+    """``--cache-namespace``: judge each run found in the cache namespaces by the stamp on its
+    objects and delete the objects of the runs that are over."""
+    from recipe_harness.deploy.kubernetes.client import Kube, KubeError
+    from recipe_harness.deploy.kubernetes.namespace import list_cache_runs
+
+    try:
+        kube = kube or Kube.connect(args.kubeconfig, args.context)
+        found = {ns: list_cache_runs(kube, ns) for ns in args.cache_namespace}
+    except KubeError as exc:
+        print(f"recipe-harness clean: cannot list the cache namespaces: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    runs = [(ns, run, objs) for ns, by_run in found.items() for run, objs in sorted(by_run.items())]
+    if not runs:
+        print(f"recipe-harness clean: no harness runs in {', '.join(args.cache_namespace)}")
+        return EXIT_OK
+    now = datetime.now(UTC)
+    host = socket.gethostname()
+    deleted = kept = would = 0
+    left: list[str] = []
+    for ns, run, objs in runs:
+        oldest = min(objs, key=lambda o: str((o[1].get("metadata") or {}).get("creationTimestamp") or ""))[1]
+        meta = oldest.get("metadata") or {}
+        stand_in = {"metadata": {"name": f"{ns}/run-{run}", "annotations": meta.get("annotations") or {},
+                                 "creationTimestamp": meta.get("creationTimestamp")}}
+        v = judge(stand_in, now=now, older_than=args.older_than, everything=args.all, host=host)
+        what = ", ".join(f"{(o.get('kind') or path.split('/')[-2]).rstrip('s')} {(o.get('metadata') or {}).get('name')}"
+                         for path, o in objs)
+        recipe = f" [{v.recipe}]" if v.recipe else ""
+        if not v.delete:
+            kept += 1
+            print(f"kept          {v.name}{recipe}: {v.why} ({what})")
+            continue
+        if args.dry_run:
+            would += 1
+            print(f"would delete  {v.name}{recipe}: {v.why} ({what})")
+            continue
+        try:
+            for path, _ in objs:
+                kube.delete(path, propagation="Foreground")
+            still = _wait_gone(kube, [path for path, _ in objs], args.wait)
+        except KubeError as exc:
+            print(f"failed        {v.name}{recipe}: {exc}")
+            left.append(v.name)
+            continue
+        if still:
+            print(f"failed        {v.name}{recipe}: still there after --wait {args.wait:g}s: {', '.join(still)}")
+            left.append(v.name)
+        else:
+            deleted += 1
+            print(f"deleted       {v.name}{recipe}: {v.why} ({what})")
+    if args.dry_run:
+        print(f"recipe-harness clean: {would} would be deleted, {kept} kept (--dry-run: nothing deleted)")
+        return EXIT_OK
+    print(f"recipe-harness clean: {deleted} deleted, {kept} kept, {len(left)} failed")
+    return EXIT_LEFT if left else EXIT_OK
+
+
+def _wait_gone(kube: Kube, paths: list[str], wait: float) -> list[str]:
+    """Poll until every object of ``paths`` is gone or ``wait`` seconds pass; those still there."""
+    from recipe_harness.deploy.kubernetes.client import poll
+
+    return poll(lambda: [p for p in paths if kube.get_or_none(p) is not None], lambda rest: not rest, wait, 0.5)

@@ -104,7 +104,7 @@ def test_help_exits_0_and_lists_the_options() -> None:
     done = subprocess.run([str(CLI), "clean", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     for option in ("--kubeconfig", "--context", "--namespace-prefix", "--older-than", "--all", "--dry-run",
-                   "--wait"):
+                   "--wait", "--cache-namespace"):
         assert option in done.stdout
     assert "default: 24h" in done.stdout
 
@@ -211,3 +211,61 @@ def test_a_reused_pid_is_not_the_owner() -> None:
                      **{**common, "older_than": timedelta(minutes=1)}).delete
     over = judge(ns, proc_started=lambda pid: now - timedelta(minutes=5), **common)
     assert over.delete and "started after the run" in over.why
+
+
+# -- runs left in a cache namespace -------------------------------------------------------------------
+
+CACHE_NS = "model-cache-qwen"
+DGDS = ("nvidia.com", "v1alpha1", "dynamographdeployments")
+SECRETS, PVCS, CONFIGMAPS, JOBS = ("", "v1", "secrets"), ("", "v1", "persistentvolumeclaims"), ("", "v1", "configmaps"), \
+    ("batch", "v1", "jobs")
+
+
+def stamped(kind: str, name: str, run: str, owner: str, age: timedelta = timedelta(minutes=5)) -> dict:
+    api = {"DynamoGraphDeployment": "nvidia.com/v1alpha1", "Job": "batch/v1"}.get(kind, "v1")
+    return {"apiVersion": api, "kind": kind, "metadata": {
+        "name": name, "namespace": CACHE_NS, "labels": {MANAGED_BY_KEY: MANAGED_BY, RUN_KEY: run},
+        "annotations": {RECIPE_ANNOTATION: "qwen3-32b/vllm/agg", OWNER_ANNOTATION: owner,
+                        STARTED_ANNOTATION: _stamp(datetime.now(UTC) - age)}}}
+
+
+@pytest.fixture
+def cache_runs(cluster: EmulatedCluster) -> None:
+    """A cache namespace holding a killed run (DGD, Job, Secret), a run in progress here, the cache PVC
+    and a ConfigMap that is not the harness's."""
+    cluster.namespace(CACHE_NS, labels={"recipe-harness/cache": "true"})
+    gone = f"{HOST}/{dead_pid()}"
+    cluster.put(DGDS, stamped("DynamoGraphDeployment", "qwen-agg", "dead0001", gone))
+    cluster.put(JOBS, stamped("Job", "model-download", "dead0001", gone))
+    cluster.put(SECRETS, stamped("Secret", "hf-token-secret", "dead0001", gone))
+    cluster.put(DGDS, stamped("DynamoGraphDeployment", "llama-agg", "live0001", f"{HOST}/{os.getpid()}",
+                              age=timedelta(0)))
+    cluster.put(PVCS, {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                       "metadata": {"name": "model-cache", "namespace": CACHE_NS}, "spec": {}})
+    cluster.put(CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "team-config",
+                                                                                  "namespace": CACHE_NS}})
+
+
+def test_cache_namespace_runs_that_are_over_are_deleted_and_the_cache_kept(cluster, kubeconfig, cache_runs) -> None:
+    dry = clean(kubeconfig, "--cache-namespace", CACHE_NS, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"would delete  {CACHE_NS}/run-dead0001 [qwen3-32b/vllm/agg]: owner {HOST}/" in dry.stdout
+    assert "(DynamoGraphDeployment qwen-agg, Job model-download, Secret hf-token-secret)" in dry.stdout
+    assert cluster.get(DGDS, CACHE_NS, "qwen-agg") is not None
+    done = clean(kubeconfig, "--cache-namespace", CACHE_NS)
+    assert done.returncode == 0, done.stderr
+    assert line_of(done.stdout, f"{CACHE_NS}/run-dead0001").startswith("deleted")
+    assert line_of(done.stdout, f"{CACHE_NS}/run-live0001").startswith("kept") and "running on this host" in done.stdout
+    assert done.stdout.rstrip().endswith("recipe-harness clean: 1 deleted, 1 kept, 0 failed")
+    assert cluster.get(DGDS, CACHE_NS, "qwen-agg") is None and cluster.get(JOBS, CACHE_NS, "model-download") is None
+    assert cluster.get(SECRETS, CACHE_NS, "hf-token-secret") is None
+    assert cluster.get(DGDS, CACHE_NS, "llama-agg") is not None
+    assert cluster.get(PVCS, CACHE_NS, "model-cache") is not None            # the cache
+    assert cluster.get(CONFIGMAPS, CACHE_NS, "team-config") is not None      # not the harness's
+    assert CACHE_NS in names(cluster)
+
+
+def test_a_cache_namespace_without_runs_says_so(cluster, kubeconfig) -> None:
+    cluster.namespace(CACHE_NS)
+    done = clean(kubeconfig, "--cache-namespace", CACHE_NS)
+    assert done.returncode == 0 and f"no harness runs in {CACHE_NS}" in done.stdout

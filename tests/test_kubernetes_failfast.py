@@ -863,3 +863,25 @@ def test_a_download_job_another_run_replaces_fails_the_wait_instead_of_hanging(c
     import re
     assert re.search(r"model-cache Job model-download was (deleted|replaced) while this run waited for it", str(info.value))
     assert "one run per cache namespace at a time" in str(info.value)
+
+
+def test_what_a_run_makes_in_a_cache_namespace_carries_its_stamp_and_the_cache_does_not(cluster, fake, recipe,
+                                                                                        tmp_path, monkeypatch):
+    """So that `recipe-harness clean --cache-namespace` finds what a killed run left (tests/test_clean_cli.py)."""
+    import os
+    import socket
+
+    from recipe_harness.deploy.kubernetes.namespace import list_cache_runs
+
+    monkeypatch.setenv("HF_TOKEN", "x")
+    with target_for(cluster, cache_namespace="model-cache-qwen").deploy(recipe, tmp_path / "w"):
+        [(run, objs)] = list_cache_runs(cluster.kube(), "model-cache-qwen").items()
+        kinds = sorted(o["kind"] for _, o in objs)
+        assert kinds == ["DynamoGraphDeployment", "Job", "Secret"], kinds
+        for _, obj in objs:
+            annotations = obj["metadata"]["annotations"]
+            assert annotations["recipe-harness/owner"] == f"{socket.gethostname()}/{os.getpid()}"
+            assert annotations["recipe-harness/recipe"] == "tiny/vllm/agg"
+        pvc = cluster.get(("", "v1", "persistentvolumeclaims"), "model-cache-qwen", "model-cache")
+        assert "recipe-harness/run" not in (pvc["metadata"].get("labels") or {})
+    assert list_cache_runs(cluster.kube(), "model-cache-qwen") == {}

@@ -26,7 +26,7 @@ from typing import Any
 from recipe_harness.deploy.kubernetes.analysis import OPERATOR_FINALIZER
 from recipe_harness.deploy.kubernetes.client import ApiError, Kube, KubeError
 from recipe_harness.deploy.kubernetes.client import poll as until
-from recipe_harness.deploy.kubernetes.resources import NAMESPACE
+from recipe_harness.deploy.kubernetes.resources import NAMESPACE, ResourceType
 from recipe_harness.operator_names import (
     DNS_LABEL_MAX,
     DYNAMO_NAMESPACE_LABEL,
@@ -198,6 +198,41 @@ class RunNamespace:
         return NAMESPACE.path(name=self.name)
 
 
+def run_metadata(recipe_id: str, run_id: str) -> dict[str, dict[str, str]]:
+    """The labels and annotations that mark what one run made -- its namespace, or its objects in a
+    cache namespace -- and say whose it is: ``recipe-harness clean`` judges the run by them."""
+    return {"labels": {MANAGED_BY_KEY: MANAGED_BY, RUN_KEY: run_id},
+            "annotations": {RECIPE_ANNOTATION: recipe_id,
+                            STARTED_ANNOTATION: datetime.now(UTC).isoformat(timespec="seconds"),
+                            OWNER_ANNOTATION: f"{socket.gethostname()}/{os.getpid()}"}}
+
+
+# What a run makes in a cache namespace besides its PVCs, which stay: listed by ``clean --cache-namespace``.
+CACHE_RUN_KINDS = (("nvidia.com", "v1alpha1", "dynamographdeployments"), ("batch", "v1", "jobs"),
+                   ("", "v1", "secrets"), ("", "v1", "configmaps"), ("", "v1", "pods"), ("", "v1", "services"))
+
+
+def list_cache_runs(kube: Kube, namespace: str) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """The objects of each run in cache namespace ``namespace`` (run id -> [(API path, object)]),
+    by the run labels :func:`run_metadata` stamps on them; kinds the cluster does not serve are
+    left out."""
+    runs: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for group, version, plural in CACHE_RUN_KINDS:
+        rtype = ResourceType(group, version, plural)
+        try:
+            items = (kube.get(rtype.path(namespace), labelSelector=SELECTOR) or {}).get("items") or []
+        except ApiError as exc:
+            if exc.status == 404:
+                continue
+            raise
+        for obj in items:
+            meta = obj.get("metadata") or {}
+            run = str((meta.get("labels") or {}).get(RUN_KEY) or "")
+            if run:
+                runs.setdefault(run, []).append((rtype.path(namespace, str(meta.get("name"))), obj))
+    return runs
+
+
 def create_namespace(kube: Kube, prefix: str, recipe_id: str, run_id: str, attempts: int = 3, *,
                      dgd_name: str | None = None, components: Sequence[str] = ()) -> RunNamespace:
     """Create a fresh namespace (a new random suffix on a name collision).
@@ -214,18 +249,7 @@ def create_namespace(kube: Kube, prefix: str, recipe_id: str, run_id: str, attem
             if problems:
                 raise NamespaceBudgetError(f"{recipe_id}: the Dynamo operator could not create its objects in "
                                            f"namespace {name}:\n  " + "\n  ".join(problems))
-        body = {
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {
-                "name": name,
-                "labels": {MANAGED_BY_KEY: MANAGED_BY, RUN_KEY: run_id},
-                "annotations": {
-                    RECIPE_ANNOTATION: recipe_id,
-                    STARTED_ANNOTATION: datetime.now(UTC).isoformat(timespec="seconds"),
-                    OWNER_ANNOTATION: f"{socket.gethostname()}/{os.getpid()}",
-                },
-            },
-        }
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, **run_metadata(recipe_id, run_id)}}
         try:
             kube.request("POST", NAMESPACE.path(), body=body)
             return RunNamespace(kube, name, run_id)

@@ -33,6 +33,7 @@ from recipe_harness.deploy.kubernetes.namespace import (
     delete_namespace,
     label_budget_problems,
     operator_skip_problem,
+    run_metadata,
     why_terminating,
 )
 from recipe_harness.deploy.kubernetes.preflight import PreflightReport, node_autoscaler, preflight
@@ -107,6 +108,16 @@ class KubeOptions:
                 "namespace deletion": f"{self.delete_timeout:g}s (--delete-timeout)"}
 
 
+def _stamped(body: dict[str, Any], stamp: dict[str, dict[str, str]] | None) -> dict[str, Any]:
+    """A copy of ``body`` carrying the labels and annotations of ``stamp`` (a run's, in a cache
+    namespace, so that ``recipe-harness clean --cache-namespace`` finds what a killed run left)."""
+    body = copy.deepcopy(body)
+    meta = body.setdefault("metadata", {})
+    for key, values in (stamp or {}).items():
+        meta[key] = {**(meta.get(key) or {}), **values}
+    return body
+
+
 def _log(message: str) -> None:
     print(f"[recipe-harness kubernetes] {message}", file=sys.stderr, flush=True)
 
@@ -119,6 +130,7 @@ class KubernetesTarget:
         self._kube = kube
         self.namespaces: dict[str, str] = {}       # recipe id -> namespace of its current run
         self._created: dict[str, list[str]] = {}   # recipe id -> object paths the run created
+        self._stamps: dict[str, dict[str, dict[str, str]] | None] = {}  # recipe id -> its run labels (cache ns)
         self._preflights: dict[str, PreflightReport] = {}
         self.last_failure_s: float | None = None   # time from a fatal state appearing to the failure
 
@@ -144,9 +156,11 @@ class KubernetesTarget:
                          [copy.deepcopy(d.body) for d in recipe.perf_documents if isinstance(d.body, dict)],
                          companions=copy.deepcopy(companions(recipe)))
 
-    def apply(self, namespace: str, body: dict[str, Any], resolver: Resolver) -> ResourceType:
-        """Server-side apply of one manifest into ``namespace`` (namespaced kinds only)."""
-        body = copy.deepcopy(body)
+    def apply(self, namespace: str, body: dict[str, Any], resolver: Resolver,
+              stamp: dict[str, dict[str, str]] | None = None) -> ResourceType:
+        """Server-side apply of one manifest into ``namespace`` (namespaced kinds only), with the
+        run's labels and annotations (``stamp``, :func:`~.namespace.run_metadata`) where given."""
+        body = _stamped(body, stamp)
         body.pop("status", None)
         meta = body.setdefault("metadata", {})
         rtype = resolver.resolve(body.get("apiVersion", ""), body.get("kind", ""))
@@ -159,7 +173,7 @@ class KubernetesTarget:
         self.kube.apply(rtype.path(namespace, meta["name"]), body)
         return rtype
 
-    def _secrets(self, namespace: str, manifests: Manifests) -> list[str]:
+    def _secrets(self, namespace: str, manifests: Manifests, stamp: dict[str, dict[str, str]] | None = None) -> list[str]:
         """Make the Secrets the manifests read (the HF token); the names of those made. In a cache
         namespace one that is there already is the namespace owner's: used as it is, never
         overwritten or deleted."""
@@ -195,7 +209,7 @@ class KubernetesTarget:
                 body["data"] = data
             else:
                 body["stringData"] = string_data
-            self.kube.apply(SECRET.path(namespace, name), body)
+            self.kube.apply(SECRET.path(namespace, name), _stamped(body, stamp))
         return names
 
     def _context_namespace(self) -> str:
@@ -532,8 +546,9 @@ class KubernetesTarget:
                 raise DeployError(f"--cache-namespace {ns}: {exc}") from exc
             if existing is not None:
                 raise DeployError(f"{recipe.id}: DynamoGraphDeployment {dgd_name} already exists in --cache-namespace "
-                                  f"{ns} (another run, or one that was killed); wait for it or delete it: "
-                                  f"kubectl -n {ns} delete dgd {dgd_name}")
+                                  f"{ns} (another run, or one that was killed); wait for it, or delete what runs that "
+                                  f"are over left there: recipe-harness clean --cache-namespace {ns} (or kubectl -n "
+                                  f"{ns} delete dgd {dgd_name})")
             return ns
         try:
             return create_namespace(kube, self.options.namespace_prefix, recipe.id, _secrets.token_hex(4),
@@ -544,7 +559,7 @@ class KubernetesTarget:
             raise DeployError(f"cannot create the run's namespace: {exc}") from exc
 
     def _model_cache(self, ns: str, manifests: Manifests, resolver: Resolver, diag_dir: Path,
-                     created: list[str]) -> None:
+                     created: list[str], stamp: dict[str, dict[str, str]] | None = None) -> None:
         """PVCs first, then the download Jobs; in a cache namespace existing PVCs are kept and a
         Job whose download they already hold is not run again."""
         kube = self.kube
@@ -566,7 +581,7 @@ class KubernetesTarget:
                 continue
             self.apply(ns, body, resolver)
         for body in others:
-            created.append(self.apply(ns, body, resolver).path(ns, body["metadata"]["name"]))
+            created.append(self.apply(ns, body, resolver, stamp).path(ns, body["metadata"]["name"]))
         if shared:
             current = {c: kube.get_or_none(PVC.path(ns, c)) for j in jobs for c in cache.claims_of(j)}
             for job in [j for j in jobs if cache.is_cached(j, current)]:
@@ -576,7 +591,7 @@ class KubernetesTarget:
             for job in jobs:
                 self._replace_job(ns, job["metadata"]["name"])
         for body in jobs:
-            path = self.apply(ns, body, resolver).path(ns, body["metadata"]["name"])
+            path = self.apply(ns, body, resolver, stamp).path(ns, body["metadata"]["name"])
             if shared:
                 created.append(path)
         if jobs:
@@ -617,6 +632,9 @@ class KubernetesTarget:
         self.namespaces[recipe.id] = ns
         created: list[str] = []
         self._created[recipe.id] = created
+        # in a cache namespace the run's objects carry its labels (a run namespace carries them itself)
+        stamp = run_metadata(recipe.id, _secrets.token_hex(4)) if shared else None
+        self._stamps[recipe.id] = stamp
         _log(f"{recipe.id}: namespace {ns}" + (f" ({'; '.join(manifests.notes)})" if manifests.notes else ""))
         forward: Access | None = None
         interrupted = False
@@ -631,12 +649,12 @@ class KubernetesTarget:
                         continue
                     path = kind.path(ns, body["metadata"]["name"])
                     new = not shared or kube.get_or_none(path) is None  # in a cache namespace: delete only what we made
-                    self.apply(ns, body, resolver)
+                    self.apply(ns, body, resolver, stamp if new else None)
                     if new:
                         created.append(path)
-                created += [SECRET.path(ns, n) for n in self._secrets(ns, manifests)]
-                self._model_cache(ns, manifests, resolver, diag_dir, created)
-                created.append(self.apply(ns, manifests.dgd, resolver).path(ns, dgd_name))
+                created += [SECRET.path(ns, n) for n in self._secrets(ns, manifests, stamp)]
+                self._model_cache(ns, manifests, resolver, diag_dir, created, stamp)
+                created.append(self.apply(ns, manifests.dgd, resolver, stamp).path(ns, dgd_name))
                 self.wait_dgd(ns, rtype, dgd_name, self.options.deploy_timeout, diag_dir)
                 forward = open_access(kube, recipe, ns, dgd_name)
                 endpoint = forward.endpoint(recipe, ns, diag_dir)
@@ -766,7 +784,7 @@ class KubernetesTarget:
             for body in docs:
                 if body.get("kind") == "Job":
                     self._replace_job(namespace, body["metadata"]["name"])
-                rtype = self.apply(namespace, body, resolver)
+                rtype = self.apply(namespace, body, resolver, self._stamps.get(recipe.id))
                 created = self._created.setdefault(recipe.id, [])
                 if rtype.path(namespace, body["metadata"]["name"]) not in created:
                     created.append(rtype.path(namespace, body["metadata"]["name"]))
