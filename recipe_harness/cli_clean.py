@@ -29,6 +29,7 @@ or listed.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import socket
@@ -201,36 +202,60 @@ def run(args: argparse.Namespace, kube: Kube | None = None) -> int:
     if not found:
         print("recipe-harness clean: no harness namespaces")
         return EXIT_OK
+
+    def delete(name: str) -> str | None:
+        return None if delete_namespace(kube, name, wait=args.wait) else \
+            f"still terminating after --wait {args.wait:g}s"
+
+    ordered = sorted(found, key=lambda n: (n.get("metadata") or {}).get("name") or "")
+    return _settle([_Candidate(ns, "", functools.partial(delete, str((ns.get("metadata") or {}).get("name"))))
+                    for ns in ordered], args)
+
+
+@dataclass
+class _Candidate:
+    """One thing ``clean`` may delete: a run namespace, or one run's objects in a cache namespace."""
+
+    obj: dict[str, Any]                  # what :func:`judge` reads (metadata: name, annotations)
+    what: str                            # said after the reason ("" for a namespace)
+    delete: Callable[[], str | None]     # deletes it; why it is still there, or None when gone
+
+
+def _settle(candidates: list[_Candidate], args: argparse.Namespace) -> int:
+    """Judge each candidate, delete those whose run is over (unless ``--dry-run``), one line each
+    and a summary; the exit status."""
+    from recipe_harness.deploy.kubernetes.client import KubeError
+
     now = datetime.now(UTC)
     host = socket.gethostname()
-    verdicts = [judge(ns, now=now, older_than=args.older_than, everything=args.all, host=host)
-                for ns in sorted(found, key=lambda n: (n.get("metadata") or {}).get("name") or "")]
-    deleted = kept = 0
+    deleted = kept = would = 0
     left: list[str] = []
-    for v in verdicts:
+    for c in candidates:
+        v = judge(c.obj, now=now, older_than=args.older_than, everything=args.all, host=host)
         recipe = f" [{v.recipe}]" if v.recipe else ""
+        what = f" ({c.what})" if c.what else ""
         if not v.delete:
             kept += 1
-            print(f"kept          {v.name}{recipe}: {v.why}")
+            print(f"kept          {v.name}{recipe}: {v.why}{what}")
             continue
         if args.dry_run:
-            print(f"would delete  {v.name}{recipe}: {v.why}")
+            would += 1
+            print(f"would delete  {v.name}{recipe}: {v.why}{what}")
             continue
         try:
-            gone = delete_namespace(kube, v.name, wait=args.wait)
+            failed = c.delete()
         except KubeError as exc:
             print(f"failed        {v.name}{recipe}: {exc}")
             left.append(v.name)
             continue
-        if gone:
-            deleted += 1
-            print(f"deleted       {v.name}{recipe}: {v.why}")
-        else:
-            print(f"failed        {v.name}{recipe}: still terminating after --wait {args.wait:g}s ({v.why})")
+        if failed:
+            print(f"failed        {v.name}{recipe}: {failed} ({v.why})")
             left.append(v.name)
-    selected = sum(v.delete for v in verdicts)
+        else:
+            deleted += 1
+            print(f"deleted       {v.name}{recipe}: {v.why}{what}")
     if args.dry_run:
-        print(f"recipe-harness clean: {selected} would be deleted, {kept} kept (--dry-run: nothing deleted)")
+        print(f"recipe-harness clean: {would} would be deleted, {kept} kept (--dry-run: nothing deleted)")
         return EXIT_OK
     print(f"recipe-harness clean: {deleted} deleted, {kept} kept, {len(left)} failed")
     return EXIT_LEFT if left else EXIT_OK
@@ -252,46 +277,24 @@ def _clean_cache_namespaces(args: argparse.Namespace, kube: Kube | None) -> int:
     if not runs:
         print(f"recipe-harness clean: no harness runs in {', '.join(args.cache_namespace)}")
         return EXIT_OK
-    now = datetime.now(UTC)
-    host = socket.gethostname()
-    deleted = kept = would = 0
-    left: list[str] = []
+
+    def delete(paths: list[str]) -> str | None:
+        for path in paths:
+            kube.delete(path, propagation="Foreground")
+        still = _wait_gone(kube, paths, args.wait)
+        return f"still there after --wait {args.wait:g}s: {', '.join(still)}" if still else None
+
+    candidates = []
     for ns, run, objs in runs:
         oldest = min(objs, key=lambda o: str((o[1].get("metadata") or {}).get("creationTimestamp") or ""))[1]
         meta = oldest.get("metadata") or {}
         stand_in = {"metadata": {"name": f"{ns}/run-{run}", "annotations": meta.get("annotations") or {},
                                  "creationTimestamp": meta.get("creationTimestamp")}}
-        v = judge(stand_in, now=now, older_than=args.older_than, everything=args.all, host=host)
         what = ", ".join(f"{(o.get('kind') or path.split('/')[-2]).rstrip('s')} {(o.get('metadata') or {}).get('name')}"
                          for path, o in objs)
-        recipe = f" [{v.recipe}]" if v.recipe else ""
-        if not v.delete:
-            kept += 1
-            print(f"kept          {v.name}{recipe}: {v.why} ({what})")
-            continue
-        if args.dry_run:
-            would += 1
-            print(f"would delete  {v.name}{recipe}: {v.why} ({what})")
-            continue
-        try:
-            for path, _ in objs:
-                kube.delete(path, propagation="Foreground")
-            still = _wait_gone(kube, [path for path, _ in objs], args.wait)
-        except KubeError as exc:
-            print(f"failed        {v.name}{recipe}: {exc}")
-            left.append(v.name)
-            continue
-        if still:
-            print(f"failed        {v.name}{recipe}: still there after --wait {args.wait:g}s: {', '.join(still)}")
-            left.append(v.name)
-        else:
-            deleted += 1
-            print(f"deleted       {v.name}{recipe}: {v.why} ({what})")
-    if args.dry_run:
-        print(f"recipe-harness clean: {would} would be deleted, {kept} kept (--dry-run: nothing deleted)")
-        return EXIT_OK
-    print(f"recipe-harness clean: {deleted} deleted, {kept} kept, {len(left)} failed")
-    return EXIT_LEFT if left else EXIT_OK
+        paths = [path for path, _ in objs]
+        candidates.append(_Candidate(stand_in, what, functools.partial(delete, paths)))
+    return _settle(candidates, args)
 
 
 def _wait_gone(kube: Kube, paths: list[str], wait: float) -> list[str]:
