@@ -732,3 +732,15 @@ def frontend_config(recipe: LoadedRecipe, frontend: Service) -> FrontendConfig:
 def router_mode(recipe: LoadedRecipe, frontend: Service) -> str:
     """The frontend's router mode: ``kv``, ``round-robin`` (the default), ``random`` ..."""
     return frontend_config(recipe, frontend).router_mode
+
+
+def routes_by_kv_events(recipe: LoadedRecipe) -> bool:
+    """Whether a frontend of the recipe -- its frontend service, else the frontend sidecars of its
+    worker pods (GAIE) -- routes by the KV events the workers publish (router mode kv, router KV
+    events on)."""
+    dep = recipe.deployment
+    if dep is None:
+        return False
+    fronts = [dep.frontend] if dep.frontend is not None else \
+        [s.frontend_sidecar for s in dep.sidecar_frontends if s.frontend_sidecar is not None]
+    return any((fc := frontend_config(recipe, f)).router_mode == "kv" and fc.router_kv_events for f in fronts)

@@ -59,7 +59,7 @@ from recipe_harness.deploy.mocker import (
 from recipe_harness.deploy.twin import has_prefill_worker, run_role
 from recipe_harness.endpoint import DeployError
 from recipe_harness.model import Service
-from recipe_harness.model.backends import engine_config, frontend_config
+from recipe_harness.model.backends import engine_config, routes_by_kv_events
 from recipe_harness.model.bundle import LoadedRecipe
 
 __all__ = ["DEFAULT_DYNAMO_VERSION", "MOCKER_FLAGS", "MockerCli", "Twin", "TwinOptions", "mocker_cli", "mocker_twin",
@@ -269,18 +269,8 @@ def _mocker_args(recipe: LoadedRecipe, svc: Service, opts: TwinOptions, cli: Moc
     model = cfg.model or cfg.served_name or "Qwen/Qwen3-0.6B"
     return mocker_args(recipe.id, svc, cfg, _worker_role(recipe, svc), model_name=cfg.served_name or model,
                        model_path=model, speedup_ratio=opts.speedup_ratio, release=cli.version, notes=notes,
-                       kv_events_routed=_kv_events_routed(recipe))
+                       kv_events_routed=routes_by_kv_events(recipe))
 
-
-def _kv_events_routed(recipe: LoadedRecipe) -> bool:
-    """Whether a frontend of the recipe (its frontend service, else its frontend sidecars) routes by
-    the workers' KV events."""
-    dep = recipe.deployment
-    if dep is None:
-        return False
-    fronts = [dep.frontend] if dep.frontend is not None else \
-        [s.frontend_sidecar for s in dep.sidecar_frontends if s.frontend_sidecar is not None]
-    return any((fc := frontend_config(recipe, f)).router_mode == "kv" and fc.router_kv_events for f in fronts)
 
 
 def _drop_offline(env: Any) -> Any:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from recipe_harness.findings import Finding, Severity
-from recipe_harness.model.backends import frontend_config
+from recipe_harness.model.backends import frontend_config, routes_by_kv_events
 from recipe_harness.model.bundle import LoadedRecipe
 from recipe_harness.operator_names import MIN_NAMESPACE, RUN_NAMESPACE_MAX, WORKER_HASH_LEN, graph_names, namespace_room
 from recipe_harness.static.rules import rule
@@ -118,12 +118,7 @@ def kv_named_recipes_route_by_kv(recipe: LoadedRecipe) -> Iterator[Finding]:
       "--kv-events-config; TRT-LLM: --publish-kv-events; or run the frontend with --no-router-kv-events")
 def kv_router_has_events(recipe: LoadedRecipe) -> Iterator[Finding]:
     dep = recipe.deployment
-    if dep is None:
-        return
-    # the frontend service, else the frontend sidecars of the worker pods (GAIE)
-    fronts = [dep.frontend] if dep.frontend is not None else \
-        [s.frontend_sidecar for s in dep.sidecar_frontends if s.frontend_sidecar is not None]
-    if not any((fc := frontend_config(recipe, f)).router_mode == "kv" and fc.router_kv_events for f in fronts):
+    if dep is None or not routes_by_kv_events(recipe):
         return
     ws = [(s, c) for s, c in workers(recipe) if known(c)]
     modes = {s.name: effective_mode(s, c) for s, c in ws}
