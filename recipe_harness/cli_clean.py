@@ -265,7 +265,7 @@ def _clean_cache_namespaces(args: argparse.Namespace, kube: Kube | None) -> int:
     """``--cache-namespace``: judge each run found in the cache namespaces by the stamp on its
     objects and delete the objects of the runs that are over."""
     from recipe_harness.deploy.kubernetes.client import Kube, KubeError
-    from recipe_harness.deploy.kubernetes.namespace import list_cache_runs
+    from recipe_harness.deploy.kubernetes.namespace import delete_objects, list_cache_runs
 
     try:
         kube = kube or Kube.connect(args.kubeconfig, args.context)
@@ -279,9 +279,7 @@ def _clean_cache_namespaces(args: argparse.Namespace, kube: Kube | None) -> int:
         return EXIT_OK
 
     def delete(paths: list[str]) -> str | None:
-        for path in paths:
-            kube.delete(path, propagation="Foreground")
-        still = _wait_gone(kube, paths, args.wait)
+        still = delete_objects(kube, paths, wait=args.wait)
         return f"still there after --wait {args.wait:g}s: {', '.join(still)}" if still else None
 
     candidates = []
@@ -295,10 +293,3 @@ def _clean_cache_namespaces(args: argparse.Namespace, kube: Kube | None) -> int:
         paths = [path for path, _ in objs]
         candidates.append(_Candidate(stand_in, what, functools.partial(delete, paths)))
     return _settle(candidates, args)
-
-
-def _wait_gone(kube: Kube, paths: list[str], wait: float) -> list[str]:
-    """Poll until every object of ``paths`` is gone or ``wait`` seconds pass; those still there."""
-    from recipe_harness.deploy.kubernetes.client import poll
-
-    return poll(lambda: [p for p in paths if kube.get_or_none(p) is not None], lambda rest: not rest, wait, 0.5)

@@ -18,7 +18,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -231,6 +231,21 @@ def list_cache_runs(kube: Kube, namespace: str) -> dict[str, list[tuple[str, dic
             if run:
                 runs.setdefault(run, []).append((rtype.path(namespace, str(meta.get("name"))), obj))
     return runs
+
+
+def delete_objects(kube: Kube, paths: Sequence[str], *, wait: float | None,
+                   also: Callable[[], list[str]] | None = None) -> list[str]:
+    """Delete the objects at ``paths`` (Foreground: an owner goes only after what it owns, so a
+    DGD after its pods) and wait up to ``wait`` seconds for them to go; what is still there (plus
+    what ``also`` says must be gone too, e.g. pods by label), ``[]`` when all went. ``wait=None``:
+    request the deletions only, without a request more."""
+    for path in paths:
+        kube.delete(path, propagation="Foreground")
+
+    def left() -> list[str]:
+        return [p for p in paths if kube.get_or_none(p) is not None] + (also() if also else [])
+
+    return until(left, lambda remaining: not remaining, wait, 0.5) if wait is not None else []
 
 
 def create_namespace(kube: Kube, prefix: str, recipe_id: str, run_id: str, attempts: int = 3, *,

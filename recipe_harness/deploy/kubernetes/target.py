@@ -31,6 +31,7 @@ from recipe_harness.deploy.kubernetes.namespace import (
     OperatorSkipsNamespace,
     create_namespace,
     delete_namespace,
+    delete_objects,
     label_budget_problems,
     operator_skip_problem,
     run_metadata,
@@ -733,18 +734,15 @@ class KubernetesTarget:
                 # waited for by label as well, whatever made them (Deployments, LWS, Grove)
                 created = self._created.get(recipe_id, [])
                 graphs = [path.rsplit("/", 1)[1] for path in created if "/dynamographdeployments/" in path]
-                for path in reversed(created):
-                    kube.delete(path, propagation="Foreground")
-                if wait > 0:
-                    def left() -> list[str]:
-                        paths = [p for p in created if kube.get_or_none(p) is not None]
-                        pods = [f"pods of {g}" for g in graphs
-                                if (kube.get(POD.path(ns), labelSelector=f"{DGD_LABEL}={g}") or {}).get("items")]
-                        return paths + pods
-                    still = poll(left, lambda remaining: not remaining, wait, 0.5)
-                    if still:
-                        _log(f"{recipe_id}: still in cache namespace {ns} after {wait:.0f}s (--delete-timeout): "
-                             f"{', '.join(still[:5])}")
+
+                def graph_pods() -> list[str]:
+                    return [f"pods of {g}" for g in graphs
+                            if (kube.get(POD.path(ns), labelSelector=f"{DGD_LABEL}={g}") or {}).get("items")]
+
+                still = delete_objects(kube, list(reversed(created)), wait=wait if wait > 0 else None, also=graph_pods)
+                if still:
+                    _log(f"{recipe_id}: still in cache namespace {ns} after {wait:.0f}s (--delete-timeout): "
+                         f"{', '.join(still[:5])}")
                 return
             if delete_namespace(kube, ns, wait=wait):
                 REGISTRY.discard(ns)
