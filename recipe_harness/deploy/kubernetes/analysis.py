@@ -408,12 +408,16 @@ def _scheduled(pod: dict[str, Any]) -> bool:
         for c in (pod.get("status") or {}).get("conditions") or [])
 
 
-def _container_started(pod: dict[str, Any], container: str) -> bool:
+def _container_started(pod: dict[str, Any], container: str | None = None) -> bool:
+    """Whether ``container`` (any container, init containers included, when ``None``) has started."""
     status = pod.get("status") or {}
     for cs in list(status.get("initContainerStatuses") or []) + list(status.get("containerStatuses") or []):
-        if cs.get("name") == container:
+        if container is None or cs.get("name") == container:
             state = cs.get("state") or {}
-            return bool(state.get("running") or state.get("terminated") or cs.get("imageID"))
+            if state.get("running") or state.get("terminated") or cs.get("imageID"):
+                return True
+            if container is not None:
+                return False
     return False
 
 
@@ -482,9 +486,7 @@ def contradicted(failure: Failure, pods: dict[str, dict[str, Any]],
         if failure.reason == "Unschedulable":
             return _scheduled(pod)
         if failure.reason in ("FailedMount", "MultiAttach"):  # mounted since: a container got past ContainerCreating
-            status = pod.get("status") or {}
-            return any(_container_started(pod, str(cs.get("name")))
-                       for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])])
+            return _container_started(pod)
         if failure.reason == "ErrImagePull" and failure.container:
             return _container_started(pod, failure.container)
         return False
